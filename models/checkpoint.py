@@ -1,0 +1,149 @@
+"""Checkpoints: the reference's format and ours (the same key names), read safely.
+
+Both are `{'model': state_dict, ...}` (ours adds optimizer, scheduler, config, ...). Loading always
+uses `map_location='cpu'` and `weights_only=True`: a checkpoint can never run code. Constant entries
+(STFT kernels, mel matrix, relative position indices, shifted-window masks, BERT position ids) may be
+present or absent; every learnable tensor and statistic must be present with its shape, else one
+`CheckpointMismatchError` lists the missing, unexpected and mis-shaped keys.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+CONSTANT_KEY_PATTERNS = (
+    r"audio_feats_extractor\.",          # conv-STFT kernels and melW of the reference's front end
+    r"\.relative_position_index$",       # Swin relative position index
+    r"\.attn_mask$",                     # shifted-window attention masks
+    r"embeddings\.position_ids$",        # transformers < 4.31
+)
+_CONSTANT_RE = re.compile("|".join(CONSTANT_KEY_PATTERNS))
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read (missing, corrupt, or would execute code)."""
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's tensors do not fit the model built from the config."""
+
+
+def is_constant_key(key: str) -> bool:
+    return bool(_CONSTANT_RE.search(key))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load with map_location='cpu' and weights_only=True, with errors that say what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path} was refused: it is not a plain tensor checkpoint (loading it would need to run code, "
+            f"which is never done here). Re-save it as {{'model': state_dict}} from trusted code. "
+            f"Detail: {str(error).splitlines()[0]}") from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): {error}") from error
+
+
+def extract_state_dict(checkpoint: dict[str, Any], path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
+    """The model's state dict from `{'model': ...}`, `{'state_dict': ...}` or a bare state dict."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: expected a dict with a 'model' state dict, got {type(checkpoint).__name__}")
+    for key in ("model", "state_dict"):
+        if key in checkpoint and isinstance(checkpoint[key], dict):
+            state = checkpoint[key]
+            break
+    else:
+        state = checkpoint
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    if not state or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise CheckpointError(f"{path}: no state dict of tensors found (keys: {list(checkpoint)[:8]})")
+    return state
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> dict[str, torch.Tensor]:
+    """Drop constant entries; raise one error listing every missing, unexpected or mis-shaped key."""
+    expected = {key: value for key, value in model.state_dict().items() if not is_constant_key(key)}
+    given = {key: value for key, value in state.items() if not is_constant_key(key)}
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    misshaped = sorted(key for key in set(expected) & set(given) if expected[key].shape != given[key].shape)
+    if missing or unexpected or misshaped:
+        lines = [f"{path} does not fit the model built from the config (another architecture or size?)."]
+        if misshaped:
+            lines.append(f"{len(misshaped)} mis-shaped: " + ", ".join(
+                f"{key} checkpoint {list(given[key].shape)} vs model {list(expected[key].shape)}"
+                for key in misshaped[:10]))
+        if missing:
+            lines.append(f"{len(missing)} missing: " + ", ".join(missing[:10]))
+        if unexpected:
+            lines.append(f"{len(unexpected)} unexpected: " + ", ".join(unexpected[:10]))
+        lines.append("Check embed_size, audio_encoder_args.htsat, text_encoder_args.type and codebook.size.")
+        raise CheckpointMismatchError("\n".join(lines))
+    return given
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
+    """Load the reference's or our checkpoint into `model`; return the whole checkpoint dict."""
+    checkpoint = read_checkpoint(path)
+    state = check_state_dict(model, extract_state_dict(checkpoint, path), path)
+    model.load_state_dict(state, strict=False)
+    return checkpoint if isinstance(checkpoint, dict) else {"model": state}
+
+
+def reference_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict plus the constant entries the reference's strict loader expects.
+
+    Adds the conv-STFT kernels and melW, relative_position_index and attn_mask buffers, so that a
+    checkpoint we save also loads in the reference code.
+    """
+    state = dict(model.state_dict())
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if hasattr(module, "reference_constants"):
+            constants = module.reference_constants()
+            state[f"{prefix}mel_trans.stft.conv_real.weight"] = constants["conv_real"]
+            state[f"{prefix}mel_trans.stft.conv_imag.weight"] = constants["conv_imag"]
+            state[f"{prefix}log_trans.melW"] = constants["melW"]
+        for buffer_name in ("relative_position_index", "attn_mask"):
+            buffer = getattr(module, buffer_name, None)
+            if isinstance(buffer, torch.Tensor):
+                state[f"{prefix}{buffer_name}"] = buffer.detach().cpu().clone()
+    return state
+
+
+def load_htsat_pretrained(htsat: nn.Module, path: str | Path) -> None:
+    """Initialise HTS-AT from the AudioSet checkpoint as the reference does.
+
+    Reads the Lightning checkpoint's `state_dict`, keeps `sed_model.*` keys (not the spectrogram or
+    log-mel extractor constants), strips the prefix and loads non-strictly; mis-shaped tensors are an
+    error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"audio_encoder_args.pretrained is true but the HTS-AT AudioSet checkpoint is not at {path}. "
+            f"Download HTSAT.ckpt (HTS-AT AudioSet weights) and put it there, set "
+            f"audio_encoder_args.pretrained_path, or set audio_encoder_args.pretrained: false")
+    checkpoint = read_checkpoint(path)
+    source = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else {}
+    state = {key.removeprefix("sed_model."): value for key, value in source.items()
+             if key.startswith("sed_model.") and "spectrogram_extractor" not in key
+             and "logmel_extractor" not in key and not is_constant_key(key)}
+    if not state:
+        raise CheckpointError(f"{path}: no 'sed_model.*' keys in its state_dict; is it an HTS-AT checkpoint?")
+    own = htsat.state_dict()
+    misshaped = [key for key in state if key in own and own[key].shape != state[key].shape]
+    if misshaped:
+        raise CheckpointMismatchError(f"{path}: HTS-AT sizes differ from audio_encoder_args.htsat for "
+                                      f"{misshaped[:5]}")
+    htsat.load_state_dict(state, strict=False)

@@ -1,0 +1,181 @@
+"""HTS-AT audio encoder with the locality-aware block (LAB) of MGA-CLAP.
+
+Reads top to bottom: spectrogram-to-image folding, the locality-aware block, a Swin stage, the model.
+Swin blocks, window attention (fused scaled_dot_product_attention), patch embedding and patch
+merging come from timm; module and parameter names equal the reference's, so its checkpoints load
+directly (see `models.checkpoint`).
+
+Shapes (paper size, 10 s at 32 kHz): waveform [B, 320000] -> log-mel [B, 1, 1001, 64] -> image
+[B, 1, 256, 256] -> tokens 64 x 64 x 96 -> ... -> 8 x 8 x 768 -> frames [B, 32, 768], clip [B, 768].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from timm.layers import PatchEmbed
+from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock
+from torch import nn
+
+from models.audio_frontend import LogMelFrontend, SpecAugment
+
+
+def fold_spectrogram_to_image(log_mel: torch.Tensor, spec_size: int) -> torch.Tensor:
+    """[B, 1, T, M] log-mel -> [B, 1, spec_size, spec_size] image, as HTS-AT does.
+
+    T is stretched to spec_size * (spec_size // M) frames by bicubic interpolation (align_corners);
+    the frames are cut into spec_size // M consecutive chunks that are stacked along the frequency
+    axis: image row = chunk * M + mel bin, column = frame within the chunk.
+    """
+    batch, channels, frames, mels = log_mel.shape
+    chunks = spec_size // mels
+    target_frames = spec_size * chunks
+    if frames > target_frames:
+        raise ValueError(
+            f"the audio gives {frames} spectrogram frames but the encoder takes at most {target_frames} "
+            f"(about {target_frames - 1} hops); cut long audio into windows first "
+            f"(models.inference.encode_audio_windows does this)")
+    if frames < target_frames:
+        log_mel = F.interpolate(log_mel, (target_frames, mels), mode="bicubic", align_corners=True)
+    image = log_mel.permute(0, 1, 3, 2).reshape(batch, channels, mels, chunks, spec_size)
+    return image.permute(0, 1, 3, 2, 4).reshape(batch, channels, chunks * mels, spec_size)
+
+
+def unfold_grid_to_frames(grid: torch.Tensor, chunks: int) -> torch.Tensor:
+    """[B, R, W, C] final token grid -> [B, C, R // chunks, chunks * W] in time order.
+
+    Grid row r = chunk * (R // chunks) + frequency group; frame t = chunk * W + column.
+    """
+    batch, rows, cols, channels = grid.shape
+    freq_groups = rows // chunks
+    grid = grid.permute(0, 3, 1, 2).reshape(batch, channels, chunks, freq_groups, cols)
+    return grid.permute(0, 1, 3, 2, 4).reshape(batch, channels, freq_groups, chunks * cols)
+
+
+def locality_aware_output(block: SwinTransformerBlock, block_input: torch.Tensor) -> torch.Tensor:
+    """The LAB: y = x + proj(V(norm1(x))); return y + norm2(y).
+
+    Attention between tokens is replaced by each token's own value, so frames keep local detail.
+    `block_input` [B, H, W, C] -> [B, H, W, C]. Uses the block's own qkv, proj, norm1 and norm2.
+    """
+    dim = block_input.shape[-1]
+    qkv = block.attn.qkv
+    values = F.linear(block.norm1(block_input), qkv.weight[2 * dim:], qkv.bias[2 * dim:] if qkv.bias is not None
+                      else None)
+    mixed = block_input + block.attn.proj(values)
+    return mixed + block.norm2(mixed)
+
+
+class SwinStage(nn.Module):
+    """Swin blocks at one resolution, then (optionally) patch merging, as in HTS-AT's BasicLayer."""
+
+    def __init__(self, dim: int, resolution: int, depth: int, num_heads: int, window_size: int,
+                 mlp_ratio: float, drop_path: Sequence[float], downsample: bool, fused_attention: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList([
+            SwinTransformerBlock(
+                dim=dim, input_resolution=(resolution, resolution), num_heads=num_heads,
+                window_size=window_size, shift_size=0 if index % 2 == 0 else window_size // 2,
+                mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=drop_path[index])
+            for index in range(depth)])
+        for block in self.blocks:
+            block.attn.fused_attn = fused_attention
+        self.downsample = PatchMerging(dim) if downsample else None
+
+    def forward(self, tokens: torch.Tensor, want_lab: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, H, W, C] -> ([B, H', W', C'], LAB output of the last block [B, H, W, C] or None)."""
+        lab = None
+        for index, block in enumerate(self.blocks):
+            if want_lab and index == len(self.blocks) - 1:
+                lab = locality_aware_output(block, tokens)
+            tokens = block(tokens)
+        if self.downsample is not None:
+            tokens = self.downsample(tokens)
+        return tokens, lab
+
+
+class HTSAT(nn.Module):
+    """HTS-AT Swin encoder over log-mel images, returning clip features and frame features.
+
+    Args:
+        audio_args: sr, n_fft, hop_length, f_min, f_max, n_mels of the front end.
+        spec_size: side of the square input image (256); spec_size // n_mels chunks are stacked.
+        locality_aware_block: frame features from the LAB of the last block (MGA-CLAP); False gives
+            frame features from the ordinary last block (the ablation).
+        fused_attention: window attention through torch's scaled_dot_product_attention.
+    """
+
+    def __init__(self, audio_args: dict, spec_size: int = 256, patch_size: int = 4, embed_dim: int = 96,
+                 depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (4, 8, 16, 32),
+                 window_size: int = 8, mlp_ratio: float = 4.0, num_classes: int = 527,
+                 drop_path_rate: float = 0.1, spec_augmentation: bool = True,
+                 locality_aware_block: bool = True, fused_attention: bool = True):
+        super().__init__()
+        if len(depths) != len(num_heads):
+            raise ValueError(f"htsat.depths {list(depths)} and htsat.num_heads {list(num_heads)} must have "
+                             f"the same length (one entry per stage)")
+        n_mels = audio_args["n_mels"]
+        if spec_size % n_mels:
+            raise ValueError(f"htsat.spec_size ({spec_size}) must be a multiple of audio_args.n_mels ({n_mels})")
+        self.spec_size = spec_size
+        self.chunks = spec_size // n_mels
+        self.locality_aware_block = locality_aware_block
+        self.num_features = embed_dim * 2 ** (len(depths) - 1)
+
+        self.audio_feats_extractor = LogMelFrontend(
+            sample_rate=audio_args["sr"], n_fft=audio_args["n_fft"], hop_length=audio_args["hop_length"],
+            f_min=audio_args["f_min"], f_max=audio_args["f_max"], n_mels=n_mels)
+        self.bn0 = nn.BatchNorm2d(n_mels)
+        self.spec_augmenter = SpecAugment() if spec_augmentation else nn.Identity()
+        self.patch_embed = PatchEmbed(img_size=spec_size, patch_size=patch_size, in_chans=1,
+                                      embed_dim=embed_dim, norm_layer=nn.LayerNorm, output_fmt="NHWC")
+        drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        grid = spec_size // patch_size
+        self.layers = nn.ModuleList()
+        for stage, (depth, heads) in enumerate(zip(depths, num_heads, strict=True)):
+            first = sum(depths[:stage])
+            self.layers.append(SwinStage(
+                dim=embed_dim * 2 ** stage, resolution=grid // 2 ** stage, depth=depth, num_heads=heads,
+                window_size=window_size, mlp_ratio=mlp_ratio, drop_path=drop_rates[first:first + depth],
+                downsample=stage < len(depths) - 1, fused_attention=fused_attention))
+        self.norm = nn.LayerNorm(self.num_features)
+        # Present in the reference's checkpoints (AudioSet tagging head); MGA-CLAP does not use them.
+        final_rows = grid // 2 ** (len(depths) - 1)
+        self.tscam_conv = nn.Conv2d(self.num_features, num_classes, kernel_size=(final_rows // self.chunks, 3),
+                                    padding=(0, 1))
+        self.head = nn.Linear(num_classes, num_classes)
+        self.apply(_init_weights)
+
+    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """[B, N] waveform -> [B, 1, T, n_mels] log-mel (before bn0)."""
+        return self.audio_feats_extractor(waveform)
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, N] waveform -> (clip features [B, C], frame features [B, 4 * grid_cols, C])."""
+        spec = self.log_mel(waveform)
+        spec = self.bn0(spec.transpose(1, 3)).transpose(1, 3)
+        spec = self.spec_augmenter(spec)
+        tokens = self.patch_embed(fold_spectrogram_to_image(spec, self.spec_size))
+        lab = None
+        for stage_index, stage in enumerate(self.layers):
+            is_last = stage_index == len(self.layers) - 1
+            tokens, lab = stage(tokens, want_lab=is_last and self.locality_aware_block)
+        clip_grid = unfold_grid_to_frames(self.norm(tokens), self.chunks)       # [B, C, G, T]
+        clip_features = clip_grid.flatten(2).amax(dim=2)
+        frame_source = lab if lab is not None else tokens
+        frame_grid = unfold_grid_to_frames(self.norm(frame_source), self.chunks)
+        frame_features = frame_grid.mean(dim=2).transpose(1, 2)                 # [B, T, C]
+        return clip_features, frame_features
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Swin's initialisation: truncated normal linear weights, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

