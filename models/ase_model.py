@@ -49,8 +49,9 @@ class AudioEncoder(nn.Module):
         if args.freeze:
             self.audio_enc.requires_grad_(False)
 
-    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.audio_enc(waveform)
+    def forward(self, waveform: torch.Tensor,
+                need_clip_features: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+        return self.audio_enc(waveform, need_clip_features=need_clip_features)
 
 
 class ASE(nn.Module):
@@ -77,10 +78,15 @@ class ASE(nn.Module):
     def sample_rate(self) -> int:
         return self.config.audio_args.sr
 
-    def encode_audio(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, samples] float waveform at 32 kHz (<= 10.23 s) -> (clip features [B, C], frames [B, 32, E])."""
+    def encode_audio(self, audio: torch.Tensor,
+                     need_clip_features: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """[B, samples] float waveform at 32 kHz (<= 10.23 s) -> (clip features [B, C], frames [B, 32, E]).
+
+        Clip features are HTS-AT's pooled feature (unused by MGA-CLAP's embeddings); with
+        `need_clip_features=False` they are not computed and None is returned in their place.
+        """
         check_waveform(audio)
-        clip_features, frame_features = self.audio_encoder(audio)
+        clip_features, frame_features = self.audio_encoder(audio, need_clip_features=need_clip_features)
         return clip_features, self.frame_proj(frame_features)
 
     def encode_text(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -101,7 +107,7 @@ class ASE(nn.Module):
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, samples] -> L2-normalised clip embeddings [B, E]."""
-        _, frame_embeds = self.encode_audio(audio)
+        _, frame_embeds = self.encode_audio(audio, need_clip_features=False)
         return F.normalize(self.msc(frame_embeds, self.codebook), dim=-1)
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:

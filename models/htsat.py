@@ -84,13 +84,20 @@ class SwinStage(nn.Module):
             block.attn.fused_attn = fused_attention
         self.downsample = PatchMerging(dim) if downsample else None
 
-    def forward(self, tokens: torch.Tensor, want_lab: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[B, H, W, C] -> ([B, H', W', C'], LAB output of the last block [B, H, W, C] or None)."""
+    def forward(self, tokens: torch.Tensor, want_lab: bool = False,
+                run_last_block: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, H, W, C] -> ([B, H', W', C'], LAB output of the last block [B, H, W, C] or None).
+
+        With `run_last_block` False (only the LAB output is needed) the ordinary path of the last
+        block is skipped and the returned tokens are its input.
+        """
         lab = None
         for index, block in enumerate(self.blocks):
-            if want_lab and index == len(self.blocks) - 1:
+            is_last = index == len(self.blocks) - 1
+            if want_lab and is_last:
                 lab = locality_aware_output(block, tokens)
-            tokens = block(tokens)
+            if run_last_block or not is_last:
+                tokens = block(tokens)
         if self.downsample is not None:
             tokens = self.downsample(tokens)
         return tokens, lab
@@ -147,13 +154,20 @@ class HTSAT(nn.Module):
                                     padding=(0, 1))
         self.head = nn.Linear(num_classes, num_classes)
         self.apply(_init_weights)
+        self.tscam_conv.requires_grad_(False)
+        self.head.requires_grad_(False)
 
     def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         """[B, N] waveform -> [B, 1, T, n_mels] log-mel (before bn0)."""
         return self.audio_feats_extractor(waveform)
 
-    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, N] waveform -> (clip features [B, C], frame features [B, 4 * grid_cols, C])."""
+    def forward(self, waveform: torch.Tensor,
+                need_clip_features: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """[B, N] waveform -> (clip features [B, C] or None, frame features [B, 4 * grid_cols, C]).
+
+        MGA-CLAP's embeddings use only the frame features; `need_clip_features=False` skips the work
+        that only the clip features need (with the LAB on: the ordinary path of the last block).
+        """
         spec = self.log_mel(waveform)
         spec = self.bn0(spec.transpose(1, 3)).transpose(1, 3)
         spec = self.spec_augmenter(spec)
@@ -161,9 +175,12 @@ class HTSAT(nn.Module):
         lab = None
         for stage_index, stage in enumerate(self.layers):
             is_last = stage_index == len(self.layers) - 1
-            tokens, lab = stage(tokens, want_lab=is_last and self.locality_aware_block)
-        clip_grid = unfold_grid_to_frames(self.norm(tokens), self.chunks)       # [B, C, G, T]
-        clip_features = clip_grid.flatten(2).amax(dim=2)
+            want_lab = is_last and self.locality_aware_block
+            tokens, lab = stage(tokens, want_lab=want_lab, run_last_block=need_clip_features or not want_lab)
+        clip_features = None
+        if need_clip_features:
+            clip_grid = unfold_grid_to_frames(self.norm(tokens), self.chunks)   # [B, C, G, T]
+            clip_features = clip_grid.flatten(2).amax(dim=2)
         frame_source = lab if lab is not None else tokens
         frame_grid = unfold_grid_to_frames(self.norm(frame_source), self.chunks)
         frame_features = frame_grid.mean(dim=2).transpose(1, 2)                 # [B, T, C]

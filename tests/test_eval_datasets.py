@@ -1,0 +1,226 @@
+"""Readers of the evaluation dataset layouts, on tiny fixture files written in tmp_path."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data_handling.eval_datasets import (
+    clip_id_from_filename,
+    load_label_map,
+    normalize_class_name,
+    read_esc50,
+    read_grounding_json,
+    read_retrieval_json,
+    read_sed_tsv,
+    read_urbansound8k,
+    read_vggsound,
+)
+
+
+def touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- retrieval json
+def test_retrieval_json_both_caption_layouts(tmp_path):
+    touch(tmp_path / "audio" / "a.wav")
+    touch(tmp_path / "other" / "b.flac")
+    content = {"num_captions_per_audio": 2, "data": [
+        {"id": 7, "audio": "audio/a.wav", "caption_2": "second", "caption_1": "first"},
+        {"audio": str(tmp_path / "other" / "b.flac"), "caption": ["x", "y"]},
+    ]}
+    items = read_retrieval_json(write(tmp_path / "test.json", json.dumps(content)))
+    assert items[0].audio_path == tmp_path / "audio" / "a.wav"
+    assert items[0].captions == ["first", "second"] and items[0].id == "7"
+    assert items[1].id == "b" and items[1].captions == ["x", "y"]
+
+
+def test_retrieval_json_audio_root_and_errors(tmp_path):
+    touch(tmp_path / "wavs" / "a.wav")
+    path = write(tmp_path / "meta" / "test.json", json.dumps({"data": [{"audio": "a.wav", "caption": "one"}]}))
+    assert read_retrieval_json(path, audio_root=tmp_path / "wavs")[0].audio_path == tmp_path / "wavs" / "a.wav"
+    with pytest.raises(FileNotFoundError, match="a.wav"):
+        read_retrieval_json(path)  # resolved against the json's folder: missing
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        read_retrieval_json(tmp_path / "missing.json")
+    bad_count = {"num_captions_per_audio": 5, "data": [{"audio": "a.wav", "caption_1": "one"}]}
+    with pytest.raises(ValueError, match="num_captions_per_audio"):
+        read_retrieval_json(write(tmp_path / "bad.json", json.dumps(bad_count)), check_audio=False)
+    with pytest.raises(ValueError, match="captions"):
+        read_retrieval_json(write(tmp_path / "bad2.json", json.dumps({"data": [{"audio": "a.wav"}]})))
+
+
+# ---------------------------------------------------------------- ESC-50 / UrbanSound8K / VGGSound
+ESC50_CSV = """filename,fold,target,category,esc10,src_file,take
+1-100-A-1.wav,1,1,rooster,False,100,A
+1-200-A-0.wav,1,0,dog,True,200,A
+2-300-A-2.wav,2,2,chirping_birds,False,300,A
+"""
+
+
+def test_esc50(tmp_path):
+    write(tmp_path / "meta" / "esc50.csv", ESC50_CSV)
+    for name in ("1-100-A-1.wav", "1-200-A-0.wav", "2-300-A-2.wav"):
+        touch(tmp_path / "audio" / name)
+    items, class_names = read_esc50(tmp_path)
+    assert class_names == ["dog", "rooster", "chirping birds"]  # ordered by target
+    assert [(item.class_name, item.class_index, item.fold) for item in items] == [
+        ("rooster", 1, 1), ("dog", 0, 1), ("chirping birds", 2, 2)]
+    assert items[0].audio_path == tmp_path / "audio" / "1-100-A-1.wav"
+
+
+def test_esc50_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"meta/esc50.csv"):
+        read_esc50(tmp_path)
+    write(tmp_path / "meta" / "esc50.csv", ESC50_CSV.replace(",1,1,rooster", ",one,1,rooster"))
+    with pytest.raises(ValueError, match="line 2.*fold"):
+        read_esc50(tmp_path, check_audio=False)
+    write(tmp_path / "meta" / "esc50.csv", ESC50_CSV)
+    with pytest.raises(FileNotFoundError, match="3 audio file"):
+        read_esc50(tmp_path)
+
+
+def test_esc50_duplicate_class_names_are_merged(tmp_path):
+    write(tmp_path / "meta" / "esc50.csv", "filename,fold,target,category\na.wav,1,0,dog_bark\nb.wav,2,1,dog bark\n")
+    with pytest.warns(UserWarning, match="merged"):
+        items, class_names = read_esc50(tmp_path, check_audio=False)
+    assert class_names == ["dog bark"] and [item.class_index for item in items] == [0, 0]
+
+
+def test_urbansound8k(tmp_path):
+    write(tmp_path / "metadata" / "UrbanSound8K.csv",
+          "slice_file_name,fsID,start,end,salience,fold,classID,class\n"
+          "100-1-0-0.wav,100,0,1,1,5,1,car_horn\n"
+          "200-0-0-0.wav,200,0,1,1,10,0,air_conditioner\n")
+    touch(tmp_path / "audio" / "fold5" / "100-1-0-0.wav")
+    touch(tmp_path / "audio" / "fold10" / "200-0-0-0.wav")
+    items, class_names = read_urbansound8k(tmp_path)
+    assert class_names == ["air conditioner", "car horn"]
+    assert items[1].audio_path == tmp_path / "audio" / "fold10" / "200-0-0-0.wav"
+    assert (items[0].fold, items[0].class_index) == (5, 1)
+    with pytest.raises(FileNotFoundError, match="UrbanSound8K.csv"):
+        read_urbansound8k(tmp_path / "nowhere")
+
+
+def test_vggsound_skips_missing_files(tmp_path):
+    csv_path = write(tmp_path / "vggsound.csv",
+                     'abc,30,"dog barking",test\n'
+                     'def,5,"male speech, man speaking",test\n'
+                     'ghi,0,"dog barking",train\n'
+                     'jkl,12,"playing_drums",test\n')
+    touch(tmp_path / "audio" / "abc_000030.flac")
+    touch(tmp_path / "audio" / "abc_000030.mp3")
+    touch(tmp_path / "audio" / "def_000005.mp3")
+    items, class_names, num_missing = read_vggsound(csv_path, tmp_path / "audio")
+    assert class_names == ["dog barking", "male speech, man speaking", "playing drums"]
+    assert num_missing == 1  # jkl has no file; ghi is train
+    assert [item.audio_path.name for item in items] == ["abc_000030.flac", "def_000005.mp3"]
+    assert items[1].class_index == 1 and items[1].fold is None
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        read_vggsound(tmp_path / "nope.csv", tmp_path / "audio")
+    with pytest.raises(ValueError, match="4 fields"):
+        read_vggsound(write(tmp_path / "bad.csv", "abc,30,test\n"), tmp_path / "audio")
+
+
+# ---------------------------------------------------------------- SED tsv
+def test_sed_tsv_desed_layout_with_bad_rows(tmp_path):
+    events = write(tmp_path / "eval.tsv",
+                   "filename\tonset\toffset\tevent_label\n"
+                   "a.wav\t0.5\t2.0\tDog_Bark\n"
+                   "a.wav\t3.0\t3.0\tAlarm\n"        # onset >= offset: skipped
+                   "b.wav\t1.0\t4.0\talarm\n"
+                   "c.wav\t\t\t\n"                   # empty label (clip without events): skipped
+                   "b.wav\t5.0\t6.0\tDog bark\n")    # same class as Dog_Bark after normalisation
+    durations = write(tmp_path / "durations.tsv", "filename\tduration\na.wav\t10.0\nb.wav\t9.5\nc.wav\t10\n")
+    with pytest.warns(UserWarning, match="merged"):
+        annotations = read_sed_tsv(events, durations)
+    assert annotations.num_skipped == 2
+    assert annotations.class_names == ["alarm", "dog bark"]
+    assert annotations.ground_truth["a"] == [(0.5, 2.0, "dog bark")]
+    assert annotations.ground_truth["b"] == [(1.0, 4.0, "alarm"), (5.0, 6.0, "dog bark")]
+    assert annotations.ground_truth["c"] == []
+    assert annotations.durations == {"a": 10.0, "b": 9.5, "c": 10.0}
+    assert annotations.label_to_class["Dog_Bark"] == "dog bark"
+    assert annotations.audio_files["b"] == "b.wav"
+
+
+def test_sed_tsv_audioset_layout_with_label_map(tmp_path):
+    events = write(tmp_path / "audioset_eval_strong.tsv",
+                   "segment_id\tstart_time_seconds\tend_time_seconds\tlabel\n"
+                   "Yabc_30000\t0.0\t1.5\t/m/0bt9lr\n"
+                   "Yabc_30000\t2.0\t3.0\t/m/05tny_\n")
+    durations = write(tmp_path / "durations.tsv", "filename\tduration\nYabc_30000.wav\t10.0\n")
+    ontology = write(tmp_path / "ontology.json", json.dumps([{"id": "/m/0bt9lr", "name": "Dog"},
+                                                            {"id": "/m/05tny_", "name": "Bark"}]))
+    annotations = read_sed_tsv(events, durations, label_map=load_label_map(ontology))
+    assert annotations.class_names == ["bark", "dog"]
+    assert annotations.ground_truth["Yabc_30000"] == [(0.0, 1.5, "dog"), (2.0, 3.0, "bark")]
+    with pytest.raises(ValueError, match="missing from the label map"):
+        read_sed_tsv(events, durations, label_map={"/m/0bt9lr": "Dog"})
+
+
+def test_sed_tsv_errors(tmp_path):
+    durations = write(tmp_path / "durations.tsv", "filename\tduration\na.wav\t10.0\n")
+    with pytest.raises(FileNotFoundError, match="missing.tsv"):
+        read_sed_tsv(tmp_path / "missing.tsv", durations)
+    bad_header = write(tmp_path / "bad.tsv", "file\tstart\tend\tlabel\na.wav\t0\t1\tdog\n")
+    with pytest.raises(ValueError, match="column sets"):
+        read_sed_tsv(bad_header, durations)
+    no_duration = write(tmp_path / "events.tsv", "filename\tonset\toffset\tevent_label\nz.wav\t0\t1\tdog\n")
+    with pytest.raises(ValueError, match="no duration"):
+        read_sed_tsv(no_duration, durations)
+
+
+def test_label_map_csv_layouts(tmp_path):
+    indices = write(tmp_path / "class_labels_indices.csv",
+                    'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/05zppz,"Male speech, man speaking"\n')
+    assert load_label_map(indices) == {"/m/09x0r": "Speech", "/m/05zppz": "Male speech, man speaking"}
+    plain = write(tmp_path / "map.tsv", "/m/a\tDog\n/m/b\tCat\n")
+    assert load_label_map(plain) == {"/m/a": "Dog", "/m/b": "Cat"}
+
+
+def test_class_name_helpers():
+    assert normalize_class_name("Dog_bark ", lower=True) == "dog bark"
+    with pytest.raises(ValueError, match="empty class name"):
+        normalize_class_name(" _ ")
+    assert clip_id_from_filename("Y-abc_0.000_10.000.wav") == "Y-abc_0.000_10.000"
+    assert clip_id_from_filename("Y-abc_0.000_10.000") == "Y-abc_0.000_10.000"
+
+
+# ---------------------------------------------------------------- AudioGrounding json
+GROUNDING = [
+    {"audio_id": "Y1.wav", "audiocap_id": 101, "tokens": ["a", "dog", "barks", "then", "a", "car", "passes"],
+     "phrases": [
+         {"phrase": "a dog", "start_index": 0, "end_index": 1, "segments": [[0.5, 2.0], [0, 0], [4.0, 5.5]]},
+         {"phrase": "a car", "start_index": 4, "end_index": 5, "segments": [[0, 0]]},
+     ]},
+    {"audio_id": "Y2.wav", "audiocap_id": 102, "tokens": ["music"],
+     "phrases": [{"phrase": "music", "start_index": 0, "end_index": 0, "segments": [[0.0, 10.0]]}]},
+]
+
+
+def test_grounding_json(tmp_path):
+    phrases = read_grounding_json(write(tmp_path / "test.json", json.dumps(GROUNDING)))
+    assert [phrase.phrase_id for phrase in phrases] == ["101_0", "101_4", "102_0"]
+    assert phrases[0].segments == [(0.5, 2.0), (4.0, 5.5)]
+    assert phrases[1].segments == []  # only a [0, 0] placeholder
+    assert (phrases[2].audio_id, phrases[2].phrase, phrases[2].segments) == ("Y2.wav", "music", [(0.0, 10.0)])
+
+
+def test_grounding_json_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="absent.json"):
+        read_grounding_json(tmp_path / "absent.json")
+    duplicated = [GROUNDING[1], GROUNDING[1]]
+    with pytest.raises(ValueError, match="duplicate phrase ids"):
+        read_grounding_json(write(tmp_path / "dup.json", json.dumps(duplicated)))
+    with pytest.raises(ValueError, match="audio_id"):
+        read_grounding_json(write(tmp_path / "bad.json", json.dumps([{"phrases": []}])))

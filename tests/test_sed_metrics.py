@@ -1,0 +1,171 @@
+"""SED and grounding metrics on synthetic ground truth: oracle scores score ~1, random scores low."""
+
+import numpy as np
+import pytest
+
+from tools.sed_metrics import (
+    FRAME_HOP,
+    GROUNDING_THRESHOLDS,
+    active_regions,
+    frame_timestamps,
+    grounding_detections,
+    grounding_psds,
+    grounding_regions,
+    join_close_regions,
+    median_filter_time,
+    merge_same_class_events,
+    sed_metrics,
+    sed_scores_from_frames,
+)
+
+CLASSES = ["bell", "dog bark", "engine"]
+# events on the 32-frame grid: (start_frame, end_frame, class index), each at least 3 frames long
+GRID_EVENTS = {
+    "clip_a": [(2, 6, 0), (12, 16, 1), (20, 26, 2)],
+    "clip_b": [(0, 5, 1), (8, 12, 1), (24, 32, 0)],
+    "clip_c": [(4, 9, 2), (4, 7, 0), (15, 19, 1)],
+    "clip_d": [(10, 14, 0), (27, 31, 2)],
+}
+
+
+def ground_truth() -> dict[str, list[tuple[float, float, str]]]:
+    truth = {clip: [(start * FRAME_HOP, end * FRAME_HOP, CLASSES[index]) for start, end, index in events]
+             for clip, events in GRID_EVENTS.items()}
+    truth["silent_clip"] = []
+    return truth
+
+
+def oracle_frames() -> dict[str, np.ndarray]:
+    frames = {clip: np.zeros((32, len(CLASSES))) for clip in [*GRID_EVENTS, "silent_clip"]}
+    for clip, events in GRID_EVENTS.items():
+        for start, end, index in events:
+            frames[clip][start:end, index] = 1.0
+    return frames
+
+
+def random_frames(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {clip: rng.random((32, len(CLASSES))) for clip in [*GRID_EVENTS, "silent_clip"]}
+
+
+DURATIONS = {clip: 10.0 for clip in [*GRID_EVENTS, "silent_clip"]}
+
+
+def test_frame_timestamps_grid():
+    stamps = frame_timestamps(32)
+    assert stamps.shape == (33,)
+    assert stamps[1] == pytest.approx(0.3125) and stamps[-1] == pytest.approx(10.0)
+    assert frame_timestamps(64)[-1] == pytest.approx(20.0)  # long audio: same hop
+
+
+def test_median_filter_along_time_only_with_edges():
+    scores = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    filtered = median_filter_time(scores, 3)
+    np.testing.assert_array_equal(filtered[:, 0], [1, 1, 1, 1])  # first: median(1, 1, 0)
+    np.testing.assert_array_equal(filtered[:, 1], [0, 0, 0, 0])
+    np.testing.assert_array_equal(median_filter_time(np.array([True, False, True]), 3), [True, True, True])
+
+
+def test_score_dataframes_columns_and_crop():
+    frames = {"clip": np.arange(64, dtype=float).reshape(32, 2)}
+    dataframes = sed_scores_from_frames(frames, ["a", "b"], median_size=1)
+    assert list(dataframes["clip"].columns) == ["onset", "offset", "a", "b"]
+    assert dataframes["clip"]["offset"].iloc[-1] == pytest.approx(10.0)
+    cropped = sed_scores_from_frames(frames, ["a", "b"], durations={"clip": 4.0})["clip"]
+    assert len(cropped) == 13 and cropped["offset"].iloc[-1] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="\\[T, 3\\]"):
+        sed_scores_from_frames(frames, ["a", "b", "c"])
+
+
+def test_merge_same_class_events():
+    merged = merge_same_class_events([(3.0, 5.0, "a"), (1.0, 3.0, "a"), (2.0, 4.0, "b"), (6.0, 7.0, "a")])
+    assert merged == [(1.0, 5.0, "a"), (2.0, 4.0, "b"), (6.0, 7.0, "a")]
+
+
+def test_oracle_scores_are_perfect():
+    scores = sed_scores_from_frames(oracle_frames(), CLASSES)
+    metrics = sed_metrics(scores, ground_truth(), DURATIONS)
+    assert metrics["psds1"] >= 0.9
+    assert metrics["psds2"] >= 0.9
+    assert metrics["collar_f1"] == pytest.approx(1.0)
+    assert metrics["segment_f1"] >= 0.95
+    assert metrics["num_clips"] == 4  # the clip without events is not scored
+
+
+def test_random_scores_are_poor():
+    oracle = sed_metrics(sed_scores_from_frames(oracle_frames(), CLASSES), ground_truth(), DURATIONS)
+    metrics = sed_metrics(sed_scores_from_frames(random_frames(), CLASSES), ground_truth(), DURATIONS)
+    assert metrics["psds1"] < 0.2
+    assert metrics["collar_f1"] < 0.4
+    assert metrics["segment_f1"] < oracle["segment_f1"] - 0.25
+
+
+def test_missing_scores_and_unknown_classes_are_errors():
+    scores = sed_scores_from_frames(oracle_frames(), CLASSES)
+    del scores["clip_a"]
+    with pytest.raises(ValueError, match="lack scores"):
+        sed_metrics(scores, ground_truth(), DURATIONS)
+    extra = {clip: np.pad(frames, ((0, 0), (0, 1))) for clip, frames in oracle_frames().items()}
+    with pytest.raises(ValueError, match="without any ground-truth event"):
+        sed_metrics(sed_scores_from_frames(extra, [*CLASSES, "cat"]), ground_truth(), DURATIONS)
+
+
+def test_region_helpers():
+    active = np.array([0, 1, 1, 0, 0, 1, 0, 0, 0, 1, 0], dtype=bool)
+    np.testing.assert_array_equal(active_regions(active), [[1, 3], [5, 6], [9, 10]])
+    joined = join_close_regions(active, max_gap=2)  # gap of 2 filled, gap of 3 kept, edges untouched
+    np.testing.assert_array_equal(active_regions(joined), [[1, 6], [9, 10]])
+    assert active_regions(np.zeros(5, dtype=bool)).shape == (0, 2)
+
+
+def test_grounding_threshold_is_strict():
+    probs = np.array([0.0, 0.5, 0.5, 0.5, 0.0, 0.0])
+    assert grounding_regions(probs, 0.5).shape == (0, 2)
+    np.testing.assert_array_equal(grounding_regions(probs, 0.49), [[1, 4]])
+    assert GROUNDING_THRESHOLDS[0] == pytest.approx(0.01) and GROUNDING_THRESHOLDS[-1] == pytest.approx(0.99)
+
+
+def test_grounding_detections_clip_to_duration():
+    detections = grounding_detections({"p": np.ones(32)}, {"p": 9.0}, threshold=0.5)
+    assert detections[["onset", "offset"]].values.tolist() == [[0.0, 9.0]]
+
+
+def grounding_case(seed: int = 0) -> tuple[dict, dict, dict]:
+    rng = np.random.default_rng(seed)
+    truth, oracle, durations = {}, {}, {}
+    for index in range(16):
+        start = int(rng.integers(0, 24))
+        length = int(rng.integers(3, 8))
+        probs = np.zeros(32)
+        probs[start:start + length] = 1.0
+        phrase = f"cap{index}_2"
+        truth[phrase] = [[start * FRAME_HOP, (start + length) * FRAME_HOP], [0, 0]]
+        oracle[phrase] = probs
+        durations[phrase] = 10.0
+    truth["unannotated_1"] = [[0, 0]]
+    durations["unannotated_1"] = 10.0
+    return truth, oracle, durations
+
+
+def test_grounding_oracle_close_to_one():
+    truth, oracle, durations = grounding_case()
+    metrics = grounding_psds(oracle, truth, durations)
+    assert metrics["psds_0.5"] >= 0.9
+    assert metrics["psds_0.7"] >= 0.9
+    assert metrics["num_phrases"] == 16
+    assert metrics["num_phrases_without_segments"] == 1
+
+
+def test_grounding_random_is_low():
+    truth, _, durations = grounding_case()
+    rng = np.random.default_rng(1)
+    metrics = grounding_psds({phrase: rng.random(32) for phrase in truth}, truth, durations)
+    assert metrics["psds_0.5"] < 0.3
+    assert metrics["psds_0.7"] < 0.3
+
+
+def test_psds_eval_area_under_staircase_up_to_max_efpr():
+    from tools.sed_metrics import _PSDSEval
+
+    area = _PSDSEval._auc(np.array([0.0, 100.0, 1000.0]), np.array([0.5, 0.8, 1.0]), max_x=800.0)
+    assert area == pytest.approx(100 * 0.5 + 700 * 0.8)
