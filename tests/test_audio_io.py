@@ -1,0 +1,105 @@
+"""Audio decoding: channel mixing, resampling, integer scaling, errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data_handling.audio_io import AudioReadError, audio_duration, load_audio
+
+
+def tone(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
+    """float32 [samples] sine."""
+    t = np.arange(round(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def peak_frequency(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[np.argmax(spectrum)])
+
+
+def test_stereo_is_averaged_to_mono(tmp_path):
+    left, right = tone(440, 0.5, 32000, 0.6), tone(1000, 0.5, 32000, 0.2)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], axis=1), 32000, subtype="FLOAT")
+    mono = load_audio(path, 32000)
+    assert mono.dtype == np.float32 and mono.shape == (16000,)
+    np.testing.assert_allclose(mono, (left + right) / 2, atol=1e-6)
+
+
+def test_many_channels_kept_when_not_mono(tmp_path):
+    channels = np.stack([tone(200 * (c + 1), 0.25, 16000) for c in range(5)], axis=1)  # [frames, 5]
+    path = tmp_path / "five.flac"
+    sf.write(path, channels, 16000)
+    kept = load_audio(path, 16000, mono=False)
+    assert kept.shape == (5, 4000) and kept.dtype == np.float32
+    np.testing.assert_allclose(kept, channels.T, atol=1e-4)  # 16-bit flac
+    assert load_audio(path, 16000).shape == (4000,)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_resampling_keeps_length_and_frequency(tmp_path, suffix):
+    path = tmp_path / f"tone{suffix}"
+    sf.write(path, tone(1000, 2.0, 44100), 44100)
+    audio = load_audio(path, 32000)
+    assert audio.shape == (64000,)
+    assert abs(peak_frequency(audio, 32000) - 1000) < 1.0
+    np.testing.assert_allclose(np.sqrt(np.mean(audio[1000:-1000] ** 2)), 0.5 / np.sqrt(2), rtol=1e-2)
+
+
+def test_int16_is_scaled_to_unit_range(tmp_path):
+    pcm = np.array([0, 16384, -32768, 32767], dtype=np.int16)
+    path = tmp_path / "int16.wav"
+    sf.write(path, pcm, 32000, subtype="PCM_16")
+    audio = load_audio(path, 32000)
+    np.testing.assert_allclose(audio, pcm / 32768.0, atol=1e-7)
+    assert audio.min() >= -1.0 and audio.max() < 1.0
+
+
+def test_keep_native_rate(tmp_path):
+    path = tmp_path / "native.wav"
+    sf.write(path, tone(300, 0.1, 22050), 22050)
+    assert load_audio(path, None).shape == (2205,)
+
+
+def test_missing_file_raises_with_path(tmp_path):
+    path = tmp_path / "absent.wav"
+    with pytest.raises(AudioReadError, match="absent.wav.*no such file"):
+        load_audio(path)
+    with pytest.raises(AudioReadError, match="absent.wav"):
+        audio_duration(path)
+
+
+def test_corrupt_and_empty_files_raise(tmp_path):
+    corrupt = tmp_path / "corrupt.flac"
+    corrupt.write_bytes(b"this is not audio" * 50)
+    with pytest.raises(AudioReadError, match="corrupt.flac"):
+        load_audio(corrupt)
+    with pytest.raises(AudioReadError, match="corrupt.flac"):
+        audio_duration(corrupt)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 32000)
+    with pytest.raises(AudioReadError, match="no samples"):
+        load_audio(empty)
+
+
+def test_non_finite_samples_raise(tmp_path):
+    path = tmp_path / "nan.wav"
+    sf.write(path, np.array([0.0, np.nan, 0.1], dtype=np.float32), 32000, subtype="FLOAT")
+    with pytest.raises(AudioReadError, match="NaN"):
+        load_audio(path)
+
+
+def test_duration_from_header(tmp_path):
+    path = tmp_path / "d.flac"
+    sf.write(path, tone(440, 1.5, 48000), 48000)
+    assert audio_duration(path) == pytest.approx(1.5)
+
+
+def test_error_survives_pickling():
+    error = pickle.loads(pickle.dumps(AudioReadError("/x/y.wav", "no such file")))
+    assert isinstance(error, AudioReadError) and "/x/y.wav" in str(error) and error.reason == "no such file"
