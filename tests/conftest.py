@@ -48,3 +48,13 @@ def tiny_text_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_config(tiny_text_dir) -> dict:
     return tiny_config_dict(tiny_text_dir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    """A small synthetic corpus (16 training clips, 6 per test split), generated once per session."""
+    from data_handling.synthetic import generate_corpus
+
+    root = tmp_path_factory.mktemp("synthetic") / "corpus"
+    generate_corpus(root, num_train=16, num_test=6, seed=0, num_esc_per_class=1)
+    return root

@@ -1,0 +1,164 @@
+"""Train MGA-CLAP from a YAML config.
+
+    python pretrain.py -c settings/quickstart.yaml                 # CPU, built-in synthetic corpus
+    python pretrain.py -c settings/pretrain.yaml                   # the paper's settings (WavCaps)
+    torchrun --nproc_per_node 4 pretrain.py -c settings/pretrain.yaml
+    python pretrain.py -c settings/quickstart.yaml --set optim_args.lr=1e-4 --exp-name lr1e-4 --resume auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tools.config import Config, load_config, save_config
+from tools.distributed import DistributedInfo, cleanup_distributed, init_distributed
+from tools.trainer import Trainer, TrainingInterrupted
+
+DEFAULT_CONFIG = Path("settings/pretrain.yaml")
+log = logging.getLogger("pretrain")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help="YAML settings file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a YAML key, e.g. --set optim_args.lr=1e-4 (repeatable)")
+    parser.add_argument("--exp-name", help="experiment folder name under output_dir (default: exp_name)")
+    parser.add_argument("--resume", help="a checkpoint path, or 'auto' for the experiment's last.pt")
+    return parser.parse_args(argv)
+
+
+def setup_logging(experiment_dir: Path, is_main: bool) -> None:
+    handlers: list[logging.Handler] = []
+    if is_main:
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(experiment_dir / "train.log")]
+    logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, handlers=handlers or None,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def prepare_synthetic_data(config: Config, is_main: bool) -> None:
+    """Quickstart: generate the synthetic corpus if missing and point training and evaluation at it."""
+    from data_handling.synthetic import corpus_exists, generate_corpus
+    from tools.distributed import barrier
+
+    synthetic = config.synthetic
+    root = Path(synthetic.root)
+    if is_main and not corpus_exists(root):
+        log.info("generating the synthetic corpus in %s (%d train / %d test clips)", root, synthetic.num_train,
+                 synthetic.num_test)
+        summary = generate_corpus(root, num_train=synthetic.num_train, num_test=synthetic.num_test,
+                                  seed=synthetic.seed, overwrite=root.exists())
+        log.info("corpus generated in %.1f s", summary.get("seconds", float("nan")))
+    barrier()
+    if not config.json_files:
+        config.json_files = [str(root / "train" / "train.json")]
+    if not config.eval.retrieval_jsons:
+        config.eval.retrieval_jsons = [str(root / "retrieval" / "test.json")]
+
+
+def check_training_data(config: Config, config_path: Path) -> None:
+    missing = [path for path in config.json_files if not Path(path).is_file()]
+    if not config.json_files or missing:
+        raise SystemExit(
+            f"training data missing for {config_path}: " + (", ".join(missing) if missing else "json_files is empty")
+            + ".\nDownload WavCaps (json files and audio, see README 'Training on WavCaps') and set json_files, "
+              "or try the built-in synthetic corpus first: python pretrain.py -c settings/quickstart.yaml")
+
+
+def report_card(trainer: Trainer, experiment_dir: Path) -> dict:
+    """Zero-shot scores of best.pt on the synthetic test splits; written to report.json."""
+    from models.checkpoint import load_checkpoint
+    from tools.zero_shot import synthetic_report_card
+
+    best = experiment_dir / "best.pt"
+    if best.is_file():
+        load_checkpoint(trainer.model, best)
+    report = synthetic_report_card(trainer.model, trainer.config.synthetic.root, trainer.device)
+    report["training"] = trainer.history
+    (experiment_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    return report
+
+
+def print_report(report: dict) -> None:
+    rows = [
+        ("retrieval T2A R@1 (%)", report["retrieval"]["t2a_R1"]),
+        ("retrieval A2T R@1 (%)", report["retrieval"]["a2t_R1"]),
+        ("classification accuracy (%)", report["classification"]["accuracy"]),
+        ("SED PSDS1", report["sed"]["psds1"]),
+        ("SED PSDS2", report["sed"]["psds2"]),
+        ("grounding PSDS (0.5)", report["grounding"]["psds_0.5"]),
+    ]
+    print("\nReport card (synthetic test splits)")
+    for name, value in rows:
+        print(f"  {name:<30} {value:8.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    if args.exp_name:
+        config.exp_name = args.exp_name
+    resume = args.resume if args.resume is not None else config.resume
+    dist_info, device = init_distributed(config.device)
+    experiment_dir = Path(config.output_dir) / config.exp_name
+    setup_logging(experiment_dir, dist_info.is_main)
+    seed_everything(config.seed + dist_info.rank)
+    try:
+        if config.synthetic is not None:
+            prepare_synthetic_data(config, dist_info.is_main)
+        check_training_data(config, args.config)
+        if dist_info.is_main:
+            save_config(config, experiment_dir / "config.yaml")
+        return train(config, experiment_dir, dist_info, device, resume)
+    finally:
+        cleanup_distributed()
+
+
+def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, device: torch.device,
+          resume: str | bool | None) -> int:
+    wandb_run = start_wandb(config, experiment_dir) if dist_info.is_main else None
+    trainer = Trainer(config, experiment_dir, dist_info, device)
+    log.info("training on %s with %d process(es): %d clips, %d batches per epoch per process", device,
+             dist_info.world_size, len(trainer.dataset), trainer.batches_per_epoch)
+    try:
+        history = trainer.fit(resume)
+    except TrainingInterrupted as interruption:
+        log.warning("%s", interruption)
+        return 130
+    if wandb_run is not None:
+        for record in history:
+            wandb_run.log({key: value for key, value in record.items() if isinstance(value, (int, float))})
+        wandb_run.finish()
+    if dist_info.is_main and config.synthetic is not None:
+        print_report(report_card(trainer, experiment_dir))
+    return 0
+
+
+def start_wandb(config: Config, experiment_dir: Path):
+    if not config.wandb.enabled:
+        return None
+    try:
+        import wandb
+    except ImportError as error:
+        raise SystemExit("wandb.enabled is true but wandb is not installed: pip install wandb") from error
+    return wandb.init(project=config.wandb.project, name=config.exp_name, mode=config.wandb.mode,
+                      dir=str(experiment_dir), config=config.to_dict())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Distributed training on CPU with gloo: the gathered loss equals the single-process loss on the global batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+import yaml
+
+from tools.losses import ContrastiveLoss
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD_SIZE = 2
+PER_RANK = 3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def global_batch(kind: str):
+    generator = torch.Generator().manual_seed(0)
+    audio = F.normalize(torch.randn(WORLD_SIZE * PER_RANK, 8, generator=generator, dtype=torch.float64), dim=-1)
+    text = F.normalize(torch.randn(WORLD_SIZE * PER_RANK, 8, generator=generator, dtype=torch.float64), dim=-1)
+    idx = torch.tensor([0, 1, 2, 2, 3, 4])  # a repeated clip id crosses the rank boundary
+    return audio, text, idx
+
+
+def rank_worker(rank: int, port: int, kind: str, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
+    try:
+        audio, text, idx = global_batch(kind)
+        part = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
+        local_audio = audio[part].clone().requires_grad_(True)
+        local_text = text[part].clone().requires_grad_(True)
+        criterion = ContrastiveLoss(kind, embed_regularization=True, gather_across_ranks=True)
+        loss = criterion(local_audio, local_text, idx[part], torch.tensor(0.07, dtype=torch.float64))
+        loss.backward()
+        torch.save({"loss": loss.detach(), "audio_grad": local_audio.grad, "text_grad": local_text.grad},
+                   Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("kind", ["hard_negative", "infonce"])
+def test_gathered_loss_and_gradients_equal_single_process(kind, tmp_path):
+    mp.spawn(rank_worker, args=(free_port(), kind, str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    audio, text, idx = global_batch(kind)
+    audio.requires_grad_(True)
+    text.requires_grad_(True)
+    criterion = ContrastiveLoss(kind, embed_regularization=True)
+    loss = criterion(audio, text, idx, torch.tensor(0.07, dtype=torch.float64))
+    loss.backward()
+    for rank in range(WORLD_SIZE):
+        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        part = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
+        torch.testing.assert_close(result["loss"], loss.detach(), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(result["audio_grad"], audio.grad[part], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(result["text_grad"], text.grad[part], rtol=1e-9, atol=1e-12)
+
+
+def test_torchrun_two_processes_train_and_only_rank0_writes(tiny_config, synthetic_corpus, tmp_path):
+    config = {**tiny_config, "json_files": [str(synthetic_corpus / "train" / "train.json")],
+              "output_dir": str(tmp_path / "outputs"), "exp_name": "ddp",
+              "training": {"epochs": 1, "amp": "off", "max_steps_per_epoch": 2},
+              "data_args": {"batch_size": 2, "num_workers": 0, "pin_memory": False}}
+    config_path = tmp_path / "ddp.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD_SIZE),
+               "--master_port", str(free_port()), "pretrain.py", "-c", str(config_path)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=environment)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    experiment = tmp_path / "outputs" / "ddp"
+    assert sorted(path.name for path in experiment.iterdir()) == ["best.pt", "config.yaml", "last.pt", "train.log"]
+    checkpoint = torch.load(experiment / "last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 2 and checkpoint["epoch"] == 1
+    assert "with 2 process(es)" in (experiment / "train.log").read_text()
