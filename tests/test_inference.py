@@ -1,0 +1,247 @@
+"""models.inference: audio of any length, batched file embedding, skipped files, texts, model loading."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from models.ase_model import ASE
+from models.checkpoint import CheckpointError, CheckpointMismatchError, reference_state_dict
+from models.inference import (
+    embed_audio_files,
+    embed_phrases,
+    embed_texts,
+    embed_waveform,
+    encode_audio_windows,
+    load_model_for_inference,
+    prepare_waveform,
+    resolve_device,
+)
+from tests.conftest import tiny_config_dict
+
+SR = 32000
+
+
+@pytest.fixture(scope="module")
+def model(tiny_text_dir) -> ASE:
+    torch.manual_seed(0)
+    return ASE(tiny_config_dict(tiny_text_dir)).eval()
+
+
+def noise(seconds: float, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return 0.1 * torch.randn(round(seconds * SR), generator=generator)
+
+
+def write_wav(path: Path, samples: np.ndarray | torch.Tensor) -> Path:
+    sf.write(path, np.asarray(samples, dtype=np.float32), SR, subtype="FLOAT")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# encode_audio_windows
+# ----------------------------------------------------------------------------------------------------
+def test_long_audio_is_windowed_and_frames_cover_it(model):
+    waveform = noise(25.0)
+    frames, clip = encode_audio_windows(model, waveform)
+    assert frames.shape == (math.ceil(25 / (10 / 32)), 32) == (80, 32)
+    first_window, _ = encode_audio_windows(model, waveform[: 10 * SR])
+    torch.testing.assert_close(frames[:32], first_window, atol=1e-5, rtol=1e-5)
+    second_window, _ = encode_audio_windows(model, waveform[10 * SR: 20 * SR])
+    torch.testing.assert_close(frames[32:64], second_window, atol=1e-5, rtol=1e-5)
+    tail = waveform[20 * SR:]                                    # 5 s, tiled to 10 s; 16 frames kept
+    tiled_tail, _ = encode_audio_windows(model, torch.cat([tail, tail]))
+    torch.testing.assert_close(frames[64:], tiled_tail[:16], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        expected_clip = model.msc(frames[None], model.codebook)[0]
+    torch.testing.assert_close(clip, expected_clip)
+
+
+def test_windowing_is_deterministic(model):
+    waveform = noise(13.3, seed=1)
+    first = encode_audio_windows(model, waveform)
+    second = encode_audio_windows(model, waveform, batch_size=1)
+    assert first[0].shape[0] == math.ceil(13.3 * 32 / 10)
+    torch.testing.assert_close(first[0], second[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(first[1], second[1], atol=1e-5, rtol=1e-5)
+
+
+def test_short_audio_is_one_clip_and_one_hop_over_10s_is_cut(model):
+    frames, _ = encode_audio_windows(model, noise(4.0))
+    assert frames.shape[0] == 32
+    ten = noise(10.0, seed=2)
+    over = torch.cat([ten, torch.zeros(100)])
+    torch.testing.assert_close(encode_audio_windows(model, over)[0], encode_audio_windows(model, ten)[0])
+
+
+def test_encode_audio_windows_rejects_batches(model):
+    with pytest.raises(ValueError, match="mono signal"):
+        encode_audio_windows(model, torch.zeros(2, SR))
+
+
+def test_prepare_waveform_modes():
+    short = torch.arange(1.0, 4.0)
+    assert prepare_waveform(short, 1, "tile", 7).tolist() == [1, 2, 3, 1, 2, 3, 1]
+    assert prepare_waveform(short, 1, "zero", 5).tolist() == [1, 2, 3, 0, 0]
+    assert prepare_waveform(short, 1, "none", 5).tolist() == [1, 2, 3]
+    assert prepare_waveform(torch.arange(20.0), 1, "zero", 5, max_seconds=10).shape == (10,)
+    with pytest.raises(ValueError, match="pad_mode"):
+        prepare_waveform(short, 1, "reflect", 5)
+
+
+# ----------------------------------------------------------------------------------------------------
+# embed_audio_files
+# ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("audio")
+    files = {
+        "ten": write_wav(folder / "ten.wav", noise(10.0, seed=3)),
+        "short": write_wav(folder / "short.wav", noise(4.0, seed=4)),
+        "long": write_wav(folder / "long.wav", noise(25.0, seed=5)),
+        "silent": write_wav(folder / "silent.wav", np.zeros(SR)),
+        "empty": write_wav(folder / "empty.wav", np.zeros(0)),
+        "corrupt": folder / "corrupt.wav",
+        "missing": folder / "missing.wav",
+    }
+    files["corrupt"].write_bytes(b"RIFF this is not audio")
+    return files
+
+
+def test_embed_audio_files_shapes_order_and_skips(model, audio_files):
+    order = ["ten", "silent", "short", "corrupt", "long", "empty", "missing"]
+    result = embed_audio_files(model, [audio_files[name] for name in order], "cpu", batch_size=3)
+    assert result.indices == [0, 2, 4]
+    assert result.clip.shape == (3, 32)
+    assert [frames.shape[0] for frames in result.frames] == [32, 32, 80]
+    assert result.durations == pytest.approx([10.0, 4.0, 25.0])
+    torch.testing.assert_close(result.clip.norm(dim=-1), torch.ones(3))
+    assert all(torch.allclose(frames.norm(dim=-1), torch.ones(len(frames))) for frames in result.frames)
+    assert result.num_skipped == 4
+    reasons = {Path(path).name: reason for path, reason in result.skipped}
+    assert set(reasons) == {"silent.wav", "corrupt.wav", "empty.wav", "missing.wav"}
+    assert "silent" in reasons["silent.wav"] and "no such file" in reasons["missing.wav"]
+
+
+def test_embed_audio_files_matches_the_window_function(model, audio_files):
+    result = embed_audio_files(model, [audio_files["short"], audio_files["long"]], "cpu", pad_mode="tile")
+    short = torch.from_numpy(sf.read(audio_files["short"], dtype="float32")[0])
+    frames, clip = encode_audio_windows(model, prepare_waveform(short, SR, "tile"))
+    torch.testing.assert_close(result.frames[0], F.normalize(frames, dim=-1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(result.clip[0], F.normalize(clip, dim=-1), atol=1e-5, rtol=1e-5)
+    long = torch.from_numpy(sf.read(audio_files["long"], dtype="float32")[0])
+    frames, clip = encode_audio_windows(model, long)
+    torch.testing.assert_close(result.frames[1], F.normalize(frames, dim=-1), atol=1e-5, rtol=1e-5)
+
+
+def test_embed_audio_files_batching_does_not_change_results(model, audio_files):
+    paths = [audio_files[name] for name in ("ten", "short", "long")]
+    one = embed_audio_files(model, paths, "cpu", batch_size=1)
+    three = embed_audio_files(model, paths, "cpu", batch_size=3)
+    torch.testing.assert_close(one.clip, three.clip, atol=1e-5, rtol=1e-5)
+
+
+def test_pad_modes_and_cut(model, audio_files):
+    paths = [audio_files["short"], audio_files["long"]]
+    tiled = embed_audio_files(model, paths, "cpu", pad_mode="tile")
+    zeros = embed_audio_files(model, paths, "cpu", pad_mode="zero", max_seconds=10.0)
+    stretched = embed_audio_files(model, paths, "cpu", pad_mode="none")
+    assert not torch.allclose(tiled.clip[0], zeros.clip[0])
+    assert not torch.allclose(tiled.clip[0], stretched.clip[0])
+    assert [frames.shape[0] for frames in zeros.frames] == [32, 32]          # long audio cut to 10 s
+    assert zeros.durations[1] == pytest.approx(25.0)                        # duration as read
+
+
+def test_embedding_restores_training_mode(model, audio_files):
+    model.train()
+    try:
+        embed_audio_files(model, [audio_files["ten"]], "cpu")
+        embed_texts(model, ["a dog barks"], "cpu")
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_all_files_unreadable_gives_empty_result(model, audio_files):
+    result = embed_audio_files(model, [audio_files["silent"], audio_files["missing"]], "cpu")
+    assert result.clip.shape == (0, 32) and result.frames == [] and result.num_skipped == 2
+
+
+def test_embed_waveform_keeps_the_frames_of_real_audio(model):
+    frames, clip = embed_waveform(model, noise(4.0), "cpu")
+    assert frames.shape == (math.ceil(4.0 / (10 / 32)), 32) and clip.shape == (32,)
+    frames, _ = embed_waveform(model, noise(25.0), "cpu")
+    assert frames.shape[0] == 80
+
+
+# ----------------------------------------------------------------------------------------------------
+# Texts
+# ----------------------------------------------------------------------------------------------------
+def test_embed_texts_normalised_deduplicated_and_batch_independent(model):
+    texts = ["a dog barks", "rain falls on a roof", "a dog barks", "bell"]
+    embeds = embed_texts(model, texts, "cpu")
+    assert embeds.shape == (4, 32)
+    torch.testing.assert_close(embeds.norm(dim=-1), torch.ones(4))
+    torch.testing.assert_close(embeds[0], embeds[2])
+    torch.testing.assert_close(embed_texts(model, texts, "cpu", batch_size=1), embeds, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        expected = model.embed_text(["rain falls on a roof"])[0]
+    torch.testing.assert_close(embeds[1], expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(embed_phrases(model, ["bell"], "cpu")[0], embeds[3])
+
+
+def test_embed_texts_rejects_empty_and_bare_strings(model):
+    with pytest.raises(ValueError, match="empty"):
+        embed_texts(model, ["dog", "  "], "cpu")
+    with pytest.raises(TypeError, match="list of strings"):
+        embed_texts(model, "dog", "cpu")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model loading
+# ----------------------------------------------------------------------------------------------------
+def test_load_model_from_a_self_describing_checkpoint(tiny_config, tmp_path):
+    torch.manual_seed(1)
+    original = ASE(tiny_config).eval()
+    path = tmp_path / "tiny.pt"
+    torch.save({"model": reference_state_dict(original), "config": original.config.to_dict()}, path)
+    loaded = load_model_for_inference(None, path, "cpu")          # no YAML: the checkpoint describes itself
+    assert not loaded.training and loaded.config.text_encoder_args.pretrained is False
+    for key, value in original.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+    waveform = noise(3.0)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.embed_audio(waveform), original.embed_audio(waveform))
+
+
+def test_load_model_without_stored_config_uses_the_given_one(tiny_config, tmp_path):
+    original = ASE(tiny_config).eval()
+    path = tmp_path / "released_format.pt"
+    torch.save({"model": reference_state_dict(original), "epoch": 1}, path)
+    loaded = load_model_for_inference(tiny_config, path, "cpu")
+    torch.testing.assert_close(loaded.codebook, original.codebook)
+
+
+def test_loader_errors_pass_through(tiny_config, tmp_path):
+    original = ASE(tiny_config)
+    path = tmp_path / "tiny.pt"
+    torch.save({"model": reference_state_dict(original), "config": original.config.to_dict()}, path)
+    other = dict(tiny_config, embed_size=16)
+    with pytest.raises(CheckpointMismatchError, match="embed_size"):
+        load_model_for_inference(other, path, "cpu", use_checkpoint_config=False)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model_for_inference(tiny_config, tmp_path / "absent.pt", "cpu")
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.warns(UserWarning, match="CUDA is not available"):
+            assert resolve_device("cuda").type == "cpu"

@@ -1,0 +1,108 @@
+"""Figures (matplotlib, Agg backend): a log-mel spectrogram above frame-level similarity curves.
+
+Used by example.py (one curve per text) and zero_shot_sed.py --plot (one curve per class, with the
+ground-truth events drawn as shaded spans in the class's colour). Both panels share one time axis in
+seconds: spectrogram frame k is at k * hop_length / sample_rate, model frame i covers
+[i * frame_hop, (i + 1) * frame_hop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FIGURE_WIDTH_INCHES = 10.0
+FIGURE_DPI = 100
+
+
+def _to_numpy(array) -> np.ndarray:
+    return array.detach().float().cpu().numpy() if hasattr(array, "detach") else np.asarray(array, dtype=float)
+
+
+def _draw_spectrogram(axis, log_mel: np.ndarray, seconds_per_frame: float, duration: float) -> None:
+    """log_mel [frames, n_mels] as an image, time on x (seconds), mel bin on y."""
+    extent = (0.0, log_mel.shape[0] * seconds_per_frame, 0, log_mel.shape[1])
+    axis.imshow(log_mel.T, origin="lower", aspect="auto", extent=extent, cmap="magma", interpolation="nearest")
+    axis.set_ylabel("mel bin")
+    axis.set_xlim(0.0, duration)
+
+
+def _draw_curves(axis, scores: np.ndarray, labels: Sequence[str], frame_hop: float, colors: list,
+                 ylabel: str) -> None:
+    """scores [T, K] as step curves, one per label."""
+    edges = np.arange(scores.shape[0] + 1) * frame_hop
+    for column, (label, color) in enumerate(zip(labels, colors, strict=True)):
+        values = np.append(scores[:, column], scores[-1, column])
+        axis.step(edges, values, where="post", color=color, label=label, linewidth=1.5)
+    axis.set_ylabel(ylabel)
+    axis.set_xlabel("time (s)")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper right", fontsize="small", ncol=max(1, len(labels) // 4))
+
+
+def _draw_ground_truth(axis, events: Sequence[tuple[float, float, str]], labels: Sequence[str],
+                       colors: list) -> None:
+    """Shade each (onset, offset, label) span in the colour of its label's curve (others in grey)."""
+    color_of = dict(zip(labels, colors, strict=True))
+    for onset, offset, label in events:
+        axis.axvspan(onset, offset, color=color_of.get(label, "grey"), alpha=0.18, linewidth=0)
+        axis.annotate(label, xy=(onset, 1.0), xycoords=("data", "axes fraction"), va="top", fontsize=7,
+                      color=color_of.get(label, "grey"))
+
+
+def plot_frame_similarities(
+    log_mel,
+    frame_scores,
+    labels: Sequence[str],
+    out_path: str | Path,
+    sample_rate: int = 32000,
+    hop_length: int = 320,
+    frame_hop: float = 10.0 / 32,
+    duration: float | None = None,
+    ground_truth: Sequence[tuple[float, float, str]] = (),
+    title: str | None = None,
+    ylabel: str = "cosine similarity",
+) -> Path:
+    """Save a PNG: log-mel spectrogram on top, each label's frame score over time below, shared x axis.
+
+    Args:
+        log_mel: [spectrogram frames, n_mels] (numpy or torch), e.g. models.inference.log_mel_spectrogram.
+        frame_scores: [T, K] scores of K labels per model frame (numpy or torch).
+        labels: K names (texts or classes).
+        out_path: PNG path; parent folders are created.
+        duration: seconds shown (default: the spectrogram's length).
+        ground_truth: (onset, offset, label) events, shaded on the score panel.
+    Returns:
+        out_path as a Path.
+    """
+    log_mel, scores = _to_numpy(log_mel), _to_numpy(frame_scores)
+    if scores.ndim == 1:
+        scores = scores[:, None]
+    if scores.ndim != 2 or scores.shape[1] != len(labels):
+        raise ValueError(f"frame_scores must be [frames, {len(labels)}] (one column per label), got {scores.shape}")
+    seconds_per_frame = hop_length / sample_rate
+    duration = duration if duration is not None else log_mel.shape[0] * seconds_per_frame
+    colors = [plt.get_cmap("tab10")(index % 10) for index in range(len(labels))]
+    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(FIGURE_WIDTH_INCHES, 6.0),
+                                         gridspec_kw={"height_ratios": [1, 1.2]})
+    try:
+        _draw_spectrogram(top, log_mel, seconds_per_frame, duration)
+        _draw_curves(bottom, scores, labels, frame_hop, colors, ylabel)
+        _draw_ground_truth(bottom, ground_truth, labels, colors)
+        bottom.set_xlim(0.0, duration)
+        if title:
+            top.set_title(title)
+        figure.tight_layout()
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out_path, dpi=FIGURE_DPI, format="png")
+    finally:
+        plt.close(figure)
+    return out_path
