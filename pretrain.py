@@ -126,17 +126,19 @@ def main(argv: list[str] | None = None) -> int:
 def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, device: torch.device,
           resume: str | bool | None) -> int:
     wandb_run = start_wandb(config, experiment_dir) if dist_info.is_main else None
-    trainer = Trainer(config, experiment_dir, dist_info, device)
+    log_to_wandb = None
+    if wandb_run is not None:
+        def log_to_wandb(record: dict) -> None:
+            wandb_run.log({key: value for key, value in record.items() if isinstance(value, (int, float))})
+    trainer = Trainer(config, experiment_dir, dist_info, device, epoch_callback=log_to_wandb)
     log.info("training on %s with %d process(es): %d clips, %d batches per epoch per process", device,
              dist_info.world_size, len(trainer.dataset), trainer.batches_per_epoch)
     try:
-        history = trainer.fit(resume)
+        trainer.fit(resume)
     except TrainingInterrupted as interruption:
         log.warning("%s", interruption)
         return 130
     if wandb_run is not None:
-        for record in history:
-            wandb_run.log({key: value for key, value in record.items() if isinstance(value, (int, float))})
         wandb_run.finish()
     if dist_info.is_main and config.synthetic is not None:
         print_report(report_card(trainer, experiment_dir))

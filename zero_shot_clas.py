@@ -7,7 +7,7 @@
 
 Prompts: "<class> can be heard" (ESC-50, VGGSound), the bare class name (UrbanSound8K). Audio zero-padded to
 10 s (VGGSound also cut to 10 s). Accuracy in %, averaged over the folds of ESC-50 and UrbanSound8K.
-Dataset layouts: docs/zero_shot.md.
+Dataset layouts: README.md, "Zero-shot evaluation".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     python zero_shot_grounding.py --ckpt pretrained_models/model.pt --data-root data/audiogrounding --out tag.json
 
 Dataset folder: <root>/test.json (AudioGrounding json) and <root>/audio/<audio_id> (--json and --audio-dir
-point elsewhere). Per phrase: sigmoid(cosine(phrase, frame)); PSDS at 0.7 / 0.5 / 0.1 (docs/zero_shot.md).
+point elsewhere). Per phrase: sigmoid(cosine(phrase, frame)); PSDS at 0.7 / 0.5 / 0.1 (README.md, "Zero-shot evaluation").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 
 Dataset folder: <root>/audio/, <root>/metadata/eval.tsv, <root>/metadata/eval_durations.tsv (--tsv,
 --durations-tsv and --audio-dir point elsewhere). Classes = sorted event labels ('_' -> ' ', lower case);
-frame scores = cosine(frame, class); PSDS1, PSDS2, collar F1, segment F1 (see docs/zero_shot.md).
+frame scores = cosine(frame, class); PSDS1, PSDS2, collar F1, segment F1 (see README.md, "Zero-shot evaluation").
 """
 
 from __future__ import annotations

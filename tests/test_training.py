@@ -141,3 +141,23 @@ def test_cosine_schedule_with_warmup():
     restored = CosineWithWarmup(optimizer, base_lr=1.0, total_steps=10, warmup_steps=4)
     restored.load_state_dict(schedule.state_dict())
     assert restored.lr == schedule.lr
+
+
+def test_pretrain_without_data_points_to_the_quickstart(tmp_path):
+    import pretrain
+
+    with pytest.raises(SystemExit, match=r"(?s)training data missing.*settings/quickstart.yaml"):
+        pretrain.main(["--set", f"output_dir={tmp_path}"])
+
+
+def test_command_line_overrides_reach_the_config(tmp_path):
+    from tools.config import ConfigError, load_config
+
+    config = load_config("settings/quickstart.yaml", ["optim_args.lr=1e-4", "model_args.loss=infonce",
+                                                      "eval.retrieval_jsons=[a.json, b.json]"])
+    assert config.optim_args.lr == 1e-4 and config.model_args.loss == "infonce"
+    assert config.eval.retrieval_jsons == ["a.json", "b.json"]
+    with pytest.raises(ConfigError, match=r"model_args\.loss.*hard_negative"):
+        load_config("settings/quickstart.yaml", ["model_args.loss=triplet"])
+    with pytest.raises(ConfigError, match=r"unknown key 'training\.epoch'"):
+        load_config("settings/quickstart.yaml", ["training.epoch=3"])

@@ -262,14 +262,13 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        errors = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _convert(option, value, key, source)
-            except ConfigError as error:
-                errors.append(str(error))
+            except ConfigError:
+                continue
         raise ConfigError(f"{source}: '{key}' = {value!r} does not match {_type_name(hint)}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.", source)

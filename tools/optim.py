@@ -20,7 +20,11 @@ def build_optimizer(model: nn.Module, args: OptimArgs) -> torch.optim.Optimizer:
         (no_decay if is_scalar_or_norm else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     optimizer_class = torch.optim.AdamW if args.optimizer_name == "adamw" else torch.optim.Adam
-    return optimizer_class(groups, lr=args.lr, betas=tuple(args.betas), eps=args.eps)
+    # The fused kernel applies the same update rule in one pass (about 9x faster than the per-tensor
+    # loop on CPU, see benchmarks/RESULTS.md); it needs floating-point parameters on CPU or CUDA.
+    fused = all(parameter.is_floating_point() and parameter.device.type in ("cpu", "cuda")
+                for parameter in decay + no_decay)
+    return optimizer_class(groups, lr=args.lr, betas=tuple(args.betas), eps=args.eps, fused=fused)
 
 
 class CosineWithWarmup:

@@ -12,6 +12,7 @@ import logging
 import math
 import signal
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,10 @@ def autocast_settings(amp: str, device: torch.device) -> tuple[torch.dtype | Non
 
 class Trainer:
     def __init__(self, config: Config, experiment_dir: Path, dist_info: DistributedInfo | None = None,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None,
+                 epoch_callback: Callable[[dict[str, Any]], None] | None = None):
         self.config = config
+        self.epoch_callback = epoch_callback  # called on rank 0 with each epoch's record (e.g. wandb)
         self.experiment_dir = Path(experiment_dir)
         self.dist = dist_info or DistributedInfo()
         self.device = device or torch.device("cpu")
@@ -133,6 +136,8 @@ class Trainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 self._save_epoch_end(record)
+                if self.epoch_callback is not None and self.dist.is_main:
+                    self.epoch_callback(record)
         finally:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
