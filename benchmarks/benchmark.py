@@ -9,9 +9,11 @@ Run from the repository root:
 What is measured (random inputs, weights randomly initialised: speed does not depend on them):
 - train: clips/s of a full step on a batch of random 10 s clips and random ~12-word captions:
   `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on).
-  `--optimizer-impl` picks torch's Adam kernel; the default is torch's own choice (the single-tensor
-  loop on CPU), which is what tools.optim.build_optimizer gives today.
-- infer: clips/s of `encode_audio` + `msc` (frame and clip embeddings), eval mode, `torch.no_grad`.
+  `--optimizer-impl` picks torch's Adam kernel; the default is the project's optimiser
+  (`tools.optim.build_optimizer`: Adam, fused kernel), "for-loop" is torch's plain Adam as the reference
+  used it (the single-tensor loop on CPU).
+- infer: clips/s of `encode_audio` + `msc` (frame and clip embeddings), eval mode, `torch.no_grad`
+  (without HTS-AT's unused pooled clip feature, as models/inference.py; the emulation computes it).
 - peak memory: on CPU the process's peak resident set size (VmHWM in /proc/self/status, else
   getrusage). VmHWM is process-wide and never decreases, so with `--mode both` on CPU each mode runs
   in its own fresh subprocess; the figure includes the Python/torch runtime, the model, the optimiser
@@ -66,6 +68,8 @@ from models.ase_model import ASE
 from models.htsat import HTSAT, SwinStage, locality_aware_output, unfold_grid_to_frames
 from models.speed import apply_channels_last, compile_model, set_fused_attention
 from models.text_encoder import minilm_folder
+from tools.config import OptimArgs
+from tools.optim import build_optimizer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART_YAML = REPO_ROOT / "settings" / "quickstart.yaml"
@@ -335,7 +339,10 @@ def make_train_step(model: ASE, settings: BenchmarkSettings) -> Callable[[], Non
     """One optimisation step: forward (training objective), backward, Adam step, zero_grad."""
     model.train()
     audio, captions, idx = random_batch(settings, model.sample_rate)
-    optimizer = build_adam(model, settings.optimizer_impl)
+    impl = settings.optimizer_impl
+    if settings.emulate_reference_overheads and impl == "default":
+        impl = "for-loop"  # the reference's plain torch Adam
+    optimizer = build_adam(model, impl)
     use_scaler = settings.dtype == "fp16" and torch.device(settings.device).type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
@@ -354,13 +361,15 @@ def make_train_step(model: ASE, settings: BenchmarkSettings) -> Callable[[], Non
     return step
 
 
-def build_adam(model: nn.Module, impl: str) -> torch.optim.Adam:
-    """Adam (lr 5e-5) over the trainable parameters; `impl` picks torch's implementation.
+def build_adam(model: nn.Module, impl: str) -> torch.optim.Optimizer:
+    """Adam (lr 5e-5) over the trainable parameters; `impl` picks the implementation.
 
-    "default" leaves the choice to torch (the single-tensor for-loop on CPU, foreach on CUDA), which is
-    what `tools.optim.build_optimizer` gets; "fused" is one kernel per parameter group.
+    "default" is what training uses (`tools.optim.build_optimizer`, the fused kernel); "for-loop" and
+    "foreach" are torch's other Adam kernels; "fused" is torch's fused kernel without parameter groups.
     """
-    options = {"default": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    if impl == "default":
+        return build_optimizer(model, OptimArgs(lr=5e-5))
+    options = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
     return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-5, **options[impl])
 
 
@@ -371,7 +380,8 @@ def make_infer_step(model: ASE, settings: BenchmarkSettings) -> Callable[[], Non
 
     def step() -> None:
         with torch.no_grad(), autocast_context(settings):
-            _, frame_embeds = model.encode_audio(audio)
+            # HTS-AT's pooled clip feature is not an embedding; the reference computed it anyway.
+            _, frame_embeds = model.encode_audio(audio, need_clip_features=settings.emulate_reference_overheads)
             model.msc(frame_embeds, model.codebook)
 
     return step

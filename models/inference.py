@@ -162,11 +162,12 @@ def encode_audio_windows(model: nn.Module, waveform: torch.Tensor, window_second
         raise ValueError(f"waveform must be one mono signal [samples], got shape {list(waveform.shape)}")
     window, tolerance = _window_length(model, window_seconds)
     if waveform.shape[0] <= window + tolerance:
-        _, frames = model.encode_audio(waveform[:window][None])
+        _, frames = model.encode_audio(waveform[:window][None], need_clip_features=False)
         frame_embeds = frames[0]
     else:
         windows = _split_windows(waveform, window)
-        frames = torch.cat([model.encode_audio(chunk)[1] for chunk in windows.split(batch_size)])
+        frames = torch.cat([model.encode_audio(chunk, need_clip_features=False)[1]
+                            for chunk in windows.split(batch_size)])
         frames_per_window = frames.shape[1]
         num_frames = -(-waveform.shape[0] * frames_per_window // window)   # ceil
         frame_embeds = frames.reshape(-1, frames.shape[-1])[:num_frames]
@@ -242,7 +243,7 @@ def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _encode_equal_length(model: ASE, waveforms: list[torch.Tensor], device: torch.device
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Clips of one length <= a window, as one batch -> (frames [B, 32, E], clip embeddings [B, E])."""
-    _, frames = model.encode_audio(torch.stack(waveforms).to(device))
+    _, frames = model.encode_audio(torch.stack(waveforms).to(device), need_clip_features=False)
     return frames, model.msc(frames, model.codebook)
 
 
