@@ -161,3 +161,28 @@ def test_command_line_overrides_reach_the_config(tmp_path):
         load_config("settings/quickstart.yaml", ["model_args.loss=triplet"])
     with pytest.raises(ConfigError, match=r"unknown key 'training\.epoch'"):
         load_config("settings/quickstart.yaml", ["training.epoch=3"])
+
+
+def test_wandb_logs_each_epoch_when_enabled(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
+    """wandb is optional (not in requirements): a stand-in module records what pretrain.py sends it."""
+    import sys
+    import types
+
+    import yaml
+
+    import pretrain
+
+    calls: dict[str, list] = {"init": [], "log": [], "finish": []}
+    run = types.SimpleNamespace(log=lambda record: calls["log"].append(record),
+                                finish=lambda: calls["finish"].append(True))
+    fake_wandb = types.ModuleType("wandb")
+    fake_wandb.init = lambda **kwargs: calls["init"].append(kwargs) or run
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb)
+    config = training_config(tiny_config, synthetic_corpus, training={"epochs": 2, "max_steps_per_epoch": 1})
+    config.update(output_dir=str(tmp_path), exp_name="wandb_run", wandb={"enabled": True, "mode": "offline"})
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    assert pretrain.main(["-c", str(config_path)]) == 0
+    assert calls["init"][0]["mode"] == "offline" and calls["init"][0]["name"] == "wandb_run"
+    assert [record["epoch"] for record in calls["log"]] == [1, 2]
+    assert calls["finish"] == [True]
