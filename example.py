@@ -20,7 +20,7 @@ import torch
 from data_handling.audio_io import load_audio
 from models.inference import FRAME_HOP_SECONDS, embed_texts, embed_waveform, log_mel_spectrogram, unwrap
 from tools.plots import plot_frame_similarities
-from tools.zero_shot import load_script_config, load_script_model, resolve_path, run_script, script_parser
+from tools.script_cli import load_script_config, load_script_model, resolve_path, run_script, script_parser
 
 DEFAULT_CONFIG = "settings/inference_example.yaml"
 DEFAULT_FIGURE = "outputs/example.png"

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import sys
 
-from tools.zero_shot import (
-    CLASSIFICATION_PROTOCOLS,
+from tools.script_cli import (
     data_root,
-    evaluate_classification_dataset,
     load_script_config,
     load_script_model,
     report,
     run_script,
     script_parser,
 )
+from tools.zero_shot import CLASSIFICATION_PROTOCOLS, evaluate_classification_dataset
 
 DEFAULT_CONFIG = "settings/inference_cls.yaml"
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import sys
 
-from tools.zero_shot import (
-    RETRIEVAL_LAYOUT,
+from tools.script_cli import (
     data_root,
-    evaluate_retrieval,
     load_script_config,
     load_script_model,
     report,
-    require_dir,
     resolve_path,
     run_script,
     script_parser,
 )
+from tools.zero_shot import RETRIEVAL_LAYOUT, evaluate_retrieval, require_dir
 
 DEFAULT_CONFIG = "settings/inference_retrieval.yaml"
 

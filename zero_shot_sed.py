@@ -15,17 +15,16 @@ import sys
 from pathlib import Path
 
 from data_handling.eval_datasets import load_label_map
-from tools.zero_shot import (
+from tools.script_cli import (
     data_root,
-    evaluate_sed,
     load_script_config,
     load_script_model,
     report,
     resolve_path,
     run_script,
     script_parser,
-    sed_files,
 )
+from tools.zero_shot import evaluate_sed, sed_files
 
 DEFAULT_CONFIG = "settings/inference_sed.yaml"
 

@@ -23,7 +23,8 @@ from models.ase_model import ASE
 from models.checkpoint import reference_state_dict
 from models.inference import load_model_for_inference
 from tests.conftest import tiny_config_dict
-from tools.zero_shot import evaluate_classification, evaluate_sed, run_script, synthetic_report_card
+from tools.script_cli import run_script
+from tools.zero_shot import evaluate_classification, evaluate_sed, synthetic_report_card
 
 REPO = Path(__file__).resolve().parent.parent
 RETRIEVAL_KEYS = {f"{direction}_{metric}" for direction in ("t2a", "a2t")

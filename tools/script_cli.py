@@ -1,0 +1,143 @@
+"""Command-line helpers shared by the zero_shot_*.py scripts and example.py: options, config, model,
+result tables and JSON, and one-line error reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from data_handling.audio_io import AudioReadError
+from models.checkpoint import CheckpointError, CheckpointMismatchError
+from models.inference import load_model_for_inference, resolve_device
+from tools.config import Config, load_config
+from tools.zero_shot import REPO_ROOT, task_root
+
+SCRIPT_ERRORS = (FileNotFoundError, ValueError, CheckpointError, CheckpointMismatchError, AudioReadError)
+"""Errors a script reports as one line (no traceback): missing data, bad config, unusable checkpoint."""
+
+
+def script_parser(description: str, default_config: str, out_default: str | None = None,
+                  out_help: str = "write the results to this JSON file") -> argparse.ArgumentParser:
+    """The options every script takes; scripts add their own."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", default=default_config, help="YAML file (default: %(default)s)")
+    parser.add_argument("--ckpt", help="checkpoint (default: eval.ckpt of the YAML)")
+    parser.add_argument("--data-root", help="dataset folder (default: eval.data_root_dir of the YAML)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: device of the YAML)")
+    parser.add_argument("--batch-size", type=int, help="audio files per batch (default: eval.batch_size)")
+    parser.add_argument("--num-workers", type=int, help="audio loading processes (default: data_args.num_workers)")
+    parser.add_argument("--out", default=out_default, help=out_help)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a YAML key, e.g. --set eval.batch_size=8 (repeatable); also applied "
+                             "to the checkpoint's own config")
+    parser.add_argument("--ignore-ckpt-config", action="store_true",
+                        help="build the model from the YAML's model keys even if the checkpoint stores a config")
+    return parser
+
+
+def resolve_path(path: str | Path | None) -> Path | None:
+    """A relative path as given when it exists from the working directory, else under the repository."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists() or not (REPO_ROOT / path).exists():
+        return path
+    return REPO_ROOT / path
+
+
+def load_script_config(args: argparse.Namespace) -> Config:
+    """The YAML with --set overrides, then the explicit flags (--ckpt, --data-root, ...) on top."""
+    config = load_config(resolve_path(args.config), args.overrides)
+    if args.ckpt is not None:
+        config.eval.ckpt = args.ckpt
+    if args.data_root is not None:
+        config.eval.data_root_dir = args.data_root
+    if args.device is not None:
+        config.device = args.device
+    if args.batch_size is not None:
+        config.eval.batch_size = args.batch_size
+    if args.num_workers is not None:
+        config.data_args.num_workers = args.num_workers
+    return config
+
+
+def load_script_model(args: argparse.Namespace, config: Config) -> tuple[nn.Module, torch.device]:
+    """The model of eval.ckpt on config.device (checkpoint config preferred unless --ignore-ckpt-config)."""
+    ckpt = resolve_path(config.eval.ckpt)
+    if ckpt is None or not ckpt.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {ckpt} not found. Train the quickstart model first (python pretrain.py -c "
+            f"settings/quickstart.yaml writes outputs/quickstart/best.pt), or pass --ckpt, e.g. "
+            f"--ckpt pretrained_models/model.pt for the released MGA-CLAP checkpoint")
+    device = resolve_device(config.device)
+    model = load_model_for_inference(config, ckpt, device, overrides=args.overrides,
+                                     use_checkpoint_config=not args.ignore_ckpt_config)
+    return model, device
+
+
+def data_root(config: Config, task: str) -> Path:
+    """eval.data_root_dir resolved (and narrowed to the task's split for the synthetic corpus)."""
+    root = resolve_path(config.eval.data_root_dir)
+    if root is None:
+        raise ValueError("no dataset folder: set eval.data_root_dir in the YAML or pass --data-root")
+    return task_root(root, task)
+
+
+def _rows(result: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten a result into (name, value) rows; lists are shown by their length."""
+    rows = []
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_rows(value, f"{name}."))
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.4f}"))
+        elif isinstance(value, list):
+            rows.append((name, f"{len(value)} item(s)"))
+        else:
+            rows.append((name, str(value)))
+    return rows
+
+
+def format_table(title: str, result: Mapping[str, Any]) -> str:
+    """A two-column text table of a result dict."""
+    rows = _rows(result)
+    width = max([len(name) for name, _ in rows] + [10])
+    lines = [title, "-" * (width + 14)] + [f"{name:<{width}}  {value:>10}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, content: Mapping[str, Any]) -> Path:
+    """Write a result as indented JSON (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def report(title: str, result: dict[str, Any], out: str | Path | None, run_info: Mapping[str, Any]) -> None:
+    """Print the table; with `out`, write the result plus a "run" entry (checkpoint, data, device)."""
+    print(format_table(title, result))
+    if out is not None:
+        path = write_json(out, {**result, "run": dict(run_info)})
+        print(f"results written to {path}")
+
+
+def run_script(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
+    """Run a script's main; known errors become one 'error: ...' line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main(argv)
+    except SCRIPT_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
