@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     dist_info, device = init_distributed(config.device)
     experiment_dir = Path(config.output_dir) / config.exp_name
     setup_logging(experiment_dir, dist_info.is_main)
+    if config.device.startswith("cuda") and device.type == "cpu":
+        log.warning("device %s was asked for but CUDA is not available: training on the CPU", config.device)
     seed_everything(config.seed + dist_info.rank)
     try:
         if config.synthetic is not None:

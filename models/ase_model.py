@@ -11,6 +11,7 @@ Embeddings returned by these calls are not normalised.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -38,7 +39,7 @@ class AudioEncoder(nn.Module):
         args = config.audio_encoder_args
         htsat = args.htsat
         self.audio_enc = HTSAT(
-            audio_args=dataclass_dict(config.audio_args), spec_size=htsat.spec_size, patch_size=htsat.patch_size,
+            audio_args=dataclasses.asdict(config.audio_args), spec_size=htsat.spec_size, patch_size=htsat.patch_size,
             embed_dim=htsat.embed_dim, depths=htsat.depths, num_heads=htsat.num_heads,
             window_size=htsat.window_size, mlp_ratio=htsat.mlp_ratio, num_classes=htsat.num_classes,
             drop_path_rate=htsat.drop_path_rate, spec_augmentation=config.training.spec_augmentation,
@@ -137,8 +138,3 @@ def check_waveform(audio: torch.Tensor) -> None:
                         f"convert integer PCM with audio.float() / 32768")
     if audio.shape[0] == 0 or audio.shape[1] == 0:
         raise ValueError(f"audio is empty: shape {list(audio.shape)}")
-
-
-def dataclass_dict(instance: Any) -> dict[str, Any]:
-    import dataclasses
-    return dataclasses.asdict(instance)
