@@ -107,17 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config, args.overrides)
     if args.exp_name:
         config.exp_name = args.exp_name
+    if config.synthetic is None:
+        check_training_data(config, args.config)  # before anything is written
     resume = args.resume if args.resume is not None else config.resume
     dist_info, device = init_distributed(config.device)
-    experiment_dir = Path(config.output_dir) / config.exp_name
-    setup_logging(experiment_dir, dist_info.is_main)
-    if config.device.startswith("cuda") and device.type == "cpu":
-        log.warning("device %s was asked for but CUDA is not available: training on the CPU", config.device)
-    seed_everything(config.seed + dist_info.rank)
     try:
+        experiment_dir = Path(config.output_dir) / config.exp_name
+        setup_logging(experiment_dir, dist_info.is_main)
+        if config.device.startswith("cuda") and device.type == "cpu":
+            log.warning("device %s was asked for but CUDA is not available: training on the CPU", config.device)
+        seed_everything(config.seed + dist_info.rank)
         if config.synthetic is not None:
             prepare_synthetic_data(config, dist_info.is_main)
-        check_training_data(config, args.config)
+            check_training_data(config, args.config)
         if dist_info.is_main:
             save_config(config, experiment_dir / "config.yaml")
         return train(config, experiment_dir, dist_info, device, resume)

@@ -148,6 +148,7 @@ def test_pretrain_without_data_points_to_the_quickstart(tmp_path):
 
     with pytest.raises(SystemExit, match=r"(?s)training data missing.*settings/quickstart.yaml"):
         pretrain.main(["--set", f"output_dir={tmp_path}"])
+    assert list(tmp_path.iterdir()) == []  # nothing written before the check
 
 
 def test_command_line_overrides_reach_the_config(tmp_path):
