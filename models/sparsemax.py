@@ -16,7 +16,8 @@ class _Sparsemax(torch.autograd.Function):
         ranks = ranks.view([-1 if axis == dim % logits.dim() else 1 for axis in range(logits.dim())])
         cumulative = sorted_logits.cumsum(dim) - 1
         in_support = ranks * sorted_logits > cumulative
-        support_size = in_support.sum(dim=dim, keepdim=True)
+        # At least 1: a row with NaN logits has an empty support and must give NaN, not an index error.
+        support_size = in_support.sum(dim=dim, keepdim=True).clamp(min=1)
         threshold = cumulative.gather(dim, support_size - 1) / support_size.to(logits.dtype)
         probabilities = (logits - threshold).clamp(min=0)
         ctx.dim = dim

@@ -61,6 +61,8 @@ def test_sparsemax_sums_to_one_is_sparse_and_passes_gradcheck():
     assert torch.autograd.gradcheck(lambda x: sparsemax(x, dim=-1), (double,))
     columns = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: sparsemax(x, dim=0), (columns,))
+    # NaN logits (e.g. after a diverged step) give NaN for the trainer's bad-step guard, not an index error
+    assert torch.isnan(sparsemax(torch.tensor([[float("nan"), 1.0, 2.0]]))).all()
 
 
 def test_forward_and_backward_on_cpu(tiny_config):
