@@ -187,3 +187,15 @@ def test_wandb_logs_each_epoch_when_enabled(tiny_config, synthetic_corpus, tmp_p
     assert calls["init"][0]["mode"] == "offline" and calls["init"][0]["name"] == "wandb_run"
     assert [record["epoch"] for record in calls["log"]] == [1, 2]
     assert calls["finish"] == [True]
+
+
+def test_compile_option_compiles_the_towers(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
+    import tools.trainer
+
+    compiled = []
+    monkeypatch.setattr(tools.trainer, "compile_model", lambda model: compiled.append(model) or model)
+    config = parse_config(training_config(tiny_config, synthetic_corpus, training={"compile": True}))
+    trainer = Trainer(config, tmp_path / "exp")
+    assert compiled == [trainer.model]
+    Trainer(parse_config(training_config(tiny_config, synthetic_corpus)), tmp_path / "plain")
+    assert len(compiled) == 1, "compile is off by default"

@@ -31,6 +31,7 @@ from data_handling.caption_dataset import (
 from data_handling.samplers import DurationBucketBatchSampler
 from models.ase_model import ASE
 from models.checkpoint import check_state_dict, reference_state_dict
+from models.speed import compile_model
 from tools.checkpointing import atomic_save, capture_rng_states, find_resume_checkpoint, restore_rng_states
 from tools.config import Config
 from tools.distributed import DistributedInfo, barrier
@@ -69,6 +70,8 @@ class Trainer:
 
         self.model = ASE(config).to(self.device)
         self.model.criterion.gather_across_ranks = self.dist.enabled
+        if config.training.compile:
+            compile_model(self.model)  # in place: parameter names and checkpoints stay the same
         self.train_model: torch.nn.Module = self.model
         if self.dist.enabled:
             self.train_model = DistributedDataParallel(
