@@ -74,6 +74,8 @@ class ASE(nn.Module):
         self.codebook_temperature = cfg.codebook.temperature
         self.aggregation = cfg.model_args.aggregation
         self.criterion = ContrastiveLoss(cfg.model_args.loss, embed_regularization=cfg.embed_regularization)
+        # Precision of models.inference's embedding helpers on CUDA (eval.precision): float32 | bf16.
+        self.inference_precision = cfg.eval.precision
 
     @property
     def sample_rate(self) -> int:

@@ -189,3 +189,18 @@ def test_sed_explicit_files_and_mid_label_map(checkpoint, synthetic_corpus, repo
                       "--tsv", str(tmp_path / "strong.tsv"), "--durations-tsv", str(metadata / "eval_durations.tsv"),
                       "--audio-dir", str(synthetic_corpus / "sed" / "audio"), "--label-map", str(tmp_path / "mids.tsv"))
     assert_same_numbers(result, report_card["sed"], ["psds1", "psds2", "collar_f1", "segment_f1"])
+
+
+def test_precision_option_reaches_the_model(checkpoint, synthetic_corpus):
+    from tools.config import ConfigError
+    from tools.script_cli import load_script_config, load_script_model
+
+    common = ["--ckpt", str(checkpoint), "--data-root", str(synthetic_corpus), "--device", "cpu"]
+    args = zero_shot_retrieval.parse_args(common)
+    model, _ = load_script_model(args, load_script_config(args))
+    assert model.inference_precision == "float32"  # the default: exact numbers on every device
+    args = zero_shot_retrieval.parse_args([*common, "--precision", "bf16"])
+    model, _ = load_script_model(args, load_script_config(args))
+    assert model.inference_precision == "bf16"
+    with pytest.raises(ConfigError, match="eval.precision"):
+        load_script_config(zero_shot_retrieval.parse_args([*common, "--set", "eval.precision=fp8"]))

@@ -91,7 +91,7 @@ class TrainingArgs:
     amp: str = "auto"  # auto (bf16 where supported, else fp16 + scaler, on CUDA; off on CPU) | bf16 | fp16 | off
     save_every_steps: int = 0  # 0: last.pt only at the end of each epoch
     max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
-    compile: bool = False
+    compile: bool = False  # torch.compile both towers (models.speed.compile_model); pays off on GPUs
     max_steps_per_epoch: int = 0  # 0: whole epoch (a cap for quick runs and tests)
 
 
@@ -125,6 +125,9 @@ class EvalArgs:
     ckpt: str | None = None
     retrieval_jsons: list[str] = field(default_factory=list)  # evaluated after each epoch
     batch_size: int = 32
+    # Zero-shot scripts on CUDA: float32 (exact, TF32 off: the CPU's numbers) | bf16 (autocast: about 2x
+    # faster on a GPU, numbers differ by about 1 %). The CPU always runs float32.
+    precision: str = "float32"
 
 
 @dataclass
@@ -183,6 +186,7 @@ CHOICES = {
     "model_args.aggregation": ("codebook", "mean"),
     "model_args.loss": ("hard_negative", "infonce"),
     "training.amp": ("auto", "bf16", "fp16", "off"),
+    "eval.precision": ("float32", "bf16"),
     "optim_args.optimizer_name": ("adam", "adamw"),
     "wandb.mode": ("online", "offline"),
     "audio_encoder_args.model": ("htsat",),
