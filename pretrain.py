@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.speed import reuse_freed_memory
 from tools.config import Config, load_config, save_config
 from tools.distributed import DistributedInfo, cleanup_distributed, init_distributed
 from tools.trainer import Trainer, TrainingInterrupted
@@ -104,6 +105,7 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    reuse_freed_memory()
     config = load_config(args.config, args.overrides)
     if args.exp_name:
         config.exp_name = args.exp_name

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +23,8 @@ from benchmarks.benchmark import (
 )
 from models.ase_model import ASE
 from models.speed import set_fused_attention, window_attentions
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 FIGURES = ("clips_per_s", "s_per_clip", "median_step_s", "peak_memory_mb", "flops_per_step", "achieved_tflops")
 
@@ -86,3 +92,55 @@ def test_set_fused_attention_switches_every_window_attention():
     assert not any(attention.fused_attn for attention in window_attentions(model))
     set_fused_attention(model, True)
     assert all(attention.fused_attn for attention in window_attentions(model))
+
+
+def test_training_step_needs_two_clips():
+    with pytest.raises(ValueError, match="batch-size >= 2"):
+        BenchmarkSettings(preset="tiny", batch_size=1, mode="train").validate()
+    BenchmarkSettings(preset="tiny", batch_size=1, mode="infer").validate()
+
+
+ALLOCATION_PATTERN = """
+import ctypes, resource, sys
+import torch
+from models.speed import reuse_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+applied = reuse_freed_memory() if sys.argv[1] == "on" else False
+first = torch.ones(5 * 2**20)  # 20 MB, the size of a paper-size step's larger activations
+mmapped_mb = libc.mallinfo2().hblkhd / 2**20
+del first
+
+def step_page_faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    live = [torch.ones(5 * 2**20) for _ in range(8)]  # 160 MB alive at once, then freed, as in a step
+    del live
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults = [step_page_faults() for _ in range(6)]
+print(applied, round(mmapped_mb), libc.mallinfo2().arena // 2**20, faults[-1])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings: Linux only")
+def test_reuse_freed_memory_keeps_tensor_memory_for_the_next_step():
+    def run(mode: str) -> tuple[str, int, int, int]:
+        result = subprocess.run([sys.executable, "-c", ALLOCATION_PATTERN, mode], cwd=REPO_ROOT, capture_output=True,
+                                text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        if result.returncode != 0:
+            pytest.skip(f"not glibc >= 2.33 (mallinfo2): {result.stderr.strip().splitlines()[-1]}")
+        applied, mmapped_mb, heap_mb, last_faults = result.stdout.split()
+        return applied, int(mmapped_mb), int(heap_mb), int(last_faults)
+
+    applied, mmapped_mb, heap_mb, last_faults = run("on")
+    _, default_mmapped_mb, _, _ = run("off")
+    assert applied == "True"
+    assert default_mmapped_mb >= 20  # glibc's default: a fresh mmap (and page faults) for a 20 MB tensor
+    assert mmapped_mb <= default_mmapped_mb - 20, "with the setting it should come from the heap"
+    assert heap_mb >= 160, "freed memory should stay in the heap"
+    assert last_faults < 1000, "a repeated step should touch no new pages"

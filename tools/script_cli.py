@@ -17,6 +17,7 @@ from torch import nn
 from data_handling.audio_io import AudioReadError
 from models.checkpoint import CheckpointError, CheckpointMismatchError
 from models.inference import load_model_for_inference, resolve_device
+from models.speed import reuse_freed_memory
 from tools.config import Config, load_config
 from tools.zero_shot import REPO_ROOT, task_root
 
@@ -141,6 +142,7 @@ def report(title: str, result: dict[str, Any], out: str | Path | None, run_info:
 def run_script(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
     """Run a script's main; known errors become one 'error: ...' line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    reuse_freed_memory()
     try:
         main(argv)
     except SCRIPT_ERRORS as error:
