@@ -43,7 +43,8 @@ class AudioEncoder(nn.Module):
             embed_dim=htsat.embed_dim, depths=htsat.depths, num_heads=htsat.num_heads,
             window_size=htsat.window_size, mlp_ratio=htsat.mlp_ratio, num_classes=htsat.num_classes,
             drop_path_rate=htsat.drop_path_rate, spec_augmentation=config.training.spec_augmentation,
-            locality_aware_block=config.model_args.locality_aware_block, fused_attention=args.fused_attention)
+            locality_aware_block=config.model_args.locality_aware_block, fused_attention=args.fused_attention,
+            onednn_linear=args.onednn_linear)
         if args.pretrained:
             from models.checkpoint import load_htsat_pretrained
             load_htsat_pretrained(self.audio_enc, args.pretrained_path)

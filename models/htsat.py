@@ -20,6 +20,8 @@ from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock
 from torch import nn
 
 from models.audio_frontend import LogMelFrontend, SpecAugment
+from models.onednn_linear import OneDNNLinear, set_onednn_linear
+from models.onednn_linear import linear as onednn_or_plain_linear
 
 
 def fold_spectrogram_to_image(log_mel: torch.Tensor, spec_size: int) -> torch.Tensor:
@@ -62,8 +64,9 @@ def locality_aware_output(block: SwinTransformerBlock, block_input: torch.Tensor
     """
     dim = block_input.shape[-1]
     qkv = block.attn.qkv
-    values = F.linear(block.norm1(block_input), qkv.weight[2 * dim:], qkv.bias[2 * dim:] if qkv.bias is not None
-                      else None)
+    project = onednn_or_plain_linear if isinstance(qkv, OneDNNLinear) else F.linear
+    values = project(block.norm1(block_input), qkv.weight[2 * dim:], qkv.bias[2 * dim:] if qkv.bias is not None
+                     else None)
     mixed = block_input + block.attn.proj(values)
     return mixed + block.norm2(mixed)
 
@@ -112,13 +115,15 @@ class HTSAT(nn.Module):
         locality_aware_block: frame features from the LAB of the last block (MGA-CLAP); False gives
             frame features from the ordinary last block (the ablation).
         fused_attention: window attention through torch's scaled_dot_product_attention.
+        onednn_linear: linear layers and MLPs through oneDNN in CPU float32 inference
+            (`models.onednn_linear`; the same numbers to float rounding).
     """
 
     def __init__(self, audio_args: dict, spec_size: int = 256, patch_size: int = 4, embed_dim: int = 96,
                  depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (4, 8, 16, 32),
                  window_size: int = 8, mlp_ratio: float = 4.0, num_classes: int = 527,
                  drop_path_rate: float = 0.1, spec_augmentation: bool = True,
-                 locality_aware_block: bool = True, fused_attention: bool = True):
+                 locality_aware_block: bool = True, fused_attention: bool = True, onednn_linear: bool = True):
         super().__init__()
         if len(depths) != len(num_heads):
             raise ValueError(f"htsat.depths {list(depths)} and htsat.num_heads {list(num_heads)} must have "
@@ -156,6 +161,8 @@ class HTSAT(nn.Module):
         self.apply(_init_weights)
         self.tscam_conv.requires_grad_(False)
         self.head.requires_grad_(False)
+        if onednn_linear:
+            set_onednn_linear(self, True)
 
     def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         """[B, N] waveform -> [B, 1, T, n_mels] log-mel (before bn0)."""

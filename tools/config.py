@@ -55,6 +55,7 @@ class AudioEncoderArgs:
     freeze: bool = False
     pretrained_path: str = "pretrained_models/audio_encoder/HTSAT.ckpt"
     fused_attention: bool = True  # window attention through scaled_dot_product_attention
+    onednn_linear: bool = True  # oneDNN linear layers (GELU fused) in CPU float32 inference
     htsat: HTSATArgs = field(default_factory=HTSATArgs)
 
 
