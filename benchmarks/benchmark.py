@@ -18,6 +18,9 @@ What is measured (random inputs, weights randomly initialised: speed does not de
   getrusage). VmHWM is process-wide and never decreases, so with `--mode both` on CPU each mode runs
   in its own fresh subprocess; the figure includes the Python/torch runtime, the model, the optimiser
   state and the activations. On CUDA: torch.cuda.max_memory_allocated for the mode.
+- the process allocator: like pretrain.py and the scripts, the benchmark first calls
+  `models.speed.reuse_freed_memory` (glibc keeps freed tensor memory instead of unmapping it);
+  `--no-reuse-freed-memory` measures glibc's defaults, which the reference emulation keeps.
 - FLOPs of one step (torch.utils.flop_counter.FlopCounterMode, matmuls/convs/attention, forward and
   backward) and the achieved FLOP/s; on CUDA also the share of the GPU's dense bf16 peak
   (`GPU_PEAK_BF16_TFLOPS`; a float32 run is compared with the same bf16 peak).
@@ -31,7 +34,8 @@ Reference figures: the reference's code is not available. Its speed on the 2-cor
 the issue, as the issue reports it (paper size, batch 4, float32, 2 threads), is kept in
 `REFERENCE_S_PER_CLIP`; the speed-up against it is printed when a run has those settings.
 `--emulate-reference-overheads` is an APPROXIMATION of the reference on our code, not the
-reference's code: it switches fused attention off and, through forward hooks, adds the extra work
+reference's code: it switches fused attention, the oneDNN linear layers and the allocator setting
+off, uses torch's for-loop Adam and, through forward hooks, adds the extra work
 the reference is documented to do (shared/reference/REFERENCE.md): the LAB value path in every
 Swin block, attention maps collected and averaged per stage in eval mode, the tscam/head tagging
 output computed and discarded, and a conv1d STFT with two 513 x 1024 kernels (whose log-mel replaces
@@ -66,7 +70,8 @@ from torch import nn
 
 from models.ase_model import ASE
 from models.htsat import HTSAT, SwinStage, locality_aware_output, unfold_grid_to_frames
-from models.speed import apply_channels_last, compile_model, set_fused_attention
+from models.onednn_linear import set_onednn_linear
+from models.speed import apply_channels_last, compile_model, reuse_freed_memory, set_fused_attention
 from models.text_encoder import minilm_folder
 from tools.config import OptimArgs
 from tools.optim import build_optimizer
@@ -117,12 +122,14 @@ class BenchmarkSettings:
     repeats: int = 3
     mode: str = "both"               # train | infer | both
     fused_attention: bool = True
+    onednn_linear: bool = True       # models.onednn_linear in CPU inference (off when emulating the reference)
     compile: bool = False
     channels_last: bool = False
     emulate_reference_overheads: bool = False
     count_flops: bool = True
     optimizer_impl: str = "default"  # default (torch's choice, as tools.optim builds it) | for-loop | foreach | fused
     isolate: bool | None = None      # each mode in a subprocess; None: on CPU when both modes run
+    reuse_freed_memory: bool | None = None  # models.speed.reuse_freed_memory; None: on, off when emulating
     audio_seconds: float = 10.0
     caption_words: int = 12
     seed: int = 0
@@ -139,6 +146,16 @@ class BenchmarkSettings:
         if self.batch_size < 1 or self.repeats < 1 or self.warmup < 0:
             raise ValueError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {self.batch_size}, "
                              f"{self.repeats}, {self.warmup}")
+        if "train" in self.modes() and self.batch_size < 2:
+            raise ValueError("a training step needs --batch-size >= 2 (a contrastive batch of one clip has no "
+                             "negatives and gives NaN gradients); use --mode infer for batch 1")
+
+    @property
+    def effective_reuse_freed_memory(self) -> bool:
+        """The allocator setting of the project's entry points; the reference had glibc's defaults."""
+        if self.reuse_freed_memory is None:
+            return not self.emulate_reference_overheads
+        return self.reuse_freed_memory
 
     def modes(self) -> list[str]:
         return list(MODES) if self.mode == "both" else [self.mode]
@@ -308,6 +325,7 @@ def build_model(settings: BenchmarkSettings) -> ASE:
     """The preset's model on the device with the requested switches."""
     model = ASE(preset_config(settings.preset, settings.fused_attention)).to(settings.device)
     set_fused_attention(model, settings.fused_attention)
+    set_onednn_linear(model, settings.onednn_linear and not settings.emulate_reference_overheads)
     if settings.emulate_reference_overheads:
         install_reference_overheads(model)
     if settings.channels_last:
@@ -464,6 +482,8 @@ def gpu_peak_bf16_tflops(name: str) -> float | None:
 def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
     """Build the model and measure one mode in this process; returns that mode's figures."""
     torch.manual_seed(settings.seed)
+    if settings.effective_reuse_freed_memory:
+        reuse_freed_memory()  # process-wide and permanent: isolated runs (the CPU default) measure it alone
     previous_threads = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -547,11 +567,13 @@ def settings_to_argv(settings: BenchmarkSettings) -> list[str]:
     if settings.threads:
         argv += ["--threads", str(settings.threads)]
     argv.append("--fused-attention" if settings.fused_attention else "--no-fused-attention")
+    argv.append("--onednn-linear" if settings.onednn_linear else "--no-onednn-linear")
     switches = {"--compile": settings.compile, "--channels-last": settings.channels_last,
                 "--emulate-reference-overheads": settings.emulate_reference_overheads,
                 "--no-flops": not settings.count_flops}
     argv += [flag for flag, enabled in switches.items() if enabled]
     argv += ["--optimizer-impl", settings.optimizer_impl]
+    argv.append("--reuse-freed-memory" if settings.effective_reuse_freed_memory else "--no-reuse-freed-memory")
     if settings.label:
         argv += ["--label", settings.label]
     return argv
@@ -584,9 +606,13 @@ def default_label(settings: BenchmarkSettings) -> str:
     parts = ["emulated reference" if settings.emulate_reference_overheads else "ours"]
     if not settings.fused_attention and not settings.emulate_reference_overheads:
         parts.append("no fused attn")
+    if not settings.onednn_linear and not settings.emulate_reference_overheads:
+        parts.append("no oneDNN linear")
     parts += [name for name, on in (("compile", settings.compile), ("channels_last", settings.channels_last)) if on]
     if settings.optimizer_impl != "default" and settings.mode != "infer":
         parts.append(f"{settings.optimizer_impl} Adam")
+    if settings.effective_reuse_freed_memory == settings.emulate_reference_overheads:
+        parts.append("reusing freed memory" if settings.emulate_reference_overheads else "glibc malloc defaults")
     return ", ".join(parts)
 
 
@@ -609,7 +635,9 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
     return {"machine": machine,
             "settings": {**dataclasses.asdict(settings), "isolate": isolate,
                          "effective_fused_attention": settings.fused_attention
-                         and not settings.emulate_reference_overheads},
+                         and not settings.emulate_reference_overheads,
+                         "effective_reuse_freed_memory": settings.effective_reuse_freed_memory,
+                         "effective_onednn_linear": settings.onednn_linear and not settings.emulate_reference_overheads},
             "results": results,
             "reference": {"reference_s_per_clip": REFERENCE_S_PER_CLIP, "conditions": REFERENCE_CONDITIONS,
                           "source": "figures reported in the issue for the reference code on 2 CPU cores"}}
@@ -618,8 +646,8 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ output
 
 TABLE_HEADER = ("| run | preset | mode | device | dtype | batch | threads | fused attn | clips/s | s/clip "
-                "| peak MB | GFLOP/step | ref s/clip | speed-up vs ref |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                "| peak MB | GFLOP/step | TFLOP/s | % GPU bf16 peak | ref s/clip | speed-up vs ref |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def markdown_rows(report: dict[str, Any]) -> list[str]:
@@ -631,11 +659,13 @@ def markdown_rows(report: dict[str, Any]) -> list[str]:
     for mode, figures in report["results"].items():
         flops = figures.get("flops_per_step")
         speedup = figures.get("speedup_vs_reference")
+        achieved, share = figures.get("achieved_tflops"), figures.get("share_of_bf16_peak")
         reference = report["reference"]["reference_s_per_clip"][mode] if speedup else None
         cells = [settings["label"], settings["preset"], mode, settings["device"], settings["dtype"],
                  settings["batch_size"], threads, fused, f"{figures['clips_per_s']:.3f}",
-                 f"{figures['s_per_clip']:.3f}", f"{figures['peak_memory_mb']:.0f}",
-                 f"{flops / 1e9:.1f}" if flops else "-", f"{reference:.2f}" if reference else "-",
+                 f"{figures['s_per_clip']:.4f}", f"{figures['peak_memory_mb']:.0f}",
+                 f"{flops / 1e9:.1f}" if flops else "-", f"{achieved:.3g}" if achieved else "-",
+                 f"{100 * share:.1f}" if share else "-", f"{reference:.2f}" if reference else "-",
                  f"{speedup:.2f}x" if speedup else "-"]
         rows.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return rows
@@ -662,11 +692,13 @@ def summary_lines(report: dict[str, Any]) -> Iterator[str]:
 
 
 def profile_step(settings: BenchmarkSettings, mode: str, row_limit: int) -> str:
-    """Top operators by self CPU time of one step (after warm-up) under torch.profiler."""
+    """Top operators by self CPU time (and, on CUDA, self CUDA time) of one step after warm-up."""
     from torch.profiler import ProfilerActivity, profile
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if settings.effective_reuse_freed_memory:
+        reuse_freed_memory()
     model = build_model(settings)
     step = make_train_step(model, settings) if mode == "train" else make_infer_step(model, settings)
     for _ in range(max(1, settings.warmup)):
@@ -677,7 +709,12 @@ def profile_step(settings: BenchmarkSettings, mode: str, row_limit: int) -> str:
     with profile(activities=activities) as profiler:
         step()
         synchronize(settings.device)
-    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
+    averages = profiler.key_averages()
+    tables = averages.table(sort_by="self_cpu_time_total", row_limit=row_limit)
+    if torch.device(settings.device).type == "cuda":
+        tables += f"\n\ntop {row_limit} by self CUDA time:\n"
+        tables += averages.table(sort_by="self_cuda_time_total", row_limit=row_limit)
+    return tables
 
 
 # --------------------------------------------------------------------------------------- CLI
@@ -695,6 +732,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", default="both", choices=[*MODES, "both"])
     parser.add_argument("--fused-attention", action=argparse.BooleanOptionalAction, default=True,
                         help="window attention through scaled_dot_product_attention")
+    parser.add_argument("--onednn-linear", action=argparse.BooleanOptionalAction, default=True,
+                        help="HTS-AT's linear layers through oneDNN in CPU float32 inference (models.onednn_linear)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the audio and text towers")
     parser.add_argument("--channels-last", action="store_true", help="4-D weights in channels-last layout")
     parser.add_argument("--emulate-reference-overheads", action="store_true",
@@ -702,6 +741,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count (one extra step)")
     parser.add_argument("--optimizer-impl", default="default", choices=list(OPTIMIZER_IMPLS),
                         help="torch's Adam implementation for the training step (default: torch's choice)")
+    parser.add_argument("--reuse-freed-memory", action=argparse.BooleanOptionalAction, default=None,
+                        help="glibc keeps freed tensor memory for reuse (models.speed.reuse_freed_memory; "
+                             "default: on, off with --emulate-reference-overheads)")
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                         help="each mode in its own subprocess (default: on CPU when --mode both)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the random clips")
@@ -720,9 +762,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {"preset": args.preset, "batch_size": args.batch_size, "device": args.device, "dtype": args.dtype,
             "threads": args.threads, "warmup": args.warmup, "repeats": args.repeats, "mode": args.mode,
-            "fused_attention": args.fused_attention, "compile": args.compile,
+            "fused_attention": args.fused_attention, "onednn_linear": args.onednn_linear, "compile": args.compile,
             "channels_last": args.channels_last, "emulate_reference_overheads": args.emulate_reference_overheads,
-            "count_flops": not args.no_flops, "optimizer_impl": args.optimizer_impl, "isolate": args.isolate, "audio_seconds": args.seconds,
+            "count_flops": not args.no_flops, "optimizer_impl": args.optimizer_impl, "isolate": args.isolate,
+            "reuse_freed_memory": args.reuse_freed_memory, "audio_seconds": args.seconds,
             "caption_words": args.caption_words, "seed": args.seed, "label": args.label}
 
 
