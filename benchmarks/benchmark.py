@@ -49,6 +49,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import platform
 import random
@@ -432,8 +433,9 @@ def time_steps(step: Callable[[], None], settings: BenchmarkSettings) -> tuple[l
 def count_step_flops(step: Callable[[], None]) -> int:
     """FLOPs of one step as counted by FlopCounterMode (forward and backward matmuls, convs, SDPA).
 
-    torch's table has no entry for the CPU flash-attention kernels; they are added here with torch's
-    own SDPA formulas, so fused and unfused attention count the same FLOPs.
+    torch's table has no entry for the CPU flash-attention kernels nor for oneDNN's linear
+    (models.onednn_linear); they are added here (torch's own SDPA formulas; 2 * M * K * N for a
+    linear), so every kernel choice counts the same FLOPs.
     """
     from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
@@ -443,9 +445,14 @@ def count_step_flops(step: Callable[[], None]) -> int:
     def cpu_flash_backward(grad_out: Any, query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
         return sdpa_backward_flop_count(grad_out, query, key, value)
 
+    def onednn_linear(x_shape: Any, weight_shape: Any, *args: Any, **kwargs: Any) -> int:
+        return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * weight_shape[0]
+
     aten = torch.ops.aten
     custom = {aten._scaled_dot_product_flash_attention_for_cpu: cpu_flash,
               aten._scaled_dot_product_flash_attention_for_cpu_backward: cpu_flash_backward}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        custom[torch.ops.mkldnn._linear_pointwise] = onednn_linear
     counter = FlopCounterMode(display=False, custom_mapping=custom)
     with counter:
         step()

@@ -51,6 +51,14 @@ def test_tiny_preset_both_modes_in_process():
     check_report(report, ("train", "infer"))
     table = markdown_table([report])
     assert table.count("| tiny |") == 2
+    assert report["settings"]["effective_onednn_linear"] is True
+
+
+def test_flop_count_does_not_depend_on_the_linear_kernel():
+    flops = {enabled: run_benchmark(preset="tiny", batch_size=2, warmup=0, repeats=1, mode="infer", device="cpu",
+                                    isolate=False, onednn_linear=enabled)["results"]["infer"]["flops_per_step"]
+             for enabled in (True, False)}
+    assert flops[True] == flops[False] > 0
 
 
 @pytest.mark.slow
