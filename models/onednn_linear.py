@@ -39,11 +39,15 @@ def onednn_linear_available() -> bool:
         return False
 
 
+def is_cpu_float32_inference(x: torch.Tensor) -> bool:
+    """A non-empty float32 CPU tensor with autograd and CPU autocast off (where the CPU kernels apply)."""
+    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and x.numel() > 0 and not torch.is_autocast_enabled("cpu"))
+
+
 def uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether `linear` takes the oneDNN path for this input: CPU float32 inference, no autocast."""
-    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32 and x.numel() > 0 and not torch.is_autocast_enabled("cpu")
-            and onednn_linear_available())
+    return is_cpu_float32_inference(x) and weight.dtype == torch.float32 and onednn_linear_available()
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

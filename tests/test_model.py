@@ -78,6 +78,25 @@ def test_forward_and_backward_on_cpu(tiny_config):
     assert model.text_encoder.text_encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
+def test_batched_window_attention_equals_sdpa_in_cpu_inference(tiny_config, monkeypatch):
+    from models.htsat import BatchedWindowAttention
+
+    torch.manual_seed(0)
+    htsat = {**tiny_config["audio_encoder_args"]["htsat"], "depths": [2, 1, 1, 2]}
+    model = ASE({**tiny_config, "audio_encoder_args": {"htsat": htsat}}).eval()
+    shifted_block = model.audio_encoder.audio_enc.layers[0].blocks[1]
+    assert isinstance(shifted_block.attn, BatchedWindowAttention) and any(shifted_block.shift_size)
+    tokens = torch.randn(2, *shifted_block.input_resolution, shifted_block.attn.qkv.in_features)
+    expected = shifted_block(tokens).detach()  # autograd on: timm's fused SDPA path
+    calls = []
+    original = torch.baddbmm
+    monkeypatch.setattr(torch, "baddbmm", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    with torch.no_grad():
+        batched = shifted_block(tokens)
+    assert calls, "CPU float32 inference should take the batched path"
+    torch.testing.assert_close(batched, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_frame_embeddings_are_32_per_clip(tiny_config):
     model = ASE(tiny_config).eval()
     with torch.no_grad():
