@@ -41,7 +41,7 @@ def reuse_freed_memory() -> bool:
     freed, so each CPU step of the paper-size model touches ~120 MB of new pages (about 30,000 page
     faults per inference step at batch 4) and zeroes them in the kernel. With allocations up to 32 MB
     taken from the heap (M_MMAP_THRESHOLD) and up to 1 GB of freed heap kept (M_TRIM_THRESHOLD), the
-    same memory is reused from step to step: no page faults after the first step, about 30 % less CPU
+    same memory is reused from step to step: no page faults after the first steps, 25-30 % less CPU
     time per step (benchmarks/RESULTS.md). Numbers are unchanged. Returns True when applied.
     """
     if not sys.platform.startswith("linux"):

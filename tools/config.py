@@ -54,7 +54,7 @@ class AudioEncoderArgs:
     pretrained: bool = False  # True: initialise HTS-AT from `pretrained_path` (AudioSet checkpoint)
     freeze: bool = False
     pretrained_path: str = "pretrained_models/audio_encoder/HTSAT.ckpt"
-    fused_attention: bool = True  # window attention through scaled_dot_product_attention
+    fused_attention: bool = True  # fused window attention: SDPA; batched matmuls in CPU inference
     onednn_linear: bool = True  # oneDNN linear layers (GELU fused) in CPU float32 inference
     htsat: HTSATArgs = field(default_factory=HTSATArgs)
 
