@@ -1,16 +1,20 @@
 """A batch sampler that groups clips of similar duration, for one process or for DDP.
 
+Buckets come from explicit edges e_1 < ... < e_k (durations in seconds, from the json): bucket 0 is
+d < e_1, bucket j is e_j <= d < e_{j+1}, bucket k is d >= e_k, so k edges make k + 1 buckets. The
+reference's edges 5, 10, 15, 20, 25, 30 (numpy.linspace(5, 30, 6)) give 7 buckets: < 5, [5, 10), ...,
+[25, 30), >= 30; a clip of exactly 5.0 s is in [5, 10).
+
 Each epoch, with a generator seeded by seed + epoch (identical on every rank):
-1. clips are put into num_buckets duration buckets whose edges are evenly spaced between min_duration
-   and max_duration (shorter clips go to the first bucket, longer ones to the last);
-2. the indices of each bucket are shuffled and cut into batches of batch_size; the last batch of a bucket
-   may be smaller (drop_last=True drops it);
-3. the batches of all buckets are shuffled together, so consecutive batches come from different buckets;
-4. the batch list is split between ranks by striding (rank r takes batches r, r + R, r + 2R, ...).
-   To give every rank the same number of batches, drop_last=False pads the list by repeating its first
-   batches (a few clips are then seen twice in the epoch, on different ranks, as with torch's
-   DistributedSampler); drop_last=True drops the last (T mod R) batches instead. When no padding is
-   needed, the ranks' batches are disjoint and, with drop_last=False, hold every index exactly once.
+1. the indices of each bucket are shuffled and cut into batches of batch_size; drop_last=True (the
+   reference) drops each bucket's incomplete last batch, so an epoch has sum_k floor(n_k / batch_size)
+   batches; drop_last=False keeps it (sum_k ceil(n_k / batch_size) batches);
+2. the batches of all buckets are shuffled together, so consecutive batches come from different buckets;
+3. the batch list is split between ranks by striding (rank r takes batches r, r + R, r + 2R, ...).
+   Every rank gets the same number of batches: drop_last=True drops the last (T mod R) batches of the
+   list; drop_last=False pads it by repeating its first batches (a few clips are then seen twice in the
+   epoch, on different ranks, as with torch's DistributedSampler). When no padding is needed the
+   ranks' batches are disjoint.
 
 Resuming mid-epoch: set_epoch(epoch) and set_start_batch(k) make the next iteration skip this rank's
 first k batches of that epoch; the skip applies to one iteration only.
@@ -26,6 +30,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+REFERENCE_BUCKET_EDGES = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+"""The reference's duration bucket edges in seconds (7 buckets)."""
+
 
 def _default_replicas_and_rank(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
     """torch.distributed's world size and rank when a process group is initialised, else 1 and 0."""
@@ -40,37 +47,56 @@ def _default_replicas_and_rank(num_replicas: int | None, rank: int | None) -> tu
     return num_replicas, rank
 
 
+def check_bucket_edges(edges: Sequence[float]) -> np.ndarray:
+    """The edges as float64 [k]; raises ValueError unless they are finite and strictly increasing."""
+    array = np.asarray(list(edges), dtype=np.float64)
+    if array.ndim != 1 or not np.isfinite(array).all() or np.any(np.diff(array) <= 0):
+        raise ValueError(f"duration bucket edges must be finite seconds in strictly increasing order, e.g. "
+                         f"{list(REFERENCE_BUCKET_EDGES)}; got {list(edges)}")
+    return array
+
+
+def duration_bucket_ids(durations: Sequence[float], edges: Sequence[float]) -> np.ndarray:
+    """int64 [N]: the bucket of each duration, 0 .. len(edges) (see the module docstring)."""
+    return np.searchsorted(check_bucket_edges(edges), np.asarray(durations, dtype=np.float64), side="right")
+
+
+def bucket_labels(edges: Sequence[float]) -> list[str]:
+    """Readable names of the len(edges) + 1 buckets, e.g. ['<5', '5-10', ..., '>=30'] (a-b means [a, b))."""
+    values = [f"{edge:g}" for edge in check_bucket_edges(edges)]
+    if not values:
+        return ["all"]
+    return [f"<{values[0]}"] + [f"{low}-{high}" for low, high in zip(values, values[1:], strict=False)] \
+        + [f">={values[-1]}"]
+
+
 class DurationBucketBatchSampler(Sampler[list[int]]):
     """Yields lists of dataset indices whose durations fall in the same bucket (see the module doc).
 
     Args:
         durations: seconds per dataset index.
         batch_size: indices per batch (per rank).
-        num_buckets, min_duration, max_duration: bucket edges = linspace(min_duration, max_duration,
-            num_buckets + 1); values outside [min_duration, max_duration) go to the first / last bucket.
+        bucket_edges: strictly increasing seconds; k edges make k + 1 buckets. Default: the reference's.
         shuffle: shuffle within buckets and the batch order; False keeps index order, bucket by bucket.
         seed: the generator of epoch e is seeded with seed + e; must be the same on all ranks.
-        drop_last: drop each bucket's incomplete batch and, under DDP, the batches left over after an
-            equal split; False keeps them and pads the batch list by repetition.
+        drop_last: True (the reference) drops each bucket's incomplete batch and, under DDP, the
+            batches left over after an equal split; False keeps them and pads the batch list by repetition.
         num_replicas, rank: default to torch.distributed's when initialised, else 1 and 0.
     """
 
-    def __init__(self, durations: Sequence[float], batch_size: int, num_buckets: int = 6,
-                 min_duration: float = 5.0, max_duration: float = 30.0, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, num_replicas: int | None = None, rank: int | None = None) -> None:
-        if batch_size < 1 or num_buckets < 1:
-            raise ValueError(f"batch_size and num_buckets must be >= 1, got {batch_size} and {num_buckets}")
-        if not min_duration < max_duration:
-            raise ValueError(f"expected min_duration < max_duration, got {min_duration} and {max_duration}")
+    def __init__(self, durations: Sequence[float], batch_size: int,
+                 bucket_edges: Sequence[float] = REFERENCE_BUCKET_EDGES, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = True, num_replicas: int | None = None, rank: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
         self.num_replicas, self.rank = _default_replicas_and_rank(num_replicas, rank)
-        self.bucket_edges = np.linspace(min_duration, max_duration, num_buckets + 1)  # [num_buckets + 1]
-        bucket_of_index = np.searchsorted(self.bucket_edges[1:-1], np.asarray(durations, dtype=np.float64),
-                                          side="right")  # [N]
-        self.bucket_indices = [np.flatnonzero(bucket_of_index == b) for b in range(num_buckets)]
+        self.bucket_edges = check_bucket_edges(bucket_edges)  # [k]
+        bucket_of_index = duration_bucket_ids(durations, self.bucket_edges)  # [N]
+        self.bucket_indices = [np.flatnonzero(bucket_of_index == b) for b in range(len(self.bucket_edges) + 1)]
         self.epoch = 0
         self.start_batch = 0
 
@@ -88,9 +114,14 @@ class DurationBucketBatchSampler(Sampler[list[int]]):
         return bucket_size // self.batch_size if self.drop_last else math.ceil(bucket_size / self.batch_size)
 
     @property
+    def bucket_sizes(self) -> list[int]:
+        """Indices per bucket (len(bucket_edges) + 1 values)."""
+        return [len(indices) for indices in self.bucket_indices]
+
+    @property
     def total_batches(self) -> int:
         """Batches of one epoch over all ranks, before the equal split (padding or dropping)."""
-        return sum(self._batches_in_bucket(len(indices)) for indices in self.bucket_indices)
+        return sum(self._batches_in_bucket(size) for size in self.bucket_sizes)
 
     def __len__(self) -> int:
         """Batches per rank in a full epoch (whatever set_start_batch says)."""

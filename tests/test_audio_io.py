@@ -103,3 +103,45 @@ def test_duration_from_header(tmp_path):
 def test_error_survives_pickling():
     error = pickle.loads(pickle.dumps(AudioReadError("/x/y.wav", "no such file")))
     assert isinstance(error, AudioReadError) and "/x/y.wav" in str(error) and error.reason == "no such file"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Decoding only the start of a file (max_seconds; the reference's librosa.load(duration=300))
+# ----------------------------------------------------------------------------------------------------
+def ramp_file(path, seconds: float, rate: int) -> np.ndarray:
+    """A float wav whose samples all differ, so a window's position is visible."""
+    samples = np.linspace(-0.9, 0.9, round(seconds * rate), dtype=np.float32)
+    sf.write(path, samples, rate, subtype="FLOAT")
+    return samples
+
+
+def test_max_seconds_returns_the_start(tmp_path):
+    samples = ramp_file(tmp_path / "ramp.wav", 3.0, 8000)
+    np.testing.assert_array_equal(load_audio(tmp_path / "ramp.wav", None, max_seconds=1.25), samples[:10000])
+    np.testing.assert_array_equal(load_audio(tmp_path / "ramp.wav", None, max_seconds=0), samples)  # 0: all
+    np.testing.assert_array_equal(load_audio(tmp_path / "ramp.wav", None, max_seconds=10.0), samples)
+    sf.write(tmp_path / "first_second.wav", samples[:8000], 8000, subtype="FLOAT")
+    resampled = load_audio(tmp_path / "ramp.wav", 16000, max_seconds=1.0)  # cut before resampling
+    np.testing.assert_array_equal(resampled, load_audio(tmp_path / "first_second.wav", 16000))
+
+
+def test_max_seconds_does_not_decode_the_rest(tmp_path, monkeypatch):
+    path = tmp_path / "nan_tail.wav"
+    samples = np.zeros(3 * 8000, dtype=np.float32)
+    samples[2 * 8000:] = np.nan  # beyond the decoded part
+    sf.write(path, samples, 8000, subtype="FLOAT")
+    assert load_audio(path, None, max_seconds=2.0).shape == (16000,)
+    with pytest.raises(AudioReadError, match="NaN"):
+        load_audio(path, None)
+    requested = []
+    original_read = sf.SoundFile.read
+    monkeypatch.setattr(sf.SoundFile, "read", lambda self, frames=-1, **kwargs:
+                        requested.append(frames) or original_read(self, frames, **kwargs))
+    load_audio(path, None, max_seconds=0.00055)  # int(0.00055 * 8000) = 4 frames, as librosa counts them
+    assert requested == [4]
+
+
+def test_negative_max_seconds_rejected(tmp_path):
+    ramp_file(tmp_path / "ramp.wav", 0.1, 8000)
+    with pytest.raises(ValueError, match="max_seconds"):
+        load_audio(tmp_path / "ramp.wav", max_seconds=-1)

@@ -1,10 +1,16 @@
-"""WavCaps json reading, blacklist, caption preprocessing, the training dataset and its collate."""
+"""Training data: the reference's json and blacklist rules, audio path resolution, the dataset, collate.
+
+The fixtures reproduce the real files' quirks: WavCaps "audio" values are absolute paths of the
+authors' machine, SoundBible's are the placeholder "wav_path", Clotho items carry a relative "wav",
+ids are strings, the blacklist is {"AudioSet": [...], "FreeSound": [...]}.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +20,21 @@ import torch
 
 from data_handling.audio_io import AudioReadError
 from data_handling.caption_dataset import (
+    AudioPathResolver,
     CaptionAudioDataset,
     CaptionItem,
-    check_audio_files,
+    MissingAudioFilesError,
+    blacklist_key_for,
     collate_captions,
+    prepare_training_items,
+    read_blacklist,
+    read_json_files,
     read_wavcaps_jsons,
+    resolve_audio_paths,
 )
-from data_handling.text_preprocess import preprocess_caption
 
 RATE = 8000  # small files, fast tests
+FOREIGN = "/mnt/fast/nobackup/scratch4weeks/xm00178/WavCaps/data/waveforms"  # the authors' machine
 
 
 def write_json(path: Path, content: object) -> Path:
@@ -34,7 +46,7 @@ def write_json(path: Path, content: object) -> Path:
 def write_noise(path: Path, seconds: float, rate: int = RATE, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     noise = np.random.default_rng(seed).uniform(-0.5, 0.5, round(seconds * rate)).astype(np.float32)
-    sf.write(path, noise, rate, subtype="FLOAT")
+    sf.write(path, noise, rate, subtype="FLOAT" if path.suffix == ".wav" else None)  # flac: 16-bit
     return path
 
 
@@ -42,128 +54,295 @@ def wavcaps(entries: list[dict], per_audio: int = 1) -> dict:
     return {"num_captions_per_audio": per_audio, "data": entries}
 
 
+def clotho_item(clip_id: str, audio: str, duration: float, count: int = 5, **extra) -> dict:
+    return {"id": clip_id, "audio": audio, **{f"caption_{k}": f"{clip_id} caption {k}." for k in
+                                              range(1, count + 1)}, "duration": duration, **extra}
+
+
+@dataclass
+class WavCapsFixture:
+    """Six json files in the reference's order and layout, a blacklist, and an audio root."""
+
+    json_files: list[str]
+    blacklist: Path
+    audio_root: Path
+
+
+def make_wavcaps_fixture(tmp_path: Path) -> WavCapsFixture:
+    """Kept clips (clip index: file, id, how its audio is found):
+    0 FreeSound "101" (by name); 1 SoundBible "100" (placeholder: id + .flac, two files of that name,
+    the SoundBible one chosen); 2 AudioSet "Ydef.wav" (by name); 3 Clotho "river.wav" (5 captions, by
+    "wav"; a 3 s file); 4 AudioCaps multi-caption "Yzzz.wav" (2 captions, relative path); 5 BBC
+    "Yabc.wav" (missing everywhere); 6 BBC "bbc1" (by name, no json duration: 0.25 s from the header).
+    Blacklisted: FreeSound "100", AudioSet "Yabc.wav", Clotho "102". 12 captions kept, 11 found.
+    """
+    root, meta = tmp_path / "audio_root", tmp_path / "json_files"
+    for relative in ("FreeSound_flac/100.flac", "FreeSound_flac/101.flac", "SoundBible_flac/100.flac",
+                     "AudioSet_SL_flac/Yabc.flac", "AudioSet_SL_flac/Ydef.flac", "AudioCaps/ac1.wav",
+                     "BBC_Sound_Effects_flac/bbc1.flac"):
+        write_noise(root / relative, 0.25)
+    write_noise(root / "Clotho" / "waveforms" / "train" / "river.wav", 3.0, seed=3)
+    files = [
+        write_json(meta / "FreeSound" / "fsd_final.json", wavcaps([
+            {"id": "100", "audio": f"{FOREIGN}/FreeSound_flac/100.flac", "caption": "A door creaks.",
+             "duration": 4.0},
+            {"id": "101", "audio": f"{FOREIGN}/FreeSound_flac/101.flac", "caption": "Rain falls , softly.",
+             "duration": 12.0}])),
+        write_json(meta / "SoundBible" / "sb_final.json", wavcaps([
+            {"id": "100", "audio": "wav_path", "caption": "A bell rings.", "duration": 5.0}])),
+        write_json(meta / "AudioSet_SL" / "as_final.json", wavcaps([
+            {"id": "Yabc.wav", "audio": f"{FOREIGN}/AudioSet_SL_flac/Yabc.flac", "caption": "Speech.",
+             "duration": 10.0},
+            {"id": "Ydef.wav", "audio": f"{FOREIGN}/AudioSet_SL_flac/Ydef.flac", "caption": "Music plays.",
+             "duration": 30.0}])),
+        write_json(meta / "Clotho" / "clotho_train.json", wavcaps([
+            clotho_item("river.wav", f"{FOREIGN}/Clotho_flac/river.wav", 20.0,
+                        wav="Clotho/waveforms/train/river.wav"),
+            clotho_item("102", f"{FOREIGN}/Clotho_flac/102.wav", 22.0)], per_audio=5)),
+        write_json(meta / "AudioCaps" / "audiocaps_multi.json", wavcaps([
+            clotho_item("Yzzz.wav", "AudioCaps/ac1.wav", 7.5, count=3, num_captions=2)], per_audio=5)),
+        write_json(meta / "BBC_Sound_Effects" / "bbc_final.json", wavcaps([
+            {"id": "Yabc.wav", "audio": f"{FOREIGN}/BBC_Sound_Effects_flac/gone.flac", "caption": "Gone.",
+             "duration": 40.0},
+            {"id": "bbc1", "audio": f"{FOREIGN}/BBC_Sound_Effects_flac/bbc1.flac", "caption": "A gong."}])),
+    ]
+    blacklist = write_json(meta / "blacklist" / "blacklist_exclude_all_ac.json",
+                           {"AudioSet": ["Yabc.wav", "Yzzz.wav"], "FreeSound": ["100", "102"]})
+    return WavCapsFixture([str(path) for path in files], blacklist, root)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> WavCapsFixture:
+    return make_wavcaps_fixture(tmp_path)
+
+
 # ----------------------------------------------------------------------------------------------------
-# Caption preprocessing
+# Blacklist: the list is chosen per json file by its path; ids compared as they appear
 # ----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("raw, expected", [
-    ("A dog barks, then a car passes.", "a dog barks then a car passes"),
-    ('  Someone\u2019s "loud" HIGH-pitched   whistle!?  ', "someone's loud high pitched whistle"),
-    ("'Quoted' dogs' bark; (x) [y] {z} a/b a\\b a_b a*b a|b", "quoted dogs bark x y z a b a b a b a b a b"),
-    ("Rain at 10.5 kHz: don't stop", "rain at 10 5 khz don't stop"),
-    ("Ça VA\tbien\n", "ça va bien"),
-    ("...", ""),
+@pytest.mark.parametrize("path, per_audio, key", [
+    ("data/json_files/FreeSound/fsd_final.json", 1, "FreeSound"),
+    ("data/json_files/AudioSet_SL/as_final.json", 1, "AudioSet"),
+    ("data/json_files/AudioCaps/audiocaps_train_final.json", 1, "AudioSet"),
+    ("data/FreeSound_and_AudioSet/x.json", 1, "FreeSound"),  # FreeSound is tested first
+    ("data/json_files/Clotho/clotho_train_final.json", 5, "FreeSound"),
+    ("data/json_files/Clotho/clotho_single.json", 1, None),  # the Clotho rule is for multi-caption files
+    ("data/json_files/AudioCaps/audiocaps_multi.json", 5, None),
+    ("data/json_files/FreeSound/fsd_multi.json", 5, None),
+    ("data/json_files/SoundBible/sb_final.json", 1, None),
+    ("data/json_files/BBC_Sound_Effects/bbc_final.json", 1, None),
+    ("data/json_files/freesound/lower_case.json", 1, None),  # the match is case-sensitive
 ])
-def test_preprocess_caption(raw, expected):
-    assert preprocess_caption(raw) == expected
+def test_blacklist_list_chosen_by_path(path, per_audio, key):
+    assert blacklist_key_for(path, per_audio) == key
 
 
-def test_preprocess_caption_rejects_non_strings():
-    with pytest.raises(TypeError, match="str"):
-        preprocess_caption(None)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Json reading and blacklist
-# ----------------------------------------------------------------------------------------------------
-def test_single_and_multi_caption_entries(tmp_path):
-    first = write_json(tmp_path / "a" / "first.json", wavcaps([
-        {"id": "c0", "audio": "audio/c0.wav", "caption": "One.", "duration": 3.0},
-        {"id": "c1", "audio": "audio/c1.wav", "caption": ["Two a", "Two b", "Two c"], "duration": 12.5},
-    ]))
-    second = write_json(tmp_path / "b" / "second.json", wavcaps([
-        {"id": "c2", "audio": str(tmp_path / "abs" / "c2.flac"), "caption_1": "x", "caption_2": "y",
-         "duration": 7},
-    ], per_audio=2))
-    items = read_wavcaps_jsons([str(first), second])
-    assert [item.clip_index for item in items] == [0, 1, 1, 1, 2, 2]
-    assert [item.caption for item in items] == ["One.", "Two a", "Two b", "Two c", "x", "y"]
-    assert [item.clip_id for item in items] == ["c0", "c1", "c1", "c1", "c2", "c2"]
-    assert items[1].duration == 12.5 and isinstance(items[4].duration, float)
-    assert items[0].audio_path == tmp_path / "a" / "audio" / "c0.wav"  # relative to the json's folder
-    assert items[4].audio_path == tmp_path / "abs" / "c2.flac"  # absolute paths are kept
-
-
-def test_relative_paths_with_audio_root(tmp_path):
-    path = write_json(tmp_path / "meta" / "train.json",
-                      wavcaps([{"id": "c0", "audio": "sub/c0.wav", "caption": "x", "duration": 1.0}]))
-    root = tmp_path / "data_root"
-    items = read_wavcaps_jsons([path], audio_root=str(root))
-    assert items[0].audio_path == root / "sub" / "c0.wav"
-
-
-def test_missing_duration_read_from_header(tmp_path):
-    write_noise(tmp_path / "c0.wav", 1.25)
-    path = write_json(tmp_path / "t.json", wavcaps([{"id": "c0", "audio": "c0.wav", "caption": "x"}]))
-    assert read_wavcaps_jsons([path])[0].duration == pytest.approx(1.25)
-
-
-def _three_clips(tmp_path: Path) -> Path:
-    return write_json(tmp_path / "train.json", wavcaps([
-        {"id": "keep", "audio": "audio/keep.wav", "caption": "a", "duration": 1.0},
-        {"id": "Yid_listed", "audio": "audio/x.wav", "caption": ["b", "c"], "duration": 1.0},
-        {"id": "other", "audio": "audio/stem_listed.flac", "caption": "d", "duration": 1.0},
-    ]))
-
-
-def test_blacklist_file_by_id_and_stem(tmp_path, caplog):
-    blacklist = write_json(tmp_path / "bl.json", {"AudioSet": ["Yid_listed"], "FreeSound": ["stem_listed"]})
+def test_blacklist_applies_per_dataset(corpus, caplog):
     with caplog.at_level(logging.INFO, logger="data_handling.caption_dataset"):
-        items = read_wavcaps_jsons([_three_clips(tmp_path)], blacklist=blacklist)
-    assert [item.clip_id for item in items] == ["keep"]
-    assert items[0].clip_index == 0
-    assert "dropped 3 captions of 2 clips" in caplog.text
+        contents = read_json_files(corpus.json_files, corpus.audio_root, corpus.blacklist)
+    kept = {Path(file.path).parent.name: [item.clip_id for item in file.items] for file in contents}
+    assert kept == {"FreeSound": ["101"], "SoundBible": ["100"], "AudioSet_SL": ["Ydef.wav"],
+                    "Clotho": ["river.wav"] * 5, "AudioCaps": ["Yzzz.wav"] * 2,
+                    "BBC_Sound_Effects": ["Yabc.wav", "bbc1"]}
+    assert [(file.blacklist_key, file.num_blacklisted) for file in contents] == [
+        ("FreeSound", 1), (None, 0), ("AudioSet", 1), ("FreeSound", 1), (None, 0), (None, 0)]
+    assert "fsd_final.json: 1 of 2 clips blacklisted (FreeSound list)" in caplog.text
+    assert "sb_final.json: 0 of 1 clips blacklisted (no list applies to this path)" in caplog.text
 
 
-def test_blacklist_folder_of_lists_and_dicts(tmp_path):
-    folder = tmp_path / "blacklists"
-    write_json(folder / "one.json", ["Yid_listed"])
-    write_json(folder / "two.json", {"BBC": ["stem_listed"]})
-    (folder / "notes.txt").write_text("ignored")
-    items = read_wavcaps_jsons([_three_clips(tmp_path)], blacklist=folder)
-    assert [item.clip_id for item in items] == ["keep"]
+def test_ids_compared_as_they_appear_not_by_file_stem(tmp_path):
+    path = write_json(tmp_path / "FreeSound" / "fsd.json", wavcaps([
+        {"id": "7", "audio": "100.flac", "caption": "stem listed, id not", "duration": 1.0},
+        {"id": 101, "audio": "a.flac", "caption": "an integer id is not the string '101'", "duration": 1.0},
+        {"id": "101", "audio": "b.flac", "caption": "listed", "duration": 1.0},
+        {"id": " 100", "audio": "c.flac", "caption": "not the same string", "duration": 1.0}]))
+    blacklist = write_json(tmp_path / "bl.json", {"AudioSet": [], "FreeSound": ["100", "101"]})
+    assert [item.clip_id for item in read_wavcaps_jsons([path], blacklist=blacklist)] == ["7", "101", " 100"]
 
 
-def test_missing_json_and_blacklist_name_the_path(tmp_path):
+def test_clip_indices_count_kept_clips(corpus):
+    items = read_wavcaps_jsons(corpus.json_files, corpus.audio_root, corpus.blacklist)
+    assert [item.clip_index for item in items] == [0, 1, 2, 3, 3, 3, 3, 3, 4, 4, 5, 6]
+    without = read_wavcaps_jsons(corpus.json_files, corpus.audio_root)
+    assert len({item.clip_index for item in without}) == 10 and len(without) == 19
+
+
+def test_several_blacklist_files_merge_per_dataset(corpus, tmp_path):
+    first = write_json(tmp_path / "more" / "a.json", {"AudioSet": ["Yabc.wav"], "FreeSound": []})
+    second = write_json(tmp_path / "more" / "b.json", {"FreeSound": ["100", "102"]})
+    for blacklist in ([first, second], tmp_path / "more", [str(tmp_path / "more")]):
+        contents = read_json_files(corpus.json_files, corpus.audio_root, blacklist)
+        assert [file.num_blacklisted for file in contents] == [1, 0, 1, 1, 0, 0]
+    merged = read_blacklist([first, second])
+    assert merged.ids_for("FreeSound") == {"100", "102"} and merged.ids_for("AudioSet") == {"Yabc.wav"}
+
+
+@pytest.mark.parametrize("content, message", [
+    (["Yabc.wav", "100"], "plain list of ids"),
+    ({"AudioSet": "Yabc.wav"}, "list of ids under 'AudioSet'"),
+    ({"FreeSound": [["100"]]}, "must be strings"),
+])
+def test_blacklist_of_the_wrong_shape(tmp_path, content, message):
+    blacklist = write_json(tmp_path / "bl.json", content)
+    with pytest.raises(ValueError, match=message) as error:
+        read_blacklist(blacklist)
+    assert "bl.json" in str(error.value) and '"AudioSet": [id, ...]' in str(error.value)
+
+
+def test_unused_blacklist_keys_are_reported(tmp_path, caplog):
+    blacklist = write_json(tmp_path / "bl.json", {"AudioSet": [], "BBC": ["x"]})
+    with caplog.at_level(logging.WARNING, logger="data_handling.caption_dataset"):
+        read_blacklist(blacklist)
+    assert "['BBC'] are not used" in caplog.text
+
+
+def test_missing_json_and_blacklist_name_the_path(tmp_path, corpus):
     with pytest.raises(FileNotFoundError, match="nothere.json"):
         read_wavcaps_jsons([tmp_path / "nothere.json"])
     with pytest.raises(FileNotFoundError, match="nobl.json"):
-        read_wavcaps_jsons([_three_clips(tmp_path)], blacklist=tmp_path / "nobl.json")
+        read_wavcaps_jsons(corpus.json_files, blacklist=tmp_path / "nobl.json")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no \\*.json"):
+        read_blacklist(tmp_path / "empty")
+    with pytest.raises(ValueError, match="empty.*null for no blacklist"):
+        read_blacklist("")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Captions per item: single, Clotho, other multi-caption files
+# ----------------------------------------------------------------------------------------------------
+def test_rows_per_layout(corpus):
+    items = read_wavcaps_jsons(corpus.json_files, corpus.audio_root, corpus.blacklist)
+    assert [item.caption for item in items[3:10]] == [f"river.wav caption {k}." for k in range(1, 6)] + [
+        "Yzzz.wav caption 1.", "Yzzz.wav caption 2."]  # num_captions 2 although caption_3 exists
+    assert items[0].caption == "Rain falls , softly."  # raw; the dataset preprocesses it
+    assert items[1].audio_ref == "wav_path" and items[3].wav == "Clotho/waveforms/train/river.wav"
+    assert items[8].audio_path == corpus.audio_root / "AudioCaps" / "ac1.wav"  # relative: under audio_root
+    assert items[11].duration is None and items[0].duration == 12.0
+
+
+def test_caption_list_and_multi_caption_fallback(tmp_path):
+    single = write_json(tmp_path / "a" / "single.json", wavcaps([
+        {"id": "c0", "audio": "c0.wav", "caption": ["Two a", "Two b"], "duration": 3.0}]))
+    multi = write_json(tmp_path / "b" / "multi.json", wavcaps([
+        {"id": "c1", "audio": "c1.wav", "caption_1": "x", "caption_2": "y", "caption_3": "z", "duration": 3}],
+        per_audio=2))
+    items = read_wavcaps_jsons([single, multi])
+    assert [(item.caption, item.clip_index) for item in items] == [("Two a", 0), ("Two b", 0), ("x", 1), ("y", 1)]
+    assert items[0].audio_path == tmp_path / "a" / "c0.wav"  # relative to the json's folder
+
+
+def good_entry(clip_id: str = "good") -> dict:
+    return {"id": clip_id, "audio": "g.wav", "caption": "x", "duration": 1.0}
 
 
 @pytest.mark.parametrize("entry, message", [
     ({"id": "bad", "caption": "x", "duration": 1.0}, "'audio'"),
-    ({"id": "bad", "audio": "a.wav", "duration": 1.0}, "caption"),
+    ({"id": "bad", "audio": "a.wav", "duration": 1.0}, "'caption'"),
+    ({"id": "bad", "audio": "a.wav", "caption_1": "x", "duration": 1.0}, "'caption'"),
     ({"id": "bad", "audio": "a.wav", "caption": ["ok", 3], "duration": 1.0}, "non-empty string"),
-    ({"id": "bad", "audio": "a.wav", "caption": [], "duration": 1.0}, "caption"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": "long"}, "duration"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": -1}, "duration"),
+    ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": 1, "wav": 3}, "'wav'"),
+    ("not an object", "json object"),
 ])
 def test_malformed_entry_names_file_and_entry(tmp_path, entry, message):
-    good = {"id": "good", "audio": "g.wav", "caption": "x", "duration": 1.0}
-    path = write_json(tmp_path / "broken.json", wavcaps([good, entry]))
+    path = write_json(tmp_path / "broken.json", wavcaps([good_entry(), entry]))
     with pytest.raises(ValueError, match=message) as error:
         read_wavcaps_jsons([path])
-    assert "broken.json" in str(error.value) and "data[1]" in str(error.value) and "'bad'" in str(error.value)
+    assert "broken.json" in str(error.value) and "data[1]" in str(error.value)
+
+
+@pytest.mark.parametrize("folder, entry, message", [
+    ("Clotho", clotho_item("bad", "a.wav", 1.0, count=4), "'caption_5'.*Clotho file with 5 captions"),
+    ("AudioCaps", clotho_item("bad", "a.wav", 1.0, count=2, num_captions=3), "'caption_3'.*num_captions is 3"),
+    ("AudioCaps", clotho_item("bad", "a.wav", 1.0, num_captions="5"), "'num_captions'"),
+])
+def test_malformed_multi_caption_entry(tmp_path, folder, entry, message):
+    path = write_json(tmp_path / folder / "train.json", wavcaps([clotho_item("good", "g.wav", 1.0), entry],
+                                                               per_audio=5))
+    with pytest.raises(ValueError, match=message) as error:
+        read_wavcaps_jsons([path])
+    assert "train.json, data[1] (id 'bad')" in str(error.value)
+
+
+def test_blacklisted_file_needs_ids(tmp_path):
+    path = write_json(tmp_path / "FreeSound" / "fsd.json", wavcaps([{"audio": "a.wav", "caption": "x"}]))
+    blacklist = write_json(tmp_path / "bl.json", {"FreeSound": ["1"]})
+    with pytest.raises(ValueError, match="FreeSound list applies.*no 'id'"):
+        read_wavcaps_jsons([path], blacklist=blacklist)
 
 
 def test_malformed_file_layout(tmp_path):
     with pytest.raises(ValueError, match="'data' list"):
         read_wavcaps_jsons([write_json(tmp_path / "list.json", [1, 2])])
+    with pytest.raises(ValueError, match="num_captions_per_audio"):
+        read_wavcaps_jsons([write_json(tmp_path / "nocount.json", {"data": [good_entry()]})])
     (tmp_path / "text.json").write_text("{not json")
     with pytest.raises(ValueError, match="text.json"):
         read_wavcaps_jsons([tmp_path / "text.json"])
 
 
-def test_check_audio_files_reports_missing(tmp_path, caplog):
-    present = write_noise(tmp_path / "here.wav", 0.1)
-    items = [CaptionItem(present, "x", 0, 0.1, "here")]
-    items += [CaptionItem(tmp_path / f"gone{k}.wav", "x", k + 1, 1.0, f"g{k}") for k in range(7)]
-    items.append(CaptionItem(tmp_path / "gone0.wav", "second caption", 1, 1.0, "g0"))
+# ----------------------------------------------------------------------------------------------------
+# Finding the audio files; prepare_training_items as training calls it
+# ----------------------------------------------------------------------------------------------------
+def test_foreign_paths_resolved_under_audio_root(corpus):
+    items = read_wavcaps_jsons(corpus.json_files, corpus.audio_root, corpus.blacklist)
+    resolver = AudioPathResolver(corpus.audio_root)
+    resolution = resolve_audio_paths(items, resolver)
+    root = corpus.audio_root
+    found = {item.clip_id: item.audio_path for item in resolution.found}
+    assert found == {"101": root / "FreeSound_flac" / "101.flac",  # by the name of "audio"
+                     "100": root / "SoundBible_flac" / "100.flac",  # placeholder: id + .flac, SoundBible's
+                     "Ydef.wav": root / "AudioSet_SL_flac" / "Ydef.flac",
+                     "river.wav": root / "Clotho" / "waveforms" / "train" / "river.wav",  # by "wav"
+                     "Yzzz.wav": root / "AudioCaps" / "ac1.wav",  # relative "audio", as it stands
+                     "bbc1": root / "BBC_Sound_Effects_flac" / "bbc1.flac"}
+    assert len(resolution.found) == 11 and resolver.ambiguous_lookups == 1
+    assert [(item.clip_id, item.audio_ref) for item in resolution.unresolved_clips] == [
+        ("Yabc.wav", f"{FOREIGN}/BBC_Sound_Effects_flac/gone.flac")]
+
+
+def test_existing_paths_are_kept_and_no_root_resolves_nothing(tmp_path):
+    here = write_noise(tmp_path / "abs" / "c0.flac", 0.1)
+    path = write_json(tmp_path / "meta" / "train.json", wavcaps([
+        {"id": "c0", "audio": str(here), "caption": "x", "duration": 1.0},
+        {"id": "c1", "audio": f"{FOREIGN}/c0.flac", "caption": "x", "duration": 1.0}]))
+    resolution = resolve_audio_paths(read_wavcaps_jsons([path]), AudioPathResolver(None))
+    assert [item.audio_path for item in resolution.found] == [here]
+    assert [item.clip_id for item in resolution.unresolved] == ["c1"]
+
+
+def test_unresolved_files_stop_before_training(corpus):
+    with pytest.raises(MissingAudioFilesError) as error:
+        prepare_training_items(corpus.json_files, blacklist=corpus.blacklist, audio_root=corpus.audio_root)
+    message = str(error.value)
+    assert message.startswith("1 audio files of the training json files were not found")
+    assert "gone.flac" in message and "'Yabc.wav'" in message and "bbc_final.json" in message
+    assert "data_args.audio_root" in message and "data_args.skip_missing" in message
+
+
+def test_many_unresolved_files_are_counted(tmp_path):
+    path = write_json(tmp_path / "t.json", wavcaps([
+        {"id": f"c{k}", "audio": f"{FOREIGN}/c{k}.flac", "caption": "x", "duration": 1.0} for k in range(8)]))
+    with pytest.raises(MissingAudioFilesError, match=r"^8 audio files.*c4\.flac'.*and 3 more") as error:
+        prepare_training_items([path], audio_root=tmp_path)
+    assert "c5.flac" not in str(error.value)
+
+
+def test_skip_missing_drops_and_logs(corpus, caplog):
     with caplog.at_level(logging.WARNING, logger="data_handling.caption_dataset"):
-        missing = check_audio_files(items, max_report=2)
-    assert missing == [tmp_path / f"gone{k}.wav" for k in range(7)]
-    assert "7 of 8 audio files are missing" in caplog.text and "gone1.wav" in caplog.text
-    assert "gone2.wav" not in caplog.text and "5 more" in caplog.text
+        items = prepare_training_items(corpus.json_files, blacklist=corpus.blacklist, audio_root=corpus.audio_root,
+                                       skip_missing=True)
+    assert len(items) == 11 and "Yabc.wav" not in {item.clip_id for item in items}
+    assert "1 clips (1 captions) without an audio file are left out" in caplog.text
+    assert items[-1].clip_id == "bbc1" and items[-1].duration == pytest.approx(0.25)  # from the header
+
+
+def test_check_files_false_uses_paths_as_they_stand(corpus):
+    items = prepare_training_items(corpus.json_files, blacklist=corpus.blacklist, audio_root=corpus.audio_root,
+                                   check_files=False)
+    assert len(items) == 12 and str(items[0].audio_path).startswith(FOREIGN)
+    assert items[-1].duration == 0.0  # no header to read at the foreign path
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -183,7 +362,7 @@ def test_item_fields_and_random_crop(clips):
     dataset = CaptionAudioDataset(clips, sample_rate=RATE, max_length=2.0, train=True)
     sample = dataset[0]
     assert sample["audio"].dtype == torch.float32 and sample["audio"].shape == (2 * RATE,)
-    assert sample["caption"] == "a long noisy clip" and sample["idx"] == 0 and sample["path"].endswith("long.wav")
+    assert sample["caption"] == "a long noisy clip " and sample["idx"] == 0 and sample["path"].endswith("long.wav")
     assert dataset[1]["audio"].shape == (RATE,)  # shorter than max_length: whole
     assert dataset.durations == [3.0, 1.0, 2.0]
 
@@ -235,7 +414,7 @@ def test_collate_pads_and_counts_skips(clips):
     assert torch.count_nonzero(batch["audio"][0, RATE:]) == 0
     assert torch.equal(batch["audio"][0, :RATE], dataset[1]["audio"])
     assert batch["idx"].tolist() == [1, 0] and batch["idx"].dtype == torch.long
-    assert batch["captions"] == ["short", "a long noisy clip"]
+    assert batch["captions"] == ["short ", "a long noisy clip "]  # the reference's preprocessing
     assert [Path(p).name for p in batch["paths"]] == ["short.wav", "long.wav"]
     assert batch["num_skipped"] == 1
 
@@ -262,3 +441,66 @@ def test_dataloader_with_workers_is_seeded_by_torch(clips):
 def test_negative_max_length_rejected(clips):
     with pytest.raises(ValueError, match="max_length"):
         CaptionAudioDataset(clips, RATE, max_length=-1)
+
+
+def test_only_the_first_seconds_are_decoded(tmp_path):
+    item = CaptionItem(write_noise(tmp_path / "long.wav", 3.0, seed=4), "x", 0, 3.0, "long")
+    full = CaptionAudioDataset([item], RATE, max_length=0, max_decode_seconds=0)[0]["audio"]
+    assert full.shape == (3 * RATE,)
+    head = CaptionAudioDataset([item], RATE, max_length=0, max_decode_seconds=1.5)[0]["audio"]
+    assert torch.equal(head, full[:round(1.5 * RATE)])
+    dataset = CaptionAudioDataset([item], RATE, max_length=1.0, max_decode_seconds=1.5)
+    torch.manual_seed(0)
+    offsets = set()
+    for _ in range(30):
+        crop = dataset[0]["audio"]
+        offset = int(torch.nonzero(full == crop[0])[0])
+        assert torch.equal(full[offset:offset + RATE], crop) and offset <= round(0.5 * RATE)
+        offsets.add(offset)
+    assert len(offsets) > 1  # uniform over the decoded 1.5 s
+    assert CaptionAudioDataset([item], RATE).max_decode_seconds == 300.0  # the reference's duration=300
+    with pytest.raises(ValueError, match="max_decode_seconds"):
+        CaptionAudioDataset([item], RATE, max_decode_seconds=-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Trainer._build_loader reads all of it from the config
+# ----------------------------------------------------------------------------------------------------
+def trainer_config(tiny_config: dict, corpus: WavCapsFixture, **data_args) -> dict:
+    return {**tiny_config, "json_files": corpus.json_files, "blacklist": str(corpus.blacklist),
+            "training": {"epochs": 1, "amp": "off"},
+            "data_args": {"batch_size": 2, "num_workers": 0, "pin_memory": False,
+                          "audio_root": str(corpus.audio_root), **data_args}}
+
+
+def test_trainer_loader_follows_the_data_config(tiny_config, corpus, tmp_path):
+    from tools.config import parse_config
+    from tools.trainer import Trainer
+
+    config = trainer_config(tiny_config, corpus, skip_missing=True, duration_bucket_edges=[6.0, 15.0],
+                            drop_last=False, max_decode_seconds=2.5)
+    config["blacklist"] = [str(corpus.blacklist)]  # a list of files works too
+    trainer = Trainer(parse_config(config), tmp_path / "exp")
+    assert len(trainer.dataset) == 11 and trainer.dataset.max_decode_seconds == 2.5
+    assert trainer.sampler.bucket_edges.tolist() == [6.0, 15.0] and trainer.sampler.drop_last is False
+    assert trainer.sampler.bucket_sizes == [2, 3, 6] and len(trainer.sampler) == trainer.batches_per_epoch == 6
+    batches = list(trainer.loader)
+    lengths = {Path(path).name: int(length) for batch in batches
+               for path, length in zip(batch["paths"], batch["lengths"], strict=True)}
+    assert lengths["river.wav"] == round(2.5 * 32000)  # 3 s file, first 2.5 s decoded, at 32 kHz
+    assert "rain falls softly " in {caption for batch in batches for caption in batch["captions"]}
+
+
+def test_trainer_defaults_are_the_reference(tiny_config, corpus, tmp_path):
+    from tools.config import parse_config
+    from tools.trainer import Trainer
+
+    with pytest.raises(MissingAudioFilesError, match="gone.flac"):
+        Trainer(parse_config(trainer_config(tiny_config, corpus)), tmp_path / "exp")
+    trainer = Trainer(parse_config(trainer_config(tiny_config, corpus, skip_missing=True)), tmp_path / "exp")
+    assert trainer.sampler.bucket_edges.tolist() == [5, 10, 15, 20, 25, 30] and trainer.sampler.drop_last
+    assert trainer.sampler.bucket_sizes == [1, 3, 1, 0, 5, 0, 1]
+    assert len(trainer.sampler) == 1 + 2  # floor(3 / 2) + floor(5 / 2): incomplete batches dropped
+    assert trainer.dataset.max_decode_seconds == 300.0
+    with pytest.raises(ValueError, match="no batch to train on.*data_args.drop_last: false"):
+        Trainer(parse_config(trainer_config(tiny_config, corpus, skip_missing=True, batch_size=8)), tmp_path / "x")

@@ -45,6 +45,7 @@ class HTSATArgs:
     num_classes: int = 527
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.1
+    lab_drop_path: bool = True  # training: stochastic depth on both LAB branches, as the reference
 
 
 @dataclass
@@ -85,7 +86,7 @@ class ModelArgs:
 @dataclass
 class TrainingArgs:
     spec_augmentation: bool = True
-    epochs: int = 15
+    epochs: int = 10
     clip_grad: float | None = 2.0  # max grad norm; the reference read it but never applied it
     dropout: float = 0.2  # accepted for compatibility; unused, as in the reference
     grad_accum_steps: int = 1
@@ -93,20 +94,27 @@ class TrainingArgs:
     save_every_steps: int = 0  # 0: last.pt only at the end of each epoch
     max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
     compile: bool = False  # torch.compile both towers (models.speed.compile_model); pays off on GPUs
+    gather_negatives: bool = True  # under DDP, the loss sees every GPU's clips (the reference: only its own)
     max_steps_per_epoch: int = 0  # 0: whole epoch (a cap for quick runs and tests)
+    # model_<epoch>.pt is written after these epochs (1-based), as the reference's epochs 3 to 9
+    snapshot_epochs: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7, 8, 9])
 
 
 @dataclass
 class OptimArgs:
     lr: float = 5e-5
-    optimizer_name: str = "adam"  # adam | adamw
+    optimizer_name: str = "adam"  # adam | adamw | sgd (with momentum)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     momentum: float = 0.9
-    weight_decay: float = 0.0
+    weight_decay: float | None = None  # None: the optimiser's own default (adam 0, adamw 0.01)
+    decay_norms_and_biases: bool = True  # false: weight decay skips biases, norms and scalars (ours)
     warmup_steps: int = 0  # used when > 0, else warmup_epochs
     warmup_epochs: float = 2
     min_lr: float = 0.0
+    # reference: an epoch is captions // batch_size + 1 steps long in the schedule (the reference's
+    # len(dataloader)); batches: the steps it really has (ours, the cosine then ends at min_lr)
+    schedule_epoch_length: str = "reference"
 
 
 @dataclass
@@ -114,9 +122,12 @@ class DataArgs:
     batch_size: int = 128
     num_workers: int = 8
     audio_root: str | None = None  # resolves relative audio paths; default: each json's folder
-    strict: bool = False  # a missing or corrupt audio file stops the run instead of being skipped
+    strict: bool = False  # a corrupt audio file met during training stops the run instead of being skipped
+    skip_missing: bool = False  # audio files missing at start-up: false stops before training, true skips them
     pin_memory: bool = True
-    duration_buckets: int = 6
+    duration_bucket_edges: list[float] = field(default_factory=lambda: [5.0, 10.0, 15.0, 20.0, 25.0, 30.0])
+    drop_last: bool = True  # each duration bucket's incomplete batch is dropped every epoch (the reference)
+    max_decode_seconds: float = 300.0  # only the first seconds of a file are read (0: whole file)
     check_files: bool = True  # report missing files at start-up
 
 
@@ -129,6 +140,21 @@ class EvalArgs:
     # Zero-shot scripts on CUDA: float32 (exact, TF32 off: the CPU's numbers) | bf16 (autocast: about 2x
     # faster on a GPU, numbers differ by about 1 %). The CPU always runs float32.
     precision: str = "float32"
+    # Audio longer than 10 s. null: each task's own handling (retrieval: crop, SED and VGGSound: cut, as the
+    # reference; ESC-50, UrbanSound8K and grounding: window, where the reference cannot run such audio);
+    # crop: one random 10 s crop, seeded | cut: the first 10 s | window: every 10 s window, all frames (ours).
+    long_audio: str | None = None
+    # Crops (retrieval): the start of clip i's crop is drawn by numpy default_rng([crop_seed, i]), i = the
+    # clip's position in its json: the same numbers on every run, whatever the batch size or loader workers.
+    crop_seed: int = 0
+    # Retrieval: batch (the reference: a clip is zero-padded to the longest clip of its first caption's
+    # 32-caption batch, stretched by the encoder when that batch is shorter than 10 s) | fixed (ours: every
+    # clip zero-padded to 10 s, independent of its neighbours in the json).
+    retrieval_padding: str = "batch"
+    # SED and grounding: true (the reference) scores every frame of the 10 s input, also those of audio
+    # tiled beyond a short clip's end (SED timestamps up to 10 s, grounding offsets not clipped); false
+    # (ours) drops the frames, and clips the detections, beyond the clip's duration.
+    score_tiled_tail: bool = True
 
 
 @dataclass
@@ -162,7 +188,7 @@ class Config:
     embed_regularization: bool = True
     queue_size: int = 5120  # accepted for compatibility; unused, as in the reference
     json_files: list[str] = field(default_factory=list)
-    blacklist: str | None = None
+    blacklist: str | list[str] | None = None  # one file (the reference) or several (ours)
     resume: bool | str | None = False
     exp_name: str = "mga_clap"
     output_dir: str = "outputs"
@@ -188,7 +214,10 @@ CHOICES = {
     "model_args.loss": ("hard_negative", "infonce"),
     "training.amp": ("auto", "bf16", "fp16", "off"),
     "eval.precision": ("float32", "bf16"),
-    "optim_args.optimizer_name": ("adam", "adamw"),
+    "eval.long_audio": (None, "crop", "cut", "window"),
+    "eval.retrieval_padding": ("batch", "fixed"),
+    "optim_args.optimizer_name": ("adam", "adamw", "sgd"),
+    "optim_args.schedule_epoch_length": ("reference", "batches"),
     "wandb.mode": ("online", "offline"),
     "audio_encoder_args.model": ("htsat",),
 }

@@ -1,0 +1,207 @@
+"""Check the training data before a run, reading it exactly as training does.
+
+    python -m data_handling.check_data -c settings/pretrain.yaml            # json_files, blacklist, data_args
+    python -m data_handling.check_data --json a.json b.json --blacklist bl.json --audio-root DIR
+    python -m data_handling.check_data -c settings/pretrain.yaml --decode --strict --out report.json
+
+Per json file it counts the clips and captions kept, the clips the blacklist removed (and which list
+applied), the audio files found nowhere (at the json's path nor under audio_root) and, with --decode,
+the files whose header soundfile cannot read; it gives the captions per duration bucket (those whose
+audio was found) and the full batches of one epoch on one process. It prints a table and writes a JSON
+report (--out; default <output_dir>/check_data.json, the path is printed).
+
+Exit status: 0; 1 with --strict when a file is missing or unreadable; 2 when the configuration, a json
+file or the blacklist is missing or malformed (one line "error: ...").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data_handling.audio_io import AudioReadError, audio_duration
+from data_handling.caption_dataset import (
+    MAX_REPORTED,
+    AudioPathResolver,
+    JsonFileContents,
+    fill_missing_durations,
+    read_json_files,
+    resolve_audio_paths,
+)
+from data_handling.samplers import DurationBucketBatchSampler, bucket_labels, duration_bucket_ids
+
+
+@dataclass
+class DataSettings:
+    """What check_data needs of a training config."""
+
+    json_files: list[str]
+    blacklist: str | list[str] | None
+    audio_root: str | None
+    bucket_edges: list[float]
+    batch_size: int
+    drop_last: bool
+    default_out: Path
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m data_handling.check_data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", help="training YAML (json_files, blacklist, data_args)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a YAML key, e.g. --set data_args.audio_root=/data (repeatable)")
+    parser.add_argument("--json", nargs="+", metavar="FILE", help="training json files (instead of json_files)")
+    parser.add_argument("--blacklist", nargs="+", metavar="PATH",
+                        help="blacklist file(s) or folder (instead of the YAML's blacklist)")
+    parser.add_argument("--audio-root", help="where missing audio is looked up (instead of data_args.audio_root)")
+    parser.add_argument("--decode", action="store_true",
+                        help="open every audio file's header (soundfile.info) and count unreadable ones")
+    parser.add_argument("--workers", type=int, default=8, help="threads for --decode (default: %(default)s)")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 if a file is missing or unreadable")
+    parser.add_argument("--out", type=Path, help="JSON report (default: <output_dir>/check_data.json)")
+    return parser.parse_args(argv)
+
+
+def data_settings(args: argparse.Namespace) -> DataSettings:
+    """The YAML's data keys (or the defaults without -c), with --json, --blacklist, --audio-root on top."""
+    from tools.config import load_config
+
+    if args.config is None and not args.json:
+        raise ValueError("give a training YAML (-c settings/pretrain.yaml) or json files (--json FILE ...)")
+    config = load_config(args.config, args.overrides)
+    json_files = list(args.json) if args.json else list(config.json_files)
+    if not json_files:
+        raise ValueError(f"{args.config}: json_files is empty; list the training json files there or pass --json")
+    blacklist = args.blacklist if args.blacklist else config.blacklist
+    if isinstance(blacklist, list) and len(blacklist) == 1:
+        blacklist = blacklist[0]
+    data_args = config.data_args
+    return DataSettings(json_files, blacklist, args.audio_root or data_args.audio_root,
+                        list(data_args.duration_bucket_edges), data_args.batch_size, data_args.drop_last,
+                        Path(config.output_dir) / "check_data.json")
+
+
+def unreadable_files(paths: Sequence[Path], workers: int) -> dict[Path, str]:
+    """{path: reason} for the files whose header soundfile cannot read."""
+
+    def reason(path: Path) -> str | None:
+        try:
+            audio_duration(path)
+        except AudioReadError as error:
+            return error.reason
+        return None
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        reasons = list(pool.map(reason, paths))
+    return {path: why for path, why in zip(paths, reasons, strict=True) if why is not None}
+
+
+def check_json_file(contents: JsonFileContents, resolver: AudioPathResolver, settings: DataSettings,
+                    decode: bool, workers: int) -> tuple[dict[str, Any], list[float]]:
+    """The report record of one json file, and the durations of its captions whose audio was found."""
+    resolution = resolve_audio_paths(contents.items, resolver)
+    found = fill_missing_durations(resolution.found)
+    missing = resolution.unresolved_clips
+    record: dict[str, Any] = {
+        "path": contents.path, "blacklist_list": contents.blacklist_key,
+        "clips_blacklisted": contents.num_blacklisted, "clips": contents.num_clips,
+        "captions": len(contents.items), "missing_files": len(missing),
+        "missing_examples": [f"{item.audio_ref} (id {item.clip_id!r})" for item in missing[:MAX_REPORTED]],
+    }
+    if decode:
+        broken = unreadable_files(list(dict.fromkeys(item.audio_path for item in found)), workers)
+        record["unreadable_files"] = len(broken)
+        record["unreadable_examples"] = [f"{path}: {why}" for path, why in list(broken.items())[:MAX_REPORTED]]
+    counts = [0] * (len(settings.bucket_edges) + 1)
+    for bucket in duration_bucket_ids([item.duration for item in found], settings.bucket_edges):
+        counts[bucket] += 1
+    record["duration_histogram"] = dict(zip(bucket_labels(settings.bucket_edges), counts, strict=True))
+    return record, [item.duration for item in found]
+
+
+def build_report(settings: DataSettings, decode: bool = False, workers: int = 8) -> dict[str, Any]:
+    """Read, filter and resolve as training does; the per-file records and their totals."""
+    resolver = AudioPathResolver(settings.audio_root)
+    files: list[dict[str, Any]] = []
+    durations: list[float] = []
+    for contents in read_json_files(settings.json_files, settings.audio_root, settings.blacklist):
+        record, found_durations = check_json_file(contents, resolver, settings, decode, workers)
+        files.append(record)
+        durations += found_durations
+    labels = bucket_labels(settings.bucket_edges)
+    totals: dict[str, Any] = {key: sum(record[key] for record in files)
+                              for key in ("clips", "captions", "clips_blacklisted", "missing_files")}
+    if decode:
+        totals["unreadable_files"] = sum(record["unreadable_files"] for record in files)
+    totals["duration_histogram"] = {label: sum(record["duration_histogram"][label] for record in files)
+                                    for label in labels}
+    sampler = DurationBucketBatchSampler(durations, settings.batch_size, settings.bucket_edges,
+                                         drop_last=settings.drop_last, num_replicas=1, rank=0)
+    totals["batches_per_epoch"] = sampler.total_batches
+    return {"json_files": files, "totals": totals, "blacklist": settings.blacklist,
+            "audio_root": settings.audio_root, "bucket_edges": settings.bucket_edges,
+            "batch_size": settings.batch_size, "drop_last": settings.drop_last, "decoded": decode,
+            "ambiguous_file_names": resolver.ambiguous_lookups}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a fixed-width table: one row per json file, then the totals."""
+    labels = list(report["totals"]["duration_histogram"])
+    decoded = report["decoded"]
+    header = ["json file", "list", "clips", "captions", "blacklisted", "missing"] \
+        + (["unreadable"] if decoded else []) + labels
+
+    def row(name: str, record: dict[str, Any], list_name: str) -> list[str]:
+        values = [name, list_name, record["clips"], record["captions"], record["clips_blacklisted"],
+                  record["missing_files"]] + ([record["unreadable_files"]] if decoded else [])
+        return [str(value) for value in values + list(record["duration_histogram"].values())]
+
+    rows = [row(record["path"], record, record["blacklist_list"] or "-") for record in report["json_files"]]
+    rows.append(row("total", report["totals"], ""))
+    widths = [max(len(line[column]) for line in [header, *rows]) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) if column < 2 else cell.rjust(width)
+                       for column, (cell, width) in enumerate(zip(line, widths, strict=True)))
+             for line in [header, *rows]]
+    notes = [f"duration buckets in seconds, captions whose audio was found; {report['totals']['batches_per_epoch']} "
+             f"full batches of {report['batch_size']} per epoch on one process (drop_last {report['drop_last']})"]
+    if not decoded:
+        notes.append("audio files checked for existence only; --decode opens each header")
+    for record in report["json_files"]:
+        notes += [f"missing in {record['path']}: {example}" for example in record["missing_examples"]]
+        notes += [f"unreadable in {record['path']}: {example}" for example in record.get("unreadable_examples", [])]
+    return "\n".join(lines + [""] + notes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    from tools.config import ConfigError
+
+    try:
+        settings = data_settings(args)
+        report = build_report(settings, decode=args.decode, workers=args.workers)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = args.out or settings.default_out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(format_table(report))
+    print(f"report: {out}")
+    totals = report["totals"]
+    problems = totals["missing_files"] + totals.get("unreadable_files", 0)
+    if args.strict and problems:
+        print(f"error: {problems} audio files missing or unreadable (--strict)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

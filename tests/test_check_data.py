@@ -1,0 +1,106 @@
+"""python -m data_handling.check_data: the report on the training data, its table and its exit status."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from data_handling.caption_dataset import prepare_training_items
+from data_handling.check_data import main
+from tests.test_caption_dataset import WavCapsFixture, make_wavcaps_fixture
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def corpus(tmp_path) -> WavCapsFixture:
+    return make_wavcaps_fixture(tmp_path)
+
+
+def data_args(corpus: WavCapsFixture, out: Path, *extra: str) -> list[str]:
+    return ["--json", *corpus.json_files, "--blacklist", str(corpus.blacklist), "--audio-root",
+            str(corpus.audio_root), "--set", "data_args.batch_size=2", "--out", str(out), *extra]
+
+
+def test_report_counts_as_training_reads(corpus, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main(data_args(corpus, out)) == 0
+    report = json.loads(out.read_text())
+    rows = [(Path(record["path"]).parent.name, record["blacklist_list"], record["clips"], record["captions"],
+             record["clips_blacklisted"], record["missing_files"]) for record in report["json_files"]]
+    assert rows == [("FreeSound", "FreeSound", 1, 1, 1, 0), ("SoundBible", None, 1, 1, 0, 0),
+                    ("AudioSet_SL", "AudioSet", 1, 1, 1, 0), ("Clotho", "FreeSound", 1, 5, 1, 0),
+                    ("AudioCaps", None, 1, 2, 0, 0), ("BBC_Sound_Effects", None, 2, 2, 0, 1)]
+    totals = report["totals"]
+    assert [totals[key] for key in ("clips", "captions", "clips_blacklisted", "missing_files")] == [7, 12, 3, 1]
+    assert totals["duration_histogram"] == {"<5": 1, "5-10": 3, "10-15": 1, "15-20": 0, "20-25": 5, "25-30": 0,
+                                            ">=30": 1}
+    assert totals["batches_per_epoch"] == 3  # floor(3 / 2) + floor(5 / 2)
+    assert "unreadable_files" not in totals and report["ambiguous_file_names"] == 1
+    assert "gone.flac" in report["json_files"][-1]["missing_examples"][0]
+    found = prepare_training_items(corpus.json_files, blacklist=corpus.blacklist, audio_root=corpus.audio_root,
+                                   skip_missing=True)
+    assert sum(totals["duration_histogram"].values()) == len(found)
+    printed = capsys.readouterr().out
+    assert "bbc_final.json" in printed and "total" in printed and f"report: {out}" in printed
+    assert "missing in" in printed and "--decode opens each header" in printed
+
+
+def test_strict_and_decode(corpus, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main(data_args(corpus, out, "--strict")) == 1  # one file missing
+    assert "1 audio files missing or unreadable" in capsys.readouterr().err
+    (corpus.audio_root / "AudioSet_SL_flac" / "Ydef.flac").write_bytes(b"not audio at all" * 10)
+    assert main(data_args(corpus, out, "--decode")) == 0
+    report = json.loads(out.read_text())
+    assert [record["unreadable_files"] for record in report["json_files"]] == [0, 0, 1, 0, 0, 0]
+    assert report["totals"]["unreadable_files"] == 1
+    assert "Ydef.flac" in report["json_files"][2]["unreadable_examples"][0]
+    assert "unreadable" in capsys.readouterr().out
+
+
+def test_strict_passes_when_every_file_is_there(corpus, tmp_path):
+    (corpus.audio_root / "BBC_Sound_Effects_flac" / "gone.flac").write_bytes(
+        (corpus.audio_root / "BBC_Sound_Effects_flac" / "bbc1.flac").read_bytes())
+    assert main(data_args(corpus, tmp_path / "r.json", "--strict", "--decode")) == 0
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("blacklist", "error: blacklist .*bl.json: expected"),
+    ("json", "error: training json file not found: .*nothere.json"),
+    ("nothing", "error: give a training YAML"),
+])
+def test_configuration_errors_exit_2(corpus, tmp_path, capsys, breakage, message):
+    args = data_args(corpus, tmp_path / "r.json")
+    if breakage == "blacklist":
+        bad = tmp_path / "bl.json"
+        bad.write_text(json.dumps(["100"]))
+        args[args.index("--blacklist") + 1] = str(bad)
+    elif breakage == "json":
+        args.insert(1, str(tmp_path / "nothere.json"))
+    else:
+        args = ["--out", str(tmp_path / "r.json")]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert re.match(message, error)
+
+
+def test_command_line_with_a_yaml(corpus, tmp_path):
+    config = {"json_files": corpus.json_files, "blacklist": str(corpus.blacklist), "output_dir": str(tmp_path),
+              "data_args": {"audio_root": str(corpus.audio_root), "skip_missing": True}}
+    config_path = tmp_path / "train.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "data_handling.check_data", "-c", str(config_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"report: {tmp_path / 'check_data.json'}" in result.stdout
+    report = json.loads((tmp_path / "check_data.json").read_text())
+    assert report["totals"]["captions"] == 12 and report["batch_size"] == 128 and report["drop_last"] is True
+    assert report["totals"]["batches_per_epoch"] == 0
