@@ -5,7 +5,7 @@
         --ckpt pretrained_models/model.pt --out outputs/example.png
 
 Audio of any length (mono, resampled to 32 kHz): shorter than 10 s it is tiled to 10 s, longer it is
-encoded in 10 s windows. Prints the cosine between the clip embedding and each text, then each text's
+encoded in 10 s windows (a last window holding less than one frame, 10 / 32 s, of audio is dropped). Prints the cosine between the clip embedding and each text, then each text's
 cosine with every frame (10 / 32 s each); saves a PNG with the log-mel spectrogram on top and the frame
 similarities below on the same time axis. Model and checkpoint: settings/inference_example.yaml.
 """

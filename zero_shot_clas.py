@@ -1,13 +1,15 @@
 """Zero-shot audio classification: ESC-50, UrbanSound8K or VGGSound (or the synthetic ESC-50 split).
 
     python zero_shot_clas.py                                  # quickstart checkpoint, synthetic ESC-50
-    python zero_shot_clas.py --dataset esc50 --ckpt pretrained_models/model.pt --data-root data/ESC-50-master
+    python zero_shot_clas.py --dataset esc50 --ckpt pretrained_models/model.pt --data-root data/
     python zero_shot_clas.py --dataset urbansound8k --data-root data/UrbanSound8K --out us8k.json
     python zero_shot_clas.py --dataset vggsound --data-root data/vggsound
 
-Prompts: "<class> can be heard" (ESC-50, VGGSound), the bare class name (UrbanSound8K). Audio zero-padded to
-10 s (VGGSound also cut to 10 s). Accuracy in %, averaged over the folds of ESC-50 and UrbanSound8K.
-Dataset layouts: README.md, "Zero-shot evaluation".
+--data-root (eval.data_root_dir) is the reference's parent folder of all datasets (ESC-50-master/,
+UrbanSound8K/, VGGSound/) or a dataset's own folder; the layout is detected. Prompts: "<class> can be
+heard" (ESC-50, VGGSound), the bare class name (UrbanSound8K). Audio zero-padded to 10 s; VGGSound cut to
+10 s (--long-audio picks another handling of longer audio). Accuracy in percent (accuracy_percent),
+averaged over the folds of ESC-50 and UrbanSound8K. Dataset layouts: README.md, "Zero-shot evaluation".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import sys
 
 from tools.script_cli import (
+    add_protocol_options,
     data_root,
     load_script_config,
     load_script_model,
@@ -31,6 +34,7 @@ def parse_args(argv: list[str] | None):
     parser = script_parser(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--dataset", default="esc50", choices=sorted(CLASSIFICATION_PROTOCOLS),
                         help="which dataset layout and protocol (default: %(default)s)")
+    add_protocol_options(parser, crop=True)
     return parser.parse_args(argv)
 
 
@@ -40,7 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
     root = data_root(config, args.dataset)
     model, device = load_script_model(args, config)
     result = evaluate_classification_dataset(model, args.dataset, root, device, config.eval.batch_size,
-                                             config.data_args.num_workers)
+                                             config.data_args.num_workers, long_audio=config.eval.long_audio,
+                                             crop_seed=config.eval.crop_seed)
     report(f"Zero-shot classification ({args.dataset})", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "data_root": str(root), "device": str(device)})
     return result

@@ -2,17 +2,24 @@
 
     python zero_shot_retrieval.py                             # quickstart checkpoint, synthetic corpus
     python zero_shot_retrieval.py --ckpt pretrained_models/model.pt \\
-        --json data/waveforms/json_files/AudioCaps/test.json --out audiocaps.json
+        --json data/retrieval/Clotho/json_files/test.json --out clotho.json
 
-Dataset folder: <root>/test.json with audio paths relative to it (--json points at any such json, and
---audio-root resolves its relative paths elsewhere). R@1/5/10/50, medR, meanR, mAP@10 in both directions.
+Dataset folder: <root>/test.json, or --json with any Clotho/AudioCaps-style json (WavCaps' test files
+work as they are: their "audio" paths of the authors' machine are looked up by the relative "wav" path
+under --audio-root, the json's folder or a folder above it, or the data root, then by file name).
+Protocol (the reference's): clips longer than 10 s are evaluated on one random 10 s crop, the same on
+every run (--crop-seed; --long-audio window encodes every window instead); shorter clips are zero-padded
+as in the reference's 32-caption batches (--fixed-padding pads each to 10 s). R@1/5/10/50 and mAP@10 in
+percent, medR and meanR, both directions.
 """
 
 from __future__ import annotations
 
 import sys
 
+from data_handling.eval_datasets import find_eval_files
 from tools.script_cli import (
+    add_protocol_options,
     data_root,
     load_script_config,
     load_script_model,
@@ -21,7 +28,7 @@ from tools.script_cli import (
     run_script,
     script_parser,
 )
-from tools.zero_shot import RETRIEVAL_LAYOUT, evaluate_retrieval, require_dir
+from tools.zero_shot import evaluate_retrieval
 
 DEFAULT_CONFIG = "settings/inference_retrieval.yaml"
 
@@ -31,16 +38,22 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--json", help="retrieval json (default: <root>/test.json)")
     parser.add_argument("--audio-root", help="folder the json's relative audio paths start from "
                                              "(default: the json's folder)")
+    add_protocol_options(parser, crop=True, retrieval_padding=True)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     config = load_script_config(args)
-    json_path = resolve_path(args.json) or require_dir(data_root(config, "retrieval"), RETRIEVAL_LAYOUT) / "test.json"
+    json_path = resolve_path(args.json)
+    root = resolve_path(config.eval.data_root_dir)
+    if json_path is None:
+        json_path = find_eval_files(data_root(config, "retrieval"), "retrieval").paths["json"]
     model, device = load_script_model(args, config)
     result = evaluate_retrieval(model, json_path, device, config.eval.batch_size, config.data_args.num_workers,
-                                audio_root=resolve_path(args.audio_root))
+                                audio_root=resolve_path(args.audio_root), long_audio=config.eval.long_audio,
+                                crop_seed=config.eval.crop_seed, padding=config.eval.retrieval_padding,
+                                search_roots=[root] if root is not None else [])
     report("Zero-shot retrieval", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "json": str(json_path), "device": str(device)})
     return result

@@ -1,5 +1,7 @@
 """Readers for the evaluation dataset layouts: retrieval json, ESC-50, UrbanSound8K, VGGSound, SED tsv
-(AudioSet-strong / DESED) and AudioGrounding json.
+(AudioSet-strong / DESED) and AudioGrounding json, and `find_eval_files`, which detects where a set lies
+under eval.data_root_dir: the reference's parent folder of every dataset (ESC-50-master/, UrbanSound8K/,
+VGGSound/, AudioSet_SL/, TAG/test/) or a dataset's own folder (`EVAL_LAYOUTS`).
 
 Every reader returns plain python structures and raises FileNotFoundError / ValueError that names the
 expected path and layout when something is missing or malformed.
@@ -37,7 +39,7 @@ SED_DURATION_COLUMNS = (("filename", "duration"), ("segment_id", "duration"))
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RetrievalItem:
-    """One audio clip of a retrieval test set with its captions."""
+    """One audio clip of a retrieval test set with its captions; `id` is informational (it may repeat)."""
 
     audio_path: Path
     captions: list[str]
@@ -214,37 +216,81 @@ def _load_json(path: Path, layout: str) -> Any:
         raise ValueError(f"{path} is not valid json ({layout}): {error}") from error
 
 
-def read_retrieval_json(path: str | Path, audio_root: str | Path | None = None,
-                        check_audio: bool = True) -> list[RetrievalItem]:
-    """Read a Clotho/AudioCaps-style retrieval json.
+def read_retrieval_json(path: str | Path, audio_root: str | Path | None = None, check_audio: bool = True,
+                        search_roots: Sequence[str | Path] = ()) -> list[RetrievalItem]:
+    """Read a Clotho/AudioCaps-style retrieval json (WavCaps' retrieval test files).
 
-    Layout: {"num_captions_per_audio": 5, "data": [{"id"?: ..., "audio": path, "caption_1": ..,
-    "caption_5": ..} or {"audio": path, "caption": [..]}]}. Relative audio paths are resolved against
-    `audio_root` (default: the json's folder). A missing "id" becomes the audio file name without
-    extension; ids must be unique. When "num_captions_per_audio" is given every entry must have that
-    many captions.
+    Layout: {"num_captions_per_audio": 5, "data": [{"id"?: ..., "audio": path, "wav"?: relative path,
+    "caption_1": .., "caption_5": ..} or {"audio": path, "caption": [..]}]}. Clips are numbered by their
+    position in "data"; "id" is informational only (it may repeat: the Clotho test file has five "Not
+    found"); a missing "id" becomes the audio file name without extension. When "num_captions_per_audio"
+    is given every entry must have that many captions.
+
+    Audio paths, the first that exists (`resolve_retrieval_audio`): "audio" as it stands (the reference
+    reads it so; in WavCaps' files it is an absolute path of the authors' machine; a relative path starts
+    at `audio_root`, default the json's folder); the relative "wav" path under `audio_root` (without one:
+    the json's folder or any folder above it) or a search root; the file name in `audio_root` (default:
+    the json's folder) or a search root. When none exists the item keeps the "audio" path, which the
+    evaluation reports as missing (skipped and counted).
 
     Args:
-        check_audio: raise FileNotFoundError if a listed audio file does not exist.
+        check_audio: raise FileNotFoundError if a listed audio file cannot be found.
+        search_roots: further folders (e.g. eval.data_root_dir) that "wav" paths and file names are tried in.
     """
     path = Path(path)
     layout = 'retrieval json layout: {"num_captions_per_audio": N, "data": [{"audio": ..., "caption_1": ...}]}'
     content = _load_json(path, layout)
     if not isinstance(content, dict) or not isinstance(content.get("data"), list):
         raise ValueError(f"{path}: expected a json object with a \"data\" list ({layout})")
-    root = Path(audio_root) if audio_root is not None else path.parent
+    roots = _retrieval_roots(path, audio_root, search_roots)
     expected_count = content.get("num_captions_per_audio")
-    items = [_retrieval_item(entry, position, path, root, expected_count)
+    items = [_retrieval_item(entry, position, path, roots, expected_count)
              for position, entry in enumerate(content["data"])]
-    duplicates = _duplicates(item.id for item in items)
-    if duplicates:
-        raise ValueError(f"{path}: duplicate audio ids {duplicates[:5]}; each audio must appear once")
     if check_audio:
         _check_audio_exists((item.audio_path for item in items), path)
     return items
 
 
-def _retrieval_item(entry: Any, position: int, path: Path, root: Path, expected_count: int | None
+class RetrievalRoots(NamedTuple):
+    """Where a retrieval json's audio is looked for (`resolve_retrieval_audio`)."""
+
+    audio_root: Path
+    """where relative "audio" paths start; its files are also found by name"""
+    wav_roots: list[Path]
+    """where relative "wav" paths are tried, in order"""
+    name_roots: list[Path]
+    """where bare file names are tried, in order"""
+
+
+def _retrieval_roots(json_path: Path, audio_root: str | Path | None, search_roots: Sequence[str | Path]
+                     ) -> RetrievalRoots:
+    """The audio root (default: the json's folder), "wav" roots (the audio root, or without one the json's
+    folder and every folder above it; then the search roots) and file-name roots (audio root, search roots)."""
+    extra = [Path(root).expanduser() for root in search_roots]
+    if audio_root is not None:
+        root = Path(audio_root).expanduser()
+        wav_roots = [root]
+    else:
+        root = json_path.parent
+        wav_roots = [root, *json_path.resolve().parent.parents]
+    return RetrievalRoots(root, list(dict.fromkeys([*wav_roots, *extra])), list(dict.fromkeys([root, *extra])))
+
+
+def resolve_retrieval_audio(audio: str, wav: str | None, roots: RetrievalRoots) -> Path:
+    """The audio file of a retrieval json entry, the first that exists of: "audio" as it stands (a relative
+    path under the audio root); the relative "wav" path under each wav root; the file name of "audio" or
+    "wav" in each name root. When none exists, the "audio" path (the evaluation then reports it missing)."""
+    given = Path(audio).expanduser()
+    given = given if given.is_absolute() else roots.audio_root / given
+    candidates = [given]
+    if wav:
+        candidates += [root / wav for root in roots.wav_roots]
+    names = dict.fromkeys(name for name in (Path(audio).name, Path(wav).name if wav else "") if name)
+    candidates += [root / name for root in roots.name_roots for name in names]
+    return next((candidate for candidate in candidates if candidate.is_file()), given)
+
+
+def _retrieval_item(entry: Any, position: int, path: Path, roots: RetrievalRoots, expected_count: int | None
                     ) -> RetrievalItem:
     """One RetrievalItem from one json entry."""
     if not isinstance(entry, dict) or not isinstance(entry.get("audio"), str):
@@ -253,9 +299,9 @@ def _retrieval_item(entry: Any, position: int, path: Path, root: Path, expected_
     if expected_count is not None and len(captions) != int(expected_count):
         raise ValueError(f"{path}: data[{position}] has {len(captions)} captions but num_captions_per_audio "
                          f"is {expected_count}")
-    audio_path = Path(entry["audio"])
-    audio_path = audio_path if audio_path.is_absolute() else root / audio_path
-    item_id = str(entry["id"]) if entry.get("id") is not None else clip_id_from_filename(audio_path.name)
+    wav = entry.get("wav") if isinstance(entry.get("wav"), str) else None
+    audio_path = resolve_retrieval_audio(entry["audio"], wav, roots)
+    item_id = str(entry["id"]) if entry.get("id") is not None else clip_id_from_filename(Path(entry["audio"]).name)
     return RetrievalItem(audio_path=audio_path, captions=captions, id=item_id)
 
 
@@ -364,6 +410,42 @@ def read_vggsound(csv_path: str | Path, audio_dir: str | Path) -> VggSoundSet:
             num_missing += 1
             continue
         index = raw_to_index[label]
+        items.append(ClassificationItem(audio_path=audio_path, class_name=class_names[index], fold=None,
+                                        class_index=index))
+    return VggSoundSet(items, class_names, num_missing)
+
+
+def read_vggsound_test_csv(csv_path: str | Path, audio_dir: str | Path) -> VggSoundSet:
+    """VGGSound test split in the reference's layout: a csv of two columns without header (filename, class).
+
+    Audio: `audio_dir/<filename>`, else a file with the same stem and an audio extension (the reference
+    reads `<filename without its 4-character extension>.wav`). Listed clips without a file are skipped and
+    counted. Class names: the sorted classes ('_' -> ' '). No folds.
+    """
+    csv_path, audio_dir = Path(csv_path), Path(audio_dir)
+    layout = "VGGSound test csv without header: filename,class"
+    _require_file(csv_path, layout)
+    with csv_path.open(newline="", encoding="utf-8") as file:
+        rows = [row for row in csv.reader(file) if row]
+    for line, row in enumerate(rows, start=1):
+        if len(row) != 2:
+            raise ValueError(f"{csv_path}, line {line}: expected 2 fields ({layout}), got {row}")
+    if not rows:
+        raise ValueError(f"{csv_path} lists no clip ({layout})")
+    if not audio_dir.is_dir():
+        raise FileNotFoundError(f"VGGSound audio folder {audio_dir} not found (expected the files named in {csv_path})")
+    class_names, raw_to_index = merge_class_names(sorted({label.strip() for _, label in rows}))
+    files = _audio_files_by_stem(audio_dir)
+    items, num_missing = [], 0
+    for filename, label in rows:
+        filename = filename.strip()
+        audio_path = audio_dir / filename
+        if not audio_path.is_file():
+            audio_path = files.get(Path(filename).stem) or files.get(filename)
+        if audio_path is None:
+            num_missing += 1
+            continue
+        index = raw_to_index[label.strip()]
         items.append(ClassificationItem(audio_path=audio_path, class_name=class_names[index], fold=None,
                                         class_index=index))
     return VggSoundSet(items, class_names, num_missing)
@@ -563,3 +645,125 @@ def read_grounding_json(json_path: str | Path) -> list[GroundingPhrase]:
     if duplicates:
         raise ValueError(f"{path}: duplicate phrase ids (audiocap_id_start_index) {duplicates[:5]}")
     return phrases
+
+
+def read_grounding_durations(path: str | Path) -> dict[str, float]:
+    """audio_id -> seconds from AudioGrounding's duration file (tab-separated, header audio_id<TAB>duration;
+    "filename" is accepted for "audio_id")."""
+    path = Path(path)
+    layout = "grounding durations: tab-separated, header audio_id<TAB>duration"
+    durations = {}
+    for line, (audio_id, duration) in enumerate(
+            _read_table(path, (("audio_id", "duration"), ("filename", "duration")), layout), start=2):
+        try:
+            durations[audio_id.strip()] = float(duration)
+        except ValueError as error:
+            raise ValueError(f"{path}, line {line}: duration must be a number, got {duration!r}") from error
+    return durations
+
+
+# ----------------------------------------------------------------------------------------------------
+# Dataset layouts: where each evaluation set's files lie under eval.data_root_dir
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvalLayout:
+    """One way an evaluation set can lie under a root folder.
+
+    folder: the dataset's folder relative to the root ("" = the root itself).
+    files: role -> path relative to `folder` (a trailing "/" marks a folder); all must exist.
+    optional: role -> path relative to `folder`, used when it exists.
+    """
+
+    description: str
+    folder: str
+    files: Mapping[str, str]
+    optional: Mapping[str, str] = field(default_factory=dict)
+
+    def paths(self, root: Path) -> dict[str, Path]:
+        base = root / self.folder
+        return {role: base / relative.rstrip("/") for role, relative in {**self.files, **self.optional}.items()}
+
+    def matches(self, root: Path) -> bool:
+        base = root / self.folder
+        return all((base / relative).is_dir() if relative.endswith("/") else (base / relative).is_file()
+                   for relative in self.files.values())
+
+    def listing(self, root: Path) -> str:
+        base = root / self.folder
+        return f"{self.description}: " + ", ".join(str(base / relative) + ("/" if relative.endswith("/") else "")
+                                                  for relative in self.files.values())
+
+
+REFERENCE_PARENT = "the reference's data_root_dir (a parent folder of every dataset)"
+EVAL_LAYOUTS: dict[str, tuple[EvalLayout, ...]] = {
+    "esc50": (
+        EvalLayout("ESC-50 folder", "", {"audio": "audio/", "csv": "meta/esc50.csv"}),
+        EvalLayout(REFERENCE_PARENT, "ESC-50-master", {"audio": "audio/", "csv": "meta/esc50.csv"}),
+    ),
+    "urbansound8k": (
+        EvalLayout("UrbanSound8K folder", "", {"audio": "audio/", "csv": "metadata/UrbanSound8K.csv"}),
+        EvalLayout(REFERENCE_PARENT, "UrbanSound8K", {"audio": "audio/", "csv": "metadata/UrbanSound8K.csv"}),
+    ),
+    "vggsound": (
+        EvalLayout("VGGSound folder with the full csv (youtube_id,start_seconds,label,split)", "",
+                   {"audio": "audio/", "csv": "vggsound.csv"}),
+        EvalLayout(REFERENCE_PARENT, "VGGSound", {"audio": "audio/", "test_csv": "metadata/vggsound_test.csv"}),
+        EvalLayout("VGGSound folder with the test csv (filename,class)", "",
+                   {"audio": "audio/", "test_csv": "metadata/vggsound_test.csv"}),
+    ),
+    "sed": (
+        EvalLayout("SED folder", "", {"audio": "audio/", "events": "metadata/eval.tsv",
+                                      "durations": "metadata/eval_durations.tsv"}),
+        EvalLayout(REFERENCE_PARENT, "AudioSet_SL", {"audio": "audio/AudioSet_SL_eval/",
+                                                     "events": "metadata/audioset_eval_strong.tsv",
+                                                     "durations": "metadata/audioset_eval_strong_durations.tsv"}),
+        EvalLayout("AudioSet_SL folder", "", {"audio": "audio/AudioSet_SL_eval/",
+                                              "events": "metadata/audioset_eval_strong.tsv",
+                                              "durations": "metadata/audioset_eval_strong_durations.tsv"}),
+    ),
+    "grounding": (
+        EvalLayout("AudioGrounding folder", "", {"audio": "audio/", "json": "test.json"}),
+        EvalLayout(REFERENCE_PARENT, "TAG/test", {"audio": "audio/", "json": "metadata/test.json"},
+                   {"durations": "metadata/duration.csv"}),
+        EvalLayout("TAG test folder", "", {"audio": "audio/", "json": "metadata/test.json"},
+                   {"durations": "metadata/duration.csv"}),
+    ),
+    "retrieval": (
+        EvalLayout("retrieval folder", "", {"json": "test.json"}),
+    ),
+}
+"""Per task, the layouts `find_eval_files` tries, in order. Roles: audio (folder), csv / test_csv
+(classification metadata), events and durations (SED tsv), json (grounding or retrieval), durations
+(grounding, optional)."""
+
+
+class EvalFiles(NamedTuple):
+    """The files of one evaluation set: its folder, role -> path, and the layout that matched."""
+
+    folder: Path
+    paths: dict[str, Path]
+    layout: str
+
+
+def find_eval_files(root: str | Path, task: str) -> EvalFiles:
+    """Detect which of the task's layouts (`EVAL_LAYOUTS`) lies under `root` and return its files.
+
+    Raises:
+        FileNotFoundError: `root` is not a folder, or no layout matches (the message lists every layout tried
+            with its expected paths).
+    """
+    if task not in EVAL_LAYOUTS:
+        raise ValueError(f"unknown evaluation task {task!r}; expected one of {sorted(EVAL_LAYOUTS)}")
+    root = Path(root)
+    layouts = EVAL_LAYOUTS[task]
+    tried = "\n".join(f"  - {layout.listing(root)}" for layout in layouts)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} not found; the {task} layouts are:\n{tried}")
+    for layout in layouts:
+        if layout.matches(root):
+            paths = {role: path for role, path in layout.paths(root).items()
+                     if role in layout.files or path.exists()}
+            return EvalFiles(root / layout.folder, paths, layout.description)
+    raise FileNotFoundError(f"no {task} dataset found under {root}; the layouts tried (each path must exist):\n"
+                            f"{tried}\nPass --data-root with the folder of one of them.")
+

@@ -7,12 +7,14 @@ One function per arrow of the data flow:
     YAML + checkpoint      -> model ready for inference               `load_model_for_inference`
 
 Audio of any length. The encoder sees at most about 10.23 s at once and gives 32 frames per 10 s
-(hop 10 / 32 s). Audio up to 10 s (plus one STFT hop of tolerance, which is cut) is encoded as one
-clip; how shorter audio is brought to 10 s is the protocol's choice (`pad_mode`: tiled, zero-padded, or
-left to the encoder, which stretches it). Longer audio is cut into consecutive 10 s windows; the last,
-partial window is tiled (repeated) to 10 s and only the frames that cover real audio are kept; the
-frames are concatenated in time and the clip embedding is the codebook aggregation (`model.msc`) of
-all of them.
+(hop 10 / 32 s). How audio longer than 10 s is handled is the protocol's choice (`long_audio`): its first
+10 s ('cut'), one random 10 s crop drawn from a seed and the file's position ('crop', the same on every
+run), or every 10 s window ('window'): consecutive windows whose frames are concatenated in time, the
+last, partial window tiled (repeated) to 10 s and only its frames that cover real audio kept; a last
+window holding less than one frame (10 / 32 s) of real audio is not encoded. The clip embedding is the
+codebook aggregation (`model.msc`) of all frames. How shorter audio is brought to 10 s is the protocol's
+choice too (`pad_mode`: tiled, zero-padded, or left to the encoder, which stretches it; or zero-padded to
+the longest file of a span of neighbours, as the reference's retrieval batches are: `padding_spans`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,8 +45,12 @@ WINDOW_SECONDS = 10.0
 """Length of one encoder window in seconds (32 frames)."""
 FRAME_HOP_SECONDS = 10.0 / 32
 """Seconds per frame embedding."""
+FRAMES_PER_WINDOW = 32
+"""Frame embeddings per encoder window."""
 PAD_MODES = ("tile", "zero", "none")
 PadMode = Literal["tile", "zero", "none"]
+LONG_AUDIO_MODES = ("window", "cut", "crop")
+LongAudio = Literal["window", "cut", "crop"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -142,21 +148,56 @@ def prepare_waveform(waveform: torch.Tensor, sample_rate: int, pad_mode: PadMode
     return F.pad(waveform, (0, target - waveform.shape[-1]))
 
 
-def _window_length(model: ASE, window_seconds: float) -> tuple[int, int]:
-    """(samples per window, tolerance in samples): one STFT hop over a window is cut, not windowed."""
-    return round(window_seconds * model.sample_rate), model.config.audio_args.hop_length
+def crop_start(max_start: int, seed: int, position: int) -> int:
+    """Start of a seeded random crop: uniform in [0, max_start], drawn by numpy's default_rng([seed, position]).
+
+    The draw depends only on (seed, position), so a file's crop is the same on every run whatever the
+    batch size, the number of loader processes or the other files evaluated with it.
+    """
+    if seed < 0 or position < 0:
+        raise ValueError(f"crop seed and position must be integers >= 0, got seed {seed} and position {position}")
+    return int(np.random.default_rng([seed, position]).integers(0, max_start + 1))
+
+
+def shorten_waveform(waveform: torch.Tensor, max_samples: int, long_audio: LongAudio = "window",
+                     crop_seed: int = 0, position: int = 0) -> torch.Tensor:
+    """A [samples] waveform longer than `max_samples` as a protocol handles it.
+
+    'cut': its first max_samples; 'crop': max_samples from a random start (`crop_start(excess, crop_seed,
+    position)`, the reference's uniformly random crop made reproducible); 'window': unchanged (encoded
+    window by window). A waveform of at most max_samples is returned as it is.
+    """
+    if long_audio not in LONG_AUDIO_MODES:
+        raise ValueError(f"long_audio must be one of {LONG_AUDIO_MODES}, got {long_audio!r}")
+    excess = waveform.shape[-1] - max_samples
+    if excess <= 0 or long_audio == "window":
+        return waveform
+    start = crop_start(excess, crop_seed, position) if long_audio == "crop" else 0
+    return waveform[start:start + max_samples]
+
+
+def window_samples(model: ASE, window_seconds: float = WINDOW_SECONDS) -> int:
+    """Samples per encoder window at the model's sample rate."""
+    return round(window_seconds * model.sample_rate)
+
+
+def num_windows(num_samples: int, window: int) -> int:
+    """Windows that encode `num_samples` of audio: every full window, plus the last, partial one only when it
+    holds at least one frame (window / 32 samples) of real audio; at least one."""
+    num_full, remainder = divmod(num_samples, window)
+    return max(1, num_full + int(remainder * FRAMES_PER_WINDOW >= window))
 
 
 # ----------------------------------------------------------------------------------------------------
 # Audio of any length
 # ----------------------------------------------------------------------------------------------------
-def _split_windows(waveform: torch.Tensor, window: int) -> torch.Tensor:
-    """[samples] -> [num_windows, window]; the last partial window is tiled to `window` samples."""
-    num_full = waveform.shape[0] // window
+def _split_windows(waveform: torch.Tensor, window: int, count: int) -> torch.Tensor:
+    """[samples] -> [count, window]: the full windows, then (when count asks for it) the partial window
+    tiled to `window` samples; audio after the last counted window is dropped."""
+    num_full = min(count, waveform.shape[0] // window)
     windows = list(waveform[: num_full * window].reshape(num_full, window))
-    remainder = waveform[num_full * window:]
-    if remainder.numel():
-        windows.append(tile_to_length(remainder, window))
+    if count > num_full:
+        windows.append(tile_to_length(waveform[num_full * window:], window))
     return torch.stack(windows)
 
 
@@ -167,29 +208,31 @@ def encode_audio_windows(model: nn.Module, waveform: torch.Tensor, window_second
 
     Args:
         model: an ASE in eval mode, on the waveform's device.
-        waveform: [samples] float at the model's sample rate (32 kHz). Up to `window_seconds` (plus one
-            STFT hop, which is cut) it is encoded as one clip, as it is (shorter audio is stretched by
-            the encoder: pad or tile it first where the protocol says so). Longer audio is cut into
-            consecutive windows of `window_seconds`, the last partial one tiled to full length.
+        waveform: [samples] float at the model's sample rate (32 kHz). Audio that fits one window (its
+            first `window_seconds` plus less than one frame, which is dropped) is encoded as one clip, as
+            it is (shorter audio is stretched by the encoder: pad or tile it first where the protocol says
+            so). Longer audio is cut into consecutive windows of `window_seconds` (`num_windows`), the last
+            partial one tiled to full length.
         batch_size: windows encoded per forward pass.
     Returns:
-        frame_embeds [T, E]: T = 32 for one clip, else ceil(samples * 32 / window_samples) (the frames of
-            the tiled part of the last window are dropped), in time order, hop 10 / 32 s;
+        frame_embeds [T, E]: T = 32 for one window, else min(32 * windows, ceil(samples * 32 / window))
+            (the frames of the tiled part of the last window are dropped), in time order, hop 10 / 32 s;
         clip_embed [E]: model.msc over all T frames.
     """
     model = unwrap(model)
     if waveform.dim() != 1:
         raise ValueError(f"waveform must be one mono signal [samples], got shape {list(waveform.shape)}")
-    window, tolerance = _window_length(model, window_seconds)
-    if waveform.shape[0] <= window + tolerance:
+    window = window_samples(model, window_seconds)
+    count = num_windows(waveform.shape[0], window)
+    if count == 1:
         _, frames = model.encode_audio(waveform[:window][None], need_clip_features=False)
         frame_embeds = frames[0]
     else:
-        windows = _split_windows(waveform, window)
+        windows = _split_windows(waveform, window, count)
         frames = torch.cat([model.encode_audio(chunk, need_clip_features=False)[1]
                             for chunk in windows.split(batch_size)])
         frames_per_window = frames.shape[1]
-        num_frames = -(-waveform.shape[0] * frames_per_window // window)   # ceil
+        num_frames = min(count * frames_per_window, -(-waveform.shape[0] * frames_per_window // window))  # ceil
         frame_embeds = frames.reshape(-1, frames.shape[-1])[:num_frames]
     clip_embed = model.msc(frame_embeds[None], model.codebook)[0]
     return frame_embeds, clip_embed
@@ -204,9 +247,9 @@ class AudioEmbeddings:
 
     clip: [N, E] L2-normalised clip embeddings (float32, CPU).
     frames: N tensors [T_i, E], L2-normalised frame embeddings (float32, CPU), hop 10 / 32 s.
-    durations: N durations in seconds of the audio as read (before padding, tiling or cutting).
+    durations: N durations in seconds of the audio as read (before padding, tiling, cutting or cropping).
     indices: N positions in the input list of the embedded files.
-    skipped: (path, reason) of the unreadable, empty or silent files.
+    skipped: (path, reason) of the files that could not be read (missing, undecodable or empty).
     """
 
     clip: torch.Tensor
@@ -221,20 +264,27 @@ class AudioEmbeddings:
 
 
 class AudioFileDataset(Dataset):
-    """Reads, resamples, mixes down and pads/tiles/cuts audio files; never raises on a bad file.
+    """Reads, resamples and mixes down audio files, shortens long ones (`shorten_waveform`, with the file's
+    position in `paths` as the crop position) and pads short ones (`prepare_waveform`); never raises on a
+    bad file. Silent (all-zero) files are read like any other.
 
-    Item: dict(index, waveform [samples] float32 tensor or None, duration seconds, error str or None).
+    Item: dict(index, waveform [samples] float32 tensor or None, duration seconds as read, error str or None).
     """
 
     def __init__(self, paths: Sequence[str | Path], sample_rate: int, pad_mode: PadMode = "tile",
-                 target_seconds: float = WINDOW_SECONDS, max_seconds: float | None = None):
+                 target_seconds: float = WINDOW_SECONDS, long_audio: LongAudio = "window", crop_seed: int = 0,
+                 window_seconds: float = WINDOW_SECONDS):
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
+        if long_audio not in LONG_AUDIO_MODES:
+            raise ValueError(f"long_audio must be one of {LONG_AUDIO_MODES}, got {long_audio!r}")
         self.paths = [Path(path) for path in paths]
         self.sample_rate = sample_rate
         self.pad_mode = pad_mode
         self.target_seconds = target_seconds
-        self.max_seconds = max_seconds
+        self.long_audio = long_audio
+        self.crop_seed = crop_seed
+        self.window = round(window_seconds * sample_rate)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -246,12 +296,9 @@ class AudioFileDataset(Dataset):
         except AudioReadError as error:
             item["error"] = error.reason
             return item
-        if not np.any(samples):
-            item["error"] = "silent: every sample is zero"
-            return item
         item["duration"] = samples.shape[0] / self.sample_rate
-        item["waveform"] = prepare_waveform(torch.from_numpy(samples), self.sample_rate, self.pad_mode,
-                                            self.target_seconds, self.max_seconds)
+        waveform = shorten_waveform(torch.from_numpy(samples), self.window, self.long_audio, self.crop_seed, index)
+        item["waveform"] = prepare_waveform(waveform, self.sample_rate, self.pad_mode, self.target_seconds)
         return item
 
 
@@ -267,15 +314,15 @@ def _encode_equal_length(model: ASE, waveforms: list[torch.Tensor], device: torc
     return frames, model.msc(frames, model.codebook)
 
 
-def _encode_loader_batch(model: ASE, items: list[dict[str, Any]], device: torch.device,
-                         window_seconds: float) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Index -> (frames [T, E], clip [E]) for the readable items of one loader batch (not normalised)."""
-    window, tolerance = _window_length(model, window_seconds)
+def _encode_items(model: ASE, items: list[dict[str, Any]], device: torch.device,
+                  window_seconds: float) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Index -> (frames [T, E], clip [E]) of readable items (not normalised); one forward per clip length."""
+    window = window_samples(model, window_seconds)
     results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     by_length: dict[int, list[dict[str, Any]]] = {}
     for item in items:
         length = item["waveform"].shape[0]
-        if length > window + tolerance:
+        if num_windows(length, window) > 1:
             waveform = item["waveform"].to(device)
             results[item["index"]] = encode_audio_windows(model, waveform, window_seconds)
         else:
@@ -287,17 +334,44 @@ def _encode_loader_batch(model: ASE, items: list[dict[str, Any]], device: torch.
     return results
 
 
+def check_padding_spans(spans: Sequence[tuple[int, int]], num_files: int) -> list[tuple[int, int]]:
+    """Validate `embed_audio_files`' padding_spans: one (first, last) per file, 0 <= first <= position <= last
+    < num_files."""
+    spans = [(int(first), int(last)) for first, last in spans]
+    if len(spans) != num_files:
+        raise ValueError(f"padding_spans must hold one (first, last) pair per file: {num_files} files, "
+                         f"{len(spans)} spans")
+    for position, (first, last) in enumerate(spans):
+        if not 0 <= first <= position <= last < num_files:
+            raise ValueError(f"padding span {position} is {(first, last)}; each span must contain its own file's "
+                             f"position and lie within [0, {num_files})")
+    return spans
+
+
+def _pad_to_span(item: dict[str, Any], span: tuple[int, int], lengths: Mapping[int, int], window: int
+                 ) -> dict[str, Any]:
+    """Zero-pad an item's waveform to the longest length (at most one window) among the span's files."""
+    target = min(window, max(lengths[position] for position in range(span[0], span[1] + 1)))
+    waveform = item["waveform"]
+    if waveform.shape[0] < target:
+        item = {**item, "waveform": F.pad(waveform, (0, target - waveform.shape[0]))}
+    return item
+
+
 def embed_audio_files(model: nn.Module, paths: Sequence[str | Path], device: str | torch.device | None = None,
                       batch_size: int = 32, num_workers: int = 0, pad_mode: PadMode = "tile",
-                      target_seconds: float = WINDOW_SECONDS, max_seconds: float | None = None,
+                      target_seconds: float = WINDOW_SECONDS, long_audio: LongAudio = "window",
+                      crop_seed: int = 0, padding_spans: Sequence[tuple[int, int]] | None = None,
                       window_seconds: float = WINDOW_SECONDS) -> AudioEmbeddings:
     """Embed audio files in batches: L2-normalised clip and frame embeddings.
 
-    Files are read at the model's sample rate, mono. Clips shorter than `target_seconds` are tiled,
-    zero-padded or left as they are (`pad_mode`); clips longer than `max_seconds` (when given) are cut;
-    clips longer than a window are encoded window by window (`encode_audio_windows`). Clips of equal
-    length are encoded together (after tiling or padding every short clip is exactly 10 s).
-    Unreadable, empty and silent (all-zero) files are skipped, logged and listed in `skipped`.
+    Files are read at the model's sample rate, mono. Files longer than a window are cut, cropped or
+    windowed (`long_audio`, `shorten_waveform`; the crop of the file at position i depends only on
+    (crop_seed, i)). Shorter files are tiled, zero-padded or left as they are to `target_seconds`
+    (`pad_mode`), or, with `padding_spans`, zero-padded to the longest file of their span (the reference's
+    retrieval batches); what stays shorter than a window is stretched by the encoder. Files of equal
+    length are encoded together. Files that cannot be read (missing, undecodable, empty) are skipped,
+    logged and listed in `skipped`; silent files are embedded like any other.
 
     Args:
         model: an ASE (or a DDP wrapper of one) on `device`; its training flag is restored afterwards.
@@ -305,17 +379,31 @@ def embed_audio_files(model: nn.Module, paths: Sequence[str | Path], device: str
         device: where the audio goes (default: the model's device); bf16 autocast on CUDA only.
         batch_size: files per DataLoader batch.
         num_workers: DataLoader processes that read and resample audio.
+        padding_spans: None, or N pairs (first, last): file i is zero-padded to the longest of files
+            first..last (after cutting or cropping, at most one window; skipped files count as 0 samples).
+            Needs pad_mode 'zero'. Files are streamed: a file waits only until its span's last file has
+            been read, so memory grows with the spans' widths, not with N.
     Returns:
         AudioEmbeddings with clip [N', E], frames N' x [T_i, E], N' = N minus the skipped files.
     """
     ase = unwrap(model)
     device = model_device(ase) if device is None else resolve_device(device)
-    dataset = AudioFileDataset(paths, ase.sample_rate, pad_mode, target_seconds, max_seconds)
-    loader = DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=num_workers,
-                        collate_fn=_as_list)
+    if padding_spans is not None:
+        if pad_mode != "zero":
+            raise ValueError(f"padding_spans zero-pad files to their span's longest file; pad_mode must be 'zero', "
+                             f"got {pad_mode!r}")
+        padding_spans = check_padding_spans(padding_spans, len(paths))
+    dataset = AudioFileDataset(paths, ase.sample_rate, "none" if padding_spans else pad_mode, target_seconds,
+                               long_audio, crop_seed, window_seconds)
+    batch_size = max(1, batch_size)
+    num_workers = min(num_workers, math.ceil(len(paths) / batch_size))    # no idle loader processes
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_as_list)
+    window = window_samples(ase, window_seconds)
     encoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     durations: dict[int, float] = {}
+    lengths: dict[int, int] = {}
     skipped: list[tuple[str, str]] = []
+    waiting: list[dict[str, Any]] = []
     with inference_context(ase, device):
         for items in loader:
             for item in items:
@@ -323,8 +411,16 @@ def embed_audio_files(model: nn.Module, paths: Sequence[str | Path], device: str
                     skipped.append((str(dataset.paths[item["index"]]), item["error"]))
                     log.warning("skipped %s: %s", dataset.paths[item["index"]], item["error"])
                 durations[item["index"]] = item["duration"]
-            readable = [item for item in items if item["error"] is None]
-            for index, (frames, clip) in _encode_loader_batch(ase, readable, device, window_seconds).items():
+                lengths[item["index"]] = 0 if item["waveform"] is None else item["waveform"].shape[0]
+            waiting += [item for item in items if item["error"] is None]
+            if padding_spans is None:
+                ready, waiting = waiting, []
+            else:
+                last_read = items[-1]["index"]
+                ready = [_pad_to_span(item, padding_spans[item["index"]], lengths, window) for item in waiting
+                         if padding_spans[item["index"]][1] <= last_read]
+                waiting = [item for item in waiting if padding_spans[item["index"]][1] > last_read]
+            for index, (frames, clip) in _encode_items(ase, ready, device, window_seconds).items():
                 encoded[index] = (F.normalize(frames.float(), dim=-1).cpu(), F.normalize(clip.float(), dim=-1).cpu())
     return _collect(encoded, durations, skipped, ase.config.embed_size, len(paths))
 
@@ -336,7 +432,7 @@ def _collect(encoded: dict[int, tuple[torch.Tensor, torch.Tensor]], durations: d
     frames = [encoded[index][0] for index in indices]
     clip = torch.stack([encoded[index][1] for index in indices]) if indices else torch.zeros(0, embed_size)
     if skipped:
-        log.warning("%d of %d audio file(s) skipped (unreadable, empty or silent)", len(skipped), num_paths)
+        log.warning("%d of %d audio file(s) skipped (missing, unreadable or empty)", len(skipped), num_paths)
     return AudioEmbeddings(clip=clip, frames=frames, durations=[durations[index] for index in indices],
                            indices=indices, skipped=skipped)
 

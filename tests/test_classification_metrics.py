@@ -20,12 +20,12 @@ def test_fold_mean_differs_from_pooled_accuracy():
     targets = np.array([0, 1, 1, 1, 2, 2])
     folds = np.array([1, 1, 2, 2, 2, 2])
     result = classification_accuracy(similarity, targets, folds)
-    assert result["per_fold"] == {1: 50.0, 2: 100.0}
-    assert result["accuracy"] == pytest.approx(75.0)
+    assert result["per_fold_accuracy_percent"] == {1: 50.0, 2: 100.0}
+    assert result["accuracy_percent"] == pytest.approx(75.0)
     assert result["num_clips"] == 6
     pooled = classification_accuracy(similarity, targets)
-    assert pooled["accuracy"] == pytest.approx(500 / 6)
-    assert pooled["per_fold"] == {}
+    assert pooled["accuracy_percent"] == pytest.approx(500 / 6)
+    assert pooled["per_fold_accuracy_percent"] == {}
 
 
 def test_ties_go_to_lowest_index():
@@ -34,7 +34,7 @@ def test_ties_go_to_lowest_index():
 
 def test_torch_inputs():
     result = classification_accuracy(torch.eye(3), torch.tensor([0, 1, 0]), torch.tensor([1, 1, 1]))
-    assert result["accuracy"] == pytest.approx(200 / 3)
+    assert result["accuracy_percent"] == pytest.approx(200 / 3)
 
 
 def test_target_out_of_range_is_an_error():

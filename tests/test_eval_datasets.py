@@ -6,15 +6,19 @@ from pathlib import Path
 import pytest
 
 from data_handling.eval_datasets import (
+    EVAL_LAYOUTS,
     clip_id_from_filename,
+    find_eval_files,
     load_label_map,
     normalize_class_name,
     read_esc50,
+    read_grounding_durations,
     read_grounding_json,
     read_retrieval_json,
     read_sed_tsv,
     read_urbansound8k,
     read_vggsound,
+    read_vggsound_test_csv,
 )
 
 
@@ -57,6 +61,37 @@ def test_retrieval_json_audio_root_and_errors(tmp_path):
         read_retrieval_json(write(tmp_path / "bad.json", json.dumps(bad_count)), check_audio=False)
     with pytest.raises(ValueError, match="captions"):
         read_retrieval_json(write(tmp_path / "bad2.json", json.dumps({"data": [{"audio": "a.wav"}]})))
+
+
+def test_retrieval_json_as_wavcaps_writes_it(tmp_path):
+    """WavCaps' Clotho test json: "audio" is a path of the authors' machine, "wav" is relative to the data
+    folder above the json, and five ids are "Not found". Clips are numbered by position; ids repeat."""
+    data = tmp_path / "data"
+    touch(data / "Clotho" / "waveforms" / "test" / "a.wav")
+    touch(data / "Clotho" / "waveforms" / "test" / "b.wav")
+    touch(tmp_path / "elsewhere" / "c.wav")
+    entries = [
+        {"id": "Not found", "audio": "/mnt/fast/datasets/Clotho/waveforms/test/a.wav",
+         "wav": "Clotho/waveforms/test/a.wav", "caption_1": "one", "duration": 20.0},
+        {"id": "Not found", "audio": "/mnt/fast/datasets/Clotho/waveforms/test/b.wav",
+         "wav": "Clotho/waveforms/test/b.wav", "caption_1": "two", "duration": 25.0},
+        {"id": "c", "audio": "/mnt/fast/datasets/Clotho/waveforms/test/c.wav", "wav": "Clotho/elsewhere/c.wav",
+         "caption_1": "three"},
+        {"id": "d", "audio": "/mnt/fast/datasets/Clotho/waveforms/test/d.wav", "caption_1": "four"},
+    ]
+    json_path = write(data / "Clotho" / "json_files" / "test.json",
+                      json.dumps({"num_captions_per_audio": 1, "data": entries}))
+    items = read_retrieval_json(json_path, check_audio=False, search_roots=[tmp_path / "elsewhere"])
+    assert [item.id for item in items] == ["Not found", "Not found", "c", "d"]
+    assert items[0].audio_path == data / "Clotho" / "waveforms" / "test" / "a.wav"      # "wav" above the json
+    assert items[1].audio_path.name == "b.wav" and items[1].audio_path.is_file()
+    assert items[2].audio_path == tmp_path / "elsewhere" / "c.wav"                      # by name, search root
+    assert items[3].audio_path == Path("/mnt/fast/datasets/Clotho/waveforms/test/d.wav")  # unresolved: as given
+    with pytest.raises(FileNotFoundError, match="1 audio file.*d.wav"):
+        read_retrieval_json(json_path, search_roots=[tmp_path / "elsewhere"])
+    root_items = read_retrieval_json(json_path, audio_root=data, check_audio=False)
+    assert root_items[0].audio_path == data / "Clotho" / "waveforms" / "test" / "a.wav"
+    assert not root_items[2].audio_path.is_file()                                       # not under the audio root
 
 
 # ---------------------------------------------------------------- ESC-50 / UrbanSound8K / VGGSound
@@ -224,3 +259,87 @@ def test_grounding_json_errors(tmp_path):
         read_grounding_json(write(tmp_path / "dup.json", json.dumps(duplicated)))
     with pytest.raises(ValueError, match="audio_id"):
         read_grounding_json(write(tmp_path / "bad.json", json.dumps([{"phrases": []}])))
+
+
+def test_grounding_durations_file(tmp_path):
+    path = write(tmp_path / "duration.csv", "audio_id\tduration\nY1.wav\t9.5\nY2.wav\t10.0\n")
+    assert read_grounding_durations(path) == {"Y1.wav": 9.5, "Y2.wav": 10.0}
+    with pytest.raises(ValueError, match="column sets"):
+        read_grounding_durations(write(tmp_path / "bad.csv", "id\tseconds\nY1.wav\t9.5\n"))
+
+
+# ---------------------------------------------------------------- VGGSound test csv (the reference's layout)
+def test_vggsound_test_csv_two_columns_without_header(tmp_path):
+    csv_path = write(tmp_path / "vggsound_test.csv",
+                     'abc_000030.mp4,dog barking\n"def_000005.mp4","male speech, man speaking"\n'
+                     'ghi_000001.mp4,dog barking\njkl_000012.wav,playing_drums\n')
+    touch(tmp_path / "audio" / "abc_000030.wav")       # the reference reads <name without .mp4>.wav
+    touch(tmp_path / "audio" / "def_000005.flac")
+    touch(tmp_path / "audio" / "jkl_000012.wav")
+    vggsound = read_vggsound_test_csv(csv_path, tmp_path / "audio")
+    assert vggsound.class_names == ["dog barking", "male speech, man speaking", "playing drums"]
+    assert [item.audio_path.name for item in vggsound.items] == ["abc_000030.wav", "def_000005.flac", "jkl_000012.wav"]
+    assert [item.class_index for item in vggsound.items] == [0, 1, 2] and vggsound.num_missing == 1
+    with pytest.raises(ValueError, match="2 fields"):
+        read_vggsound_test_csv(write(tmp_path / "bad.csv", "a.mp4,dog,test\n"), tmp_path / "audio")
+
+
+# ---------------------------------------------------------------- dataset layouts under eval.data_root_dir
+REFERENCE_LAYOUT_FILES = {
+    "esc50": ["ESC-50-master/meta/esc50.csv", "ESC-50-master/audio/"],
+    "urbansound8k": ["UrbanSound8K/metadata/UrbanSound8K.csv", "UrbanSound8K/audio/"],
+    "vggsound": ["VGGSound/metadata/vggsound_test.csv", "VGGSound/audio/"],
+    "sed": ["AudioSet_SL/metadata/audioset_eval_strong.tsv", "AudioSet_SL/metadata/audioset_eval_strong_durations.tsv",
+            "AudioSet_SL/audio/AudioSet_SL_eval/"],
+    "grounding": ["TAG/test/metadata/test.json", "TAG/test/audio/"],
+}
+
+
+def make_paths(root: Path, relative_paths: list[str]) -> None:
+    """Empty files, and folders for the paths ending in '/'."""
+    for relative in relative_paths:
+        if relative.endswith("/"):
+            (root / relative).mkdir(parents=True, exist_ok=True)
+        else:
+            touch(root / relative)
+
+
+def test_reference_parent_folder_layouts_are_detected(tmp_path):
+    for files in REFERENCE_LAYOUT_FILES.values():
+        make_paths(tmp_path, files)
+    assert find_eval_files(tmp_path, "esc50").folder == tmp_path / "ESC-50-master"
+    assert find_eval_files(tmp_path, "urbansound8k").folder == tmp_path / "UrbanSound8K"
+    vggsound = find_eval_files(tmp_path, "vggsound").paths
+    assert vggsound["test_csv"] == tmp_path / "VGGSound" / "metadata" / "vggsound_test.csv"
+    sed = find_eval_files(tmp_path, "sed").paths
+    assert sed["audio"] == tmp_path / "AudioSet_SL" / "audio" / "AudioSet_SL_eval"
+    assert sed["durations"].name == "audioset_eval_strong_durations.tsv"
+    grounding = find_eval_files(tmp_path, "grounding").paths
+    assert grounding["json"] == tmp_path / "TAG" / "test" / "metadata" / "test.json" and "durations" not in grounding
+    touch(tmp_path / "TAG" / "test" / "metadata" / "duration.csv")
+    assert find_eval_files(tmp_path, "grounding").paths["durations"].name == "duration.csv"
+
+
+def test_own_folder_layouts_are_detected(tmp_path):
+    make_paths(tmp_path / "esc", ["meta/esc50.csv", "audio/"])
+    make_paths(tmp_path / "sed", ["metadata/eval.tsv", "metadata/eval_durations.tsv", "audio/"])
+    make_paths(tmp_path / "vgg", ["vggsound.csv", "audio/"])
+    make_paths(tmp_path / "tag", ["test.json", "audio/"])
+    assert find_eval_files(tmp_path / "esc", "esc50").folder == tmp_path / "esc"
+    assert find_eval_files(tmp_path / "sed", "sed").paths["events"] == tmp_path / "sed" / "metadata" / "eval.tsv"
+    assert "csv" in find_eval_files(tmp_path / "vgg", "vggsound").paths
+    assert find_eval_files(tmp_path / "tag", "grounding").paths["json"] == tmp_path / "tag" / "test.json"
+
+
+def test_layout_errors_list_every_layout_tried(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        find_eval_files(tmp_path, "sed")
+    message = str(error.value)
+    assert len(EVAL_LAYOUTS["sed"]) == 3
+    for relative in ("metadata/eval.tsv", "AudioSet_SL/metadata/audioset_eval_strong.tsv",
+                     "audio/AudioSet_SL_eval/"):
+        assert relative in message
+    with pytest.raises(FileNotFoundError, match="not found"):
+        find_eval_files(tmp_path / "absent", "esc50")
+    with pytest.raises(ValueError, match="unknown evaluation task"):
+        find_eval_files(tmp_path, "asr")

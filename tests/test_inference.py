@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from models.ase_model import ASE
 from models.checkpoint import CheckpointError, CheckpointMismatchError, reference_state_dict
 from models.inference import (
+    check_padding_spans,
+    crop_start,
     embed_audio_files,
     embed_phrases,
     embed_texts,
@@ -22,6 +24,7 @@ from models.inference import (
     load_model_for_inference,
     prepare_waveform,
     resolve_device,
+    shorten_waveform,
 )
 from tests.conftest import tiny_config_dict
 
@@ -80,6 +83,18 @@ def test_short_audio_is_one_clip_and_one_hop_over_10s_is_cut(model):
     torch.testing.assert_close(encode_audio_windows(model, over)[0], encode_audio_windows(model, ten)[0])
 
 
+def test_a_last_window_of_less_than_one_frame_is_not_encoded(model):
+    """10.2 s: the 0.2 s after the first window is less than one frame (10 / 32 s): 32 frames, not 33."""
+    waveform = noise(10.2, seed=6)
+    frames, clip = encode_audio_windows(model, waveform)
+    first_window = encode_audio_windows(model, waveform[: 10 * SR])
+    assert frames.shape[0] == 32
+    torch.testing.assert_close(frames, first_window[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(clip, first_window[1], atol=1e-5, rtol=1e-5)
+    assert encode_audio_windows(model, noise(10.5, seed=6))[0].shape[0] == math.ceil(10.5 * 32 / 10) == 34
+    assert encode_audio_windows(model, noise(20.2, seed=6))[0].shape[0] == 64
+
+
 def test_encode_audio_windows_rejects_batches(model):
     with pytest.raises(ValueError, match="mono signal"):
         encode_audio_windows(model, torch.zeros(2, SR))
@@ -117,16 +132,16 @@ def audio_files(tmp_path_factory) -> dict[str, Path]:
 def test_embed_audio_files_shapes_order_and_skips(model, audio_files):
     order = ["ten", "silent", "short", "corrupt", "long", "empty", "missing"]
     result = embed_audio_files(model, [audio_files[name] for name in order], "cpu", batch_size=3)
-    assert result.indices == [0, 2, 4]
-    assert result.clip.shape == (3, 32)
-    assert [frames.shape[0] for frames in result.frames] == [32, 32, 80]
-    assert result.durations == pytest.approx([10.0, 4.0, 25.0])
-    torch.testing.assert_close(result.clip.norm(dim=-1), torch.ones(3))
+    assert result.indices == [0, 1, 2, 4]                                  # the silent file is embedded
+    assert result.clip.shape == (4, 32)
+    assert [frames.shape[0] for frames in result.frames] == [32, 32, 32, 80]
+    assert result.durations == pytest.approx([10.0, 1.0, 4.0, 25.0])
+    torch.testing.assert_close(result.clip.norm(dim=-1), torch.ones(4))
     assert all(torch.allclose(frames.norm(dim=-1), torch.ones(len(frames))) for frames in result.frames)
-    assert result.num_skipped == 4
+    assert result.num_skipped == 3
     reasons = {Path(path).name: reason for path, reason in result.skipped}
-    assert set(reasons) == {"silent.wav", "corrupt.wav", "empty.wav", "missing.wav"}
-    assert "silent" in reasons["silent.wav"] and "no such file" in reasons["missing.wav"]
+    assert set(reasons) == {"corrupt.wav", "empty.wav", "missing.wav"}
+    assert "no samples" in reasons["empty.wav"] and "no such file" in reasons["missing.wav"]
 
 
 def test_embed_audio_files_matches_the_window_function(model, audio_files):
@@ -150,7 +165,7 @@ def test_embed_audio_files_batching_does_not_change_results(model, audio_files):
 def test_pad_modes_and_cut(model, audio_files):
     paths = [audio_files["short"], audio_files["long"]]
     tiled = embed_audio_files(model, paths, "cpu", pad_mode="tile")
-    zeros = embed_audio_files(model, paths, "cpu", pad_mode="zero", max_seconds=10.0)
+    zeros = embed_audio_files(model, paths, "cpu", pad_mode="zero", long_audio="cut")
     stretched = embed_audio_files(model, paths, "cpu", pad_mode="none")
     assert not torch.allclose(tiled.clip[0], zeros.clip[0])
     assert not torch.allclose(tiled.clip[0], stretched.clip[0])
@@ -169,7 +184,7 @@ def test_embedding_restores_training_mode(model, audio_files):
 
 
 def test_all_files_unreadable_gives_empty_result(model, audio_files):
-    result = embed_audio_files(model, [audio_files["silent"], audio_files["missing"]], "cpu")
+    result = embed_audio_files(model, [audio_files["corrupt"], audio_files["missing"]], "cpu")
     assert result.clip.shape == (0, 32) and result.frames == [] and result.num_skipped == 2
 
 
@@ -245,3 +260,75 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.warns(UserWarning, match="CUDA is not available"):
             assert resolve_device("cuda").type == "cpu"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Long audio (cut, crop, window), silent audio, padding spans
+# ----------------------------------------------------------------------------------------------------
+def test_window_mode_of_a_file_just_over_10s_gives_32_frames(model, tmp_path):
+    path = write_wav(tmp_path / "ten_point_two.wav", noise(10.2, seed=7))
+    result = embed_audio_files(model, [path], "cpu", long_audio="window")
+    assert result.frames[0].shape[0] == 32 and result.durations[0] == pytest.approx(10.2)
+
+
+def test_crop_is_seeded_by_seed_and_position():
+    starts = [crop_start(1000, seed=0, position=position) for position in range(20)]
+    assert starts == [crop_start(1000, seed=0, position=position) for position in range(20)]
+    assert len(set(starts)) > 10 and all(0 <= start <= 1000 for start in starts)
+    assert starts != [crop_start(1000, seed=1, position=position) for position in range(20)]
+    assert crop_start(0, seed=3, position=5) == 0
+    waveform = torch.arange(30.0)
+    assert shorten_waveform(waveform, 10, "cut").tolist() == list(range(10))
+    start = crop_start(20, seed=4, position=2)
+    assert shorten_waveform(waveform, 10, "crop", crop_seed=4, position=2).tolist() == list(range(start, start + 10))
+    assert shorten_waveform(waveform, 10, "window").shape == (30,)
+    assert shorten_waveform(waveform, 40, "crop").shape == (30,)
+    with pytest.raises(ValueError, match="long_audio"):
+        shorten_waveform(waveform, 10, "random")
+    with pytest.raises(ValueError, match="seed"):
+        crop_start(10, seed=-1, position=0)
+
+
+def test_embed_audio_files_crop_is_the_seeded_crop_whatever_the_batching(model, tmp_path):
+    long_audio = [noise(13.0, seed=8), noise(12.0, seed=9)]
+    paths = [write_wav(tmp_path / "short.wav", noise(4.0, seed=10))]
+    paths += [write_wav(tmp_path / f"long{index}.wav", audio) for index, audio in enumerate(long_audio)]
+    one = embed_audio_files(model, paths, "cpu", batch_size=1, pad_mode="zero", long_audio="crop", crop_seed=5)
+    three = embed_audio_files(model, paths, "cpu", batch_size=3, num_workers=1, pad_mode="zero",
+                              long_audio="crop", crop_seed=5)
+    torch.testing.assert_close(one.clip, three.clip, atol=1e-5, rtol=1e-5)
+    for position, audio in ((1, long_audio[0]), (2, long_audio[1])):
+        start = crop_start(audio.numel() - 10 * SR, seed=5, position=position)
+        _, clip = encode_audio_windows(model, audio[start:start + 10 * SR])
+        torch.testing.assert_close(one.clip[position], F.normalize(clip, dim=-1), atol=1e-5, rtol=1e-5)
+        assert one.frames[position].shape[0] == 32
+    other_seed = embed_audio_files(model, paths, "cpu", pad_mode="zero", long_audio="crop", crop_seed=6)
+    assert not torch.allclose(other_seed.clip[1], one.clip[1])
+
+
+def test_silent_files_are_embedded_without_nan(model, audio_files):
+    result = embed_audio_files(model, [audio_files["silent"]], "cpu", pad_mode="zero")
+    assert result.num_skipped == 0 and torch.isfinite(result.clip).all() and torch.isfinite(result.frames[0]).all()
+    torch.testing.assert_close(result.clip.norm(dim=-1), torch.ones(1))
+    frames, clip = embed_waveform(model, torch.zeros(SR), "cpu")
+    assert torch.isfinite(frames).all() and torch.isfinite(clip).all()
+
+
+def test_padding_spans_zero_pad_to_the_span_longest_and_stretch(model, tmp_path):
+    audio = [noise(2.0, seed=11), noise(3.0, seed=12), noise(1.0, seed=13), noise(12.0, seed=14)]
+    paths = [write_wav(tmp_path / f"clip{index}.wav", samples) for index, samples in enumerate(audio)]
+    spans = [(0, 1), (0, 1), (1, 2), (2, 3)]
+    expected_lengths = [3 * SR, 3 * SR, 3 * SR, 10 * SR]          # clip 3 is cut to 10 s first
+    results = [embed_audio_files(model, paths, "cpu", batch_size=size, pad_mode="zero", long_audio="cut",
+                                 padding_spans=spans) for size in (1, 4)]
+    for position, (samples, length) in enumerate(zip(audio, expected_lengths, strict=True)):
+        padded = F.pad(samples[:length], (0, max(0, length - samples.numel())))
+        frames, clip = encode_audio_windows(model, padded)          # shorter than 10 s: stretched
+        for result in results:
+            torch.testing.assert_close(result.clip[position], F.normalize(clip, dim=-1), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="pad_mode must be 'zero'"):
+        embed_audio_files(model, paths, "cpu", pad_mode="tile", padding_spans=spans)
+    with pytest.raises(ValueError, match="own file's position"):
+        check_padding_spans([(0, 0), (0, 0)], 2)
+    with pytest.raises(ValueError, match="one \\(first, last\\) pair per file"):
+        check_padding_spans([(0, 0)], 2)

@@ -125,9 +125,28 @@ def test_grounding_threshold_is_strict():
     assert GROUNDING_THRESHOLDS[0] == pytest.approx(0.01) and GROUNDING_THRESHOLDS[-1] == pytest.approx(0.99)
 
 
-def test_grounding_detections_clip_to_duration():
-    detections = grounding_detections({"p": np.ones(32)}, {"p": 9.0}, threshold=0.5)
-    assert detections[["onset", "offset"]].values.tolist() == [[0.0, 9.0]]
+def test_grounding_detections_are_not_clipped_unless_asked():
+    """The reference turns regions into seconds as they are; clipping to the duration is our switch."""
+    probs = {"p": np.ones(32), "q": np.r_[np.zeros(30), np.ones(2)]}
+    durations = {"p": 9.0, "q": 9.0}
+    detections = grounding_detections(probs, durations, threshold=0.5)
+    assert detections[["filename", "onset", "offset"]].values.tolist() == [["p", 0.0, 10.0], ["q", 9.375, 10.0]]
+    clipped = grounding_detections(probs, durations, threshold=0.5, clip_to_duration=True)
+    assert clipped[["filename", "onset", "offset"]].values.tolist() == [["p", 0.0, 9.0]]
+
+
+def test_sed_scores_past_the_duration_count_as_false_positives():
+    """Scores up to 10 s of a 5 s clip (the tiled tail) are accepted; detections there cost PSDS."""
+    truth = {clip: [event for event in events if event[1] <= 5.0] for clip, events in ground_truth().items()}
+    truth = {clip: events for clip, events in truth.items() if events}
+    frames = {clip: scores for clip, scores in oracle_frames().items() if clip in truth}
+    for clip in truth:
+        frames[clip][16:] = 0.0
+        frames[clip][20:, :] = 1.0                                  # every class "detected" in the tail
+    durations = {clip: 5.0 for clip in truth}
+    whole = sed_metrics(sed_scores_from_frames(frames, CLASSES), truth, durations)
+    cropped = sed_metrics(sed_scores_from_frames(frames, CLASSES, durations=durations), truth, durations)
+    assert cropped["psds1"] > whole["psds1"]
 
 
 def grounding_case(seed: int = 0) -> tuple[dict, dict, dict]:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import example
+import pretrain
 import zero_shot_clas
 import zero_shot_grounding
 import zero_shot_retrieval
@@ -28,7 +29,8 @@ from tools.zero_shot import evaluate_classification, evaluate_sed, synthetic_rep
 
 REPO = Path(__file__).resolve().parent.parent
 RETRIEVAL_KEYS = {f"{direction}_{metric}" for direction in ("t2a", "a2t")
-                  for metric in ("R1", "R5", "R10", "R50", "medR", "meanR", "mAP10")}
+                  for metric in ("R1_percent", "R5_percent", "R10_percent", "R50_percent", "medR", "meanR",
+                                 "mAP10_percent")}
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +64,17 @@ def assert_same_numbers(script_result: dict, card_result: dict, keys) -> None:
         assert script_result[key] == pytest.approx(card_result[key], abs=1e-6), key
 
 
-def test_report_card_sections(report_card):
+def test_report_card_sections(report_card, capsys):
     assert set(report_card) == {"retrieval", "classification", "sed", "grounding"}
     assert RETRIEVAL_KEYS <= set(report_card["retrieval"])
-    assert {"accuracy", "per_fold", "num_clips"} <= set(report_card["classification"])
+    assert {"accuracy_percent", "per_fold_accuracy_percent", "num_clips"} <= set(report_card["classification"])
     assert {"psds1", "psds2", "collar_f1", "segment_f1"} <= set(report_card["sed"])
     assert {"psds_0.7", "psds_0.5", "psds_0.1"} <= set(report_card["grounding"])
+    assert report_card["retrieval"]["protocol"] == {"long_audio": "crop", "crop_seed": 0, "padding": "batch"}
+    assert report_card["sed"]["protocol"] == {"long_audio": "cut", "score_tiled_tail": True}
+    pretrain.print_report(report_card)
+    printed = capsys.readouterr().out
+    assert "retrieval T2A R@1 (%)" in printed and "SED PSDS1 (0..1)" in printed
 
 
 def test_retrieval_script(checkpoint, synthetic_corpus, report_card, tmp_path):
@@ -80,8 +87,8 @@ def test_retrieval_script(checkpoint, synthetic_corpus, report_card, tmp_path):
 def test_classification_script(checkpoint, synthetic_corpus, report_card, tmp_path):
     result = run_main(zero_shot_clas.main, checkpoint, synthetic_corpus, tmp_path / "cls.json", "--dataset", "esc50")
     assert result["dataset"] == "esc50" and result["prompt_template"] == "{} can be heard"
-    assert set(result["per_fold"]) == {"1", "2", "3", "4", "5"}
-    assert_same_numbers(result, report_card["classification"], ["accuracy"])
+    assert set(result["per_fold_accuracy_percent"]) == {"1", "2", "3", "4", "5"}
+    assert_same_numbers(result, report_card["classification"], ["accuracy_percent"])
 
 
 def test_sed_script_with_plots(checkpoint, synthetic_corpus, report_card, tmp_path):
@@ -119,7 +126,7 @@ def test_example_writes_a_figure(checkpoint, synthetic_corpus, tmp_path, capsys)
 
 def test_missing_dataset_folder_names_the_layout(checkpoint, tmp_path, capsys):
     absent = tmp_path / "no_such_dataset"
-    with pytest.raises(FileNotFoundError, match="no_such_dataset.*audio/.*metadata/eval.tsv"):
+    with pytest.raises(FileNotFoundError, match="(?s)no_such_dataset.*audio/.*metadata/eval.tsv"):
         zero_shot_sed.main(["--ckpt", str(checkpoint), "--data-root", str(absent), "--device", "cpu"])
     with pytest.raises(FileNotFoundError, match="meta/esc50.csv"):
         zero_shot_clas.main(["--ckpt", str(checkpoint), "--data-root", str(absent), "--device", "cpu"])
@@ -156,7 +163,7 @@ def test_classification_class_names(model, synthetic_corpus):
     audio = sorted((synthetic_corpus / "esc50" / "audio").iterdir())[:2]
     items = [ClassificationItem(path, "dog", None, index) for index, path in enumerate(audio)]
     result = evaluate_classification(model, items, ["dog_bark", "church bells"], "{} can be heard", "cpu")
-    assert result["num_clips"] == 2 and result["per_fold"] == {}
+    assert result["num_clips"] == 2 and result["per_fold_accuracy_percent"] == {}
     with pytest.raises(ValueError, match="more than once"):
         evaluate_classification(model, items, ["dog_bark", "dog bark"], "{}", "cpu")
     with pytest.raises(ValueError, match="empty"):
@@ -172,7 +179,7 @@ def test_script_runs_from_the_command_line(checkpoint, synthetic_corpus, tmp_pat
          "--device", "cpu", "--num-workers", "0", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
-    assert "accuracy" in completed.stdout and json.loads(out.read_text())["num_clips"] == 13
+    assert "accuracy_percent" in completed.stdout and json.loads(out.read_text())["num_clips"] == 13
 
 
 def test_sed_explicit_files_and_mid_label_map(checkpoint, synthetic_corpus, report_card, tmp_path):

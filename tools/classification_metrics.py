@@ -1,4 +1,7 @@
-"""Zero-shot classification accuracy (ESC-50: mean over 5 folds, UrbanSound8K: over 10, VGGSound: plain)."""
+"""Zero-shot classification accuracy (ESC-50: mean over 5 folds, UrbanSound8K: over 10, VGGSound: plain).
+
+Accuracy is in percent, and its keys say so (`accuracy_percent`); the reference prints it as a fraction.
+"""
 
 from __future__ import annotations
 
@@ -49,9 +52,9 @@ def classification_accuracy(similarity: Any, targets: Any, folds: Any | None = N
         targets: [n_clips] int class indices.
         folds: [n_clips] fold id per clip, or None.
     Returns:
-        accuracy: % (0..100); with folds the unweighted mean of the per-fold accuracies (the ESC-50 /
+        accuracy_percent: 0..100; with folds the unweighted mean of the per-fold accuracies (the ESC-50 /
             UrbanSound8K protocol), without folds the accuracy over all clips.
-        per_fold: {fold id: accuracy %}, sorted by fold id; empty without folds.
+        per_fold_accuracy_percent: {fold id: accuracy in %}, sorted by fold id; empty without folds.
         num_clips: n_clips.
     """
     similarity = to_numpy(similarity)
@@ -67,4 +70,4 @@ def classification_accuracy(similarity: Any, targets: Any, folds: Any | None = N
         for fold in np.unique(folds):
             per_fold[_python_scalar(fold)] = float(100.0 * correct[folds == fold].mean())
         accuracy = float(np.mean(list(per_fold.values())))
-    return {"accuracy": accuracy, "per_fold": per_fold, "num_clips": int(similarity.shape[0])}
+    return {"accuracy_percent": accuracy, "per_fold_accuracy_percent": per_fold, "num_clips": int(similarity.shape[0])}

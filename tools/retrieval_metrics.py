@@ -7,12 +7,14 @@ audio 2 and audio 5 identically, audio 2 gets the better rank).
 - T2A: for each caption, the rank of its audio among all audios.
 - A2T: for each audio, the rank of the best-ranked of its captions among all captions.
 - R@k = percentage (0..100) of ranks < k; medR = floor(median(ranks)) + 1; meanR = mean(ranks) + 1.
-- t2a_mAP10 (DCASE language-based audio retrieval): one relevant audio per caption, so
-  AP@10 = 1 / (rank + 1) if rank < 10 else 0, averaged over captions.
-- a2t_mAP10: an audio has several relevant captions (n_rel of them); with the relevant captions at
+- t2a mAP@10 (DCASE language-based audio retrieval): one relevant audio per caption, so
+  AP@10 = 1 / (rank + 1) if rank < 10 else 0, averaged over captions, in percent.
+- a2t mAP@10: an audio has several relevant captions (n_rel of them); with the relevant captions at
   0-based positions r_1 < r_2 < ..., AP@10 = (1 / n_rel) * sum_{k: r_k < 10} k / (r_k + 1), i.e. the
   precision at each relevant position within the top 10, divided by the number of relevant captions.
-  Averaged over audios.
+  Averaged over audios, in percent.
+Units are in the keys, as everywhere in the evaluation results: `t2a_R1_percent`, `a2t_mAP10_percent`
+(percent, as the reference prints them), `t2a_medR`, `t2a_meanR` (ranks, 1-based).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def rank_matrix(scores: np.ndarray) -> np.ndarray:
 
 def _rank_summary(ranks: np.ndarray, prefix: str) -> dict[str, float]:
     """R@k, medR and meanR of 0-based ranks [n_queries], keys prefixed with `prefix`."""
-    metrics = {f"{prefix}_R{k}": float(100.0 * np.mean(ranks < k)) for k in RECALL_CUTOFFS}
+    metrics = {f"{prefix}_R{k}_percent": float(100.0 * np.mean(ranks < k)) for k in RECALL_CUTOFFS}
     metrics[f"{prefix}_medR"] = float(np.floor(np.median(ranks)) + 1)
     metrics[f"{prefix}_meanR"] = float(np.mean(ranks) + 1)
     return metrics
@@ -118,7 +120,8 @@ def retrieval_metrics(similarity: Any, text_to_audio: Any) -> dict[str, float]:
         text_to_audio: [n_text] int, the index of the audio (row) that caption (column) j describes.
             Any number of captions per audio; an audio without caption raises ValueError.
     Returns:
-        {t2a,a2t}_{R1,R5,R10,R50} in %, {t2a,a2t}_medR, {t2a,a2t}_meanR, {t2a,a2t}_mAP10 (in 0..1).
+        {t2a,a2t}_{R1,R5,R10,R50}_percent, {t2a,a2t}_mAP10_percent (0..100), {t2a,a2t}_medR,
+        {t2a,a2t}_meanR (1-based ranks).
     """
     similarity = to_numpy(similarity).astype(np.float64, copy=False)
     text_to_audio = to_numpy(text_to_audio)
@@ -126,15 +129,17 @@ def retrieval_metrics(similarity: Any, text_to_audio: Any) -> dict[str, float]:
 
     t2a_ranks = text_to_audio_ranks(similarity, text_to_audio)
     metrics = _rank_summary(t2a_ranks, "t2a")
-    metrics["t2a_mAP10"] = float(np.mean(np.where(t2a_ranks < MAP_CUTOFF, 1.0 / (t2a_ranks + 1), 0.0)))
+    t2a_precisions = np.where(t2a_ranks < MAP_CUTOFF, 1.0 / (t2a_ranks + 1), 0.0)
+    metrics["t2a_mAP10_percent"] = float(100.0 * np.mean(t2a_precisions))
 
     a2t_caption_ranks = audio_to_text_ranks(similarity, text_to_audio)
     a2t_best_ranks = np.array([ranks.min() for ranks in a2t_caption_ranks])
     metrics.update(_rank_summary(a2t_best_ranks, "a2t"))
-    metrics["a2t_mAP10"] = float(np.mean([average_precision_at_k(ranks) for ranks in a2t_caption_ranks]))
+    metrics["a2t_mAP10_percent"] = float(100.0 * np.mean([average_precision_at_k(ranks)
+                                                          for ranks in a2t_caption_ranks]))
     return metrics
 
 
 def retrieval_score(metrics: dict[str, float]) -> float:
-    """Model-selection criterion: t2a_R1 + t2a_R5 + a2t_R1 + a2t_R5."""
-    return metrics["t2a_R1"] + metrics["t2a_R5"] + metrics["a2t_R1"] + metrics["a2t_R5"]
+    """Model-selection criterion, in percent points: T2A R@1 + T2A R@5 + A2T R@1 + A2T R@5."""
+    return sum(metrics[f"{direction}_R{k}_percent"] for direction in ("t2a", "a2t") for k in (1, 5))

@@ -48,6 +48,29 @@ def script_parser(description: str, default_config: str, out_default: str | None
     return parser
 
 
+def add_protocol_options(parser: argparse.ArgumentParser, crop: bool = False, retrieval_padding: bool = False,
+                         tiled_tail: bool = False) -> None:
+    """The evaluation-protocol switches a script offers (defaults: the YAML's eval keys, which default to the
+    reference's protocol)."""
+    long_audio_choices = ["crop", "cut", "window"] if crop else ["cut", "window"]
+    parser.add_argument("--long-audio", choices=long_audio_choices,
+                        help="audio longer than 10 s: " + ("crop = one random 10 s crop (seeded), " if crop else "")
+                             + "cut = its first 10 s, window = every 10 s window, all frames (default: "
+                               "eval.long_audio, else the task's reference handling)")
+    if crop:
+        parser.add_argument("--crop-seed", type=int, help="seed of the 10 s crops: clip i's crop start comes from "
+                                                          "(seed, i) (default: eval.crop_seed, 0)")
+    if retrieval_padding:
+        parser.add_argument("--fixed-padding", action="store_true",
+                            help="zero-pad every short clip to 10 s, instead of to the longest clip of its "
+                                 "first caption's 32-caption batch as the reference (eval.retrieval_padding)")
+    if tiled_tail:
+        parser.add_argument("--drop-tiled-tail", action="store_true",
+                            help="drop the frames (SED) or clip the detections (grounding) beyond a short clip's "
+                                 "duration, instead of scoring the tiled 10 s input whole as the reference "
+                                 "(eval.score_tiled_tail: false)")
+
+
 def resolve_path(path: str | Path | None) -> Path | None:
     """A relative path as given when it exists from the working directory, else under the repository."""
     if path is None:
@@ -73,6 +96,14 @@ def load_script_config(args: argparse.Namespace) -> Config:
         config.data_args.num_workers = args.num_workers
     if args.precision is not None:
         config.eval.precision = args.precision
+    if getattr(args, "long_audio", None) is not None:
+        config.eval.long_audio = args.long_audio
+    if getattr(args, "crop_seed", None) is not None:
+        config.eval.crop_seed = args.crop_seed
+    if getattr(args, "fixed_padding", False):
+        config.eval.retrieval_padding = "fixed"
+    if getattr(args, "drop_tiled_tail", False):
+        config.eval.score_tiled_tail = False
     return config
 
 
@@ -92,7 +123,8 @@ def load_script_model(args: argparse.Namespace, config: Config) -> tuple[nn.Modu
 
 
 def data_root(config: Config, task: str) -> Path:
-    """eval.data_root_dir resolved (and narrowed to the task's split for the synthetic corpus)."""
+    """eval.data_root_dir resolved (and narrowed to the task's split for the synthetic corpus): a dataset's own
+    folder or the reference's parent folder of all datasets (data_handling.eval_datasets.find_eval_files)."""
     root = resolve_path(config.eval.data_root_dir)
     if root is None:
         raise ValueError("no dataset folder: set eval.data_root_dir in the YAML or pass --data-root")

@@ -309,10 +309,14 @@ def grounding_detections(
     hop: float = FRAME_HOP,
     median_size: int = 3,
     max_gap: int = 2,
+    clip_to_duration: bool = False,
 ) -> pd.DataFrame:
     """Detections of one operating point: columns filename, onset, offset, event_label.
 
-    Offsets are clipped to the phrase's audio duration (frames of audio tiled beyond its end).
+    Regions are turned into seconds (frame * hop) as they are, as the reference does: a detection in the
+    frames of audio tiled beyond a short clip's end counts (a false positive unless it overlaps ground
+    truth). With `clip_to_duration` offsets are clipped to the phrase's audio duration and detections
+    starting at or after it are dropped.
 
     Args:
         probs: phrase_id -> [T] probabilities.
@@ -320,7 +324,7 @@ def grounding_detections(
     """
     rows = []
     for phrase, phrase_probs in probs.items():
-        duration = float(durations[phrase])
+        duration = float(durations[phrase]) if clip_to_duration else math.inf
         for start, end in grounding_regions(phrase_probs, threshold, median_size, max_gap):
             onset, offset = start * hop, min(end * hop, duration)
             if offset > onset:
@@ -334,6 +338,7 @@ def grounding_psds(
     durations: Mapping[str, float],
     hop: float = FRAME_HOP,
     thresholds: Sequence[float] = tuple(GROUNDING_THRESHOLDS),
+    clip_to_duration: bool = False,
 ) -> dict[str, float]:
     """AudioGrounding PSDS at dtc = gtc = 0.7, 0.5 and 0.1 (cttc 0, alpha_ct 0, alpha_st 0, max_efpr 800).
 
@@ -348,13 +353,16 @@ def grounding_psds(
         durations: phrase_id -> duration of the phrase's audio in seconds.
         hop: seconds per frame.
         thresholds: decision thresholds, one operating point each (default: 0.01 + k / 50, k < 50).
+        clip_to_duration: clip detections to the phrase's duration (`grounding_detections`); the reference
+            does not.
     Returns:
         psds_0.7, psds_0.5, psds_0.1, num_phrases (evaluated), num_phrases_without_segments (dropped).
     """
     gt_table, metadata, probs, num_dropped = _grounding_tables(phrase_probs, ground_truth, durations)
     max_gap = math.ceil(GROUNDING_JOIN_SECONDS / hop)
     operating_points = _unique_tables(
-        grounding_detections(probs, durations, threshold, hop, max_gap=max_gap) for threshold in thresholds
+        grounding_detections(probs, durations, threshold, hop, max_gap=max_gap,
+                             clip_to_duration=clip_to_duration) for threshold in thresholds
     )
     results: dict[str, float] = {}
     for criterion in GROUNDING_DTC_GTC:

@@ -1,26 +1,38 @@
 """Zero-shot evaluation protocols of MGA-CLAP, shared by the zero_shot_*.py scripts, the trainer and the
 quickstart's report card.
 
-Protocols (REFERENCE.md, "Evaluation protocols"); the audio handling of each is set here once:
-- retrieval: captions preprocessed as in training (lower case, punctuation removed); audio zero-padded
-  to 10 s; longer audio windowed (10 s windows, clip embedding = msc over all frames).
-- classification: mono, 32 kHz, zero-padded to 10 s; VGGSound also cut to 10 s; prompts
-  "<class> can be heard" (ESC-50, VGGSound) or the bare class name (UrbanSound8K), '_' -> ' ';
-  prediction = argmax cosine(clip, prompt); ESC-50 / UrbanSound8K averaged over folds.
+Protocols (REFERENCE.md, "Evaluation protocols"); the audio handling of each is set here once, its defaults
+the reference's, our extensions switches (tools.config.EvalArgs):
+- retrieval: one row per caption, captions preprocessed as in training
+  (data_handling.text_preprocess.preprocess_caption); clips numbered by their json position. A clip longer
+  than 10 s is evaluated on one random 10 s crop, seeded (eval.crop_seed; eval.long_audio: window encodes
+  every window instead); a shorter clip is zero-padded to the longest clip of its first caption's 32-caption
+  batch, as the reference's batches are (`reference_padding_spans`; eval.retrieval_padding: fixed pads
+  every clip to 10 s).
+- classification: mono, 32 kHz, zero-padded to 10 s; VGGSound cut to 10 s (longer ESC-50 / UrbanSound8K
+  audio windowed); prompts "<class> can be heard" (ESC-50, VGGSound) or the bare class name
+  (UrbanSound8K), '_' -> ' '; prediction = argmax cosine(clip, prompt); ESC-50 / UrbanSound8K averaged
+  over folds.
 - sound event detection: classes = sorted event labels ('_' -> ' ', lower case), the class name itself is
-  the text; audio tiled up to 10 s; audio longer than 10 s is NOT cut (the reference cuts it): it is
-  encoded in 10 s windows and every frame is scored; score = cosine(frame, class) per frame, median
-  filter of 3 frames, frames beyond the clip's duration (tiled audio) dropped; PSDS1, PSDS2, collar and
-  segment F1 over the clips with at least one event.
+  the text; audio tiled up to 10 s, longer audio cut to its first 10 s (eval.long_audio: window scores
+  every window); score = cosine(frame, class) per frame, median filter of 3 frames, all 32 frames scored
+  with timestamps i * 10 / 32, also the tiled tail of a short clip (eval.score_tiled_tail: false drops
+  it); durations and ground truth from the tsv files; PSDS1, PSDS2, collar and segment F1 over the clips
+  with at least one event.
 - grounding: per phrase, sigmoid(cosine(phrase, frame)) per frame; audio tiled to 10 s (longer audio
-  windowed); PSDS at 0.7 / 0.5 / 0.1 (tools.sed_metrics.grounding_psds).
-Unreadable, empty or silent audio files are skipped: every result has `num_skipped` and `skipped`.
+  windowed: the reference cannot run it); durations from the dataset's duration file when it has one,
+  else the audio's; detections not clipped to the duration (eval.score_tiled_tail: false clips them);
+  PSDS at 0.7 / 0.5 / 0.1 (tools.sed_metrics.grounding_psds).
+Files that cannot be read (missing, undecodable, empty) are skipped: every result has `num_skipped` and
+`skipped`. Silent files are scored like any other. Units: keys ending in `_percent` are percentages
+(0..100); PSDS and F1 are fractions (0..1); medR and meanR are ranks.
 The scripts' command-line helpers are in tools/script_cli.py.
 """
 
 from __future__ import annotations
 
 import warnings
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,16 +47,20 @@ from data_handling.eval_datasets import (
     AUDIO_EXTENSIONS,
     ClassificationItem,
     clip_id_from_filename,
+    find_eval_files,
     read_esc50,
+    read_grounding_durations,
     read_grounding_json,
     read_retrieval_json,
     read_sed_tsv,
     read_urbansound8k,
     read_vggsound,
+    read_vggsound_test_csv,
 )
 from data_handling.synthetic import corpus_exists
 from data_handling.text_preprocess import preprocess_caption
 from models.inference import (
+    LONG_AUDIO_MODES,
     AudioEmbeddings,
     embed_audio_files,
     embed_phrases,
@@ -62,11 +78,16 @@ SED_LAYOUT = ("SED layout: <root>/audio/<file> and <root>/metadata/eval.tsv (fil
               "event_label, or AudioSet-strong segment_id<TAB>start_time_seconds<TAB>end_time_seconds<TAB>"
               "label) with <root>/metadata/eval_durations.tsv (filename<TAB>duration)")
 GROUNDING_LAYOUT = "AudioGrounding layout: <root>/test.json and <root>/audio/<audio_id>"
-RETRIEVAL_LAYOUT = ("retrieval layout: <root>/test.json ({\"data\": [{\"audio\": path relative to the json, "
-                    "\"caption_1\"..\"caption_5\"}]})")
-VGGSOUND_LAYOUT = ("VGGSound layout: <root>/vggsound.csv (no header: youtube_id,start_seconds,label,split) and "
-                   "<root>/audio/<youtube_id>_<start_seconds:06d>.wav|flac|mp3")
 SYNTHETIC_SPLITS = {"retrieval": "retrieval", "sed": "sed", "grounding": "grounding", "esc50": "esc50"}
+
+REFERENCE_ROWS_PER_BATCH = 32
+"""Caption rows per batch of the reference's retrieval evaluation; each batch is zero-padded to its longest clip."""
+DEFAULT_LONG_AUDIO = {"retrieval": "crop", "sed": "cut", "vggsound": "cut",
+                      "esc50": "window", "urbansound8k": "window", "grounding": "window"}
+"""Audio longer than 10 s when eval.long_audio is null: the reference's handling (retrieval: a random crop;
+SED, VGGSound: the first 10 s); where the reference cannot run such audio (ESC-50 and UrbanSound8K reject
+it, grounding's branch fails), every 10 s window."""
+RETRIEVAL_PADDINGS = ("batch", "fixed")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -132,30 +153,82 @@ def make_prompts(class_names: Sequence[str], prompt_template: str) -> list[str]:
     return [prompt_template.replace("{}", name) for name in class_names]
 
 
+def long_audio_mode(task: str, long_audio: str | None) -> str:
+    """The long-audio handling of a task: `long_audio` when given, else DEFAULT_LONG_AUDIO[task].
+
+    A crop is refused for SED and grounding, whose timestamps count from the file's start.
+    """
+    mode = long_audio or DEFAULT_LONG_AUDIO[task]
+    if mode not in LONG_AUDIO_MODES:
+        raise ValueError(f"long_audio must be one of {LONG_AUDIO_MODES} (or None: the task's default), got {mode!r}")
+    if mode == "crop" and task in ("sed", "grounding"):
+        raise ValueError(f"long_audio 'crop' does not suit {task}: its timestamps count from the start of the file; "
+                         f"use 'cut' (the first 10 s) or 'window' (every 10 s window)")
+    return mode
+
+
 # ----------------------------------------------------------------------------------------------------
 # Retrieval
 # ----------------------------------------------------------------------------------------------------
+def reference_padding_spans(captions_per_clip: Sequence[int], rows_per_batch: int = REFERENCE_ROWS_PER_BATCH
+                            ) -> list[tuple[int, int]]:
+    """The clips whose longest clip each clip is zero-padded to in the reference's retrieval evaluation.
+
+    The reference loads one row per caption, clips in json order, in batches of `rows_per_batch` rows
+    zero-padded to their longest clip (after the 10 s crop), and embeds a clip by its first row: clip c is
+    padded to the longest of the clips that have a row in the batch of its first row. With 5 captions per
+    clip, clip c's first row is 5c, its batch b = floor(5c / 32), holding rows 32b .. 32b + 31.
+
+    Args:
+        captions_per_clip: N caption counts, in json order.
+    Returns:
+        N pairs (first clip, last clip) with a row in clip c's batch (inclusive).
+    """
+    first_rows = np.concatenate(([0], np.cumsum(captions_per_clip))).tolist()   # [N + 1]; last = total rows
+    total_rows = first_rows[-1]
+    spans = []
+    for first_row in first_rows[:-1]:
+        batch_start = first_row - first_row % rows_per_batch
+        batch_last = min(batch_start + rows_per_batch, total_rows) - 1
+        spans.append((bisect_right(first_rows, batch_start) - 1, bisect_right(first_rows, batch_last) - 1))
+    return spans
+
+
 def evaluate_retrieval(model: nn.Module, json_path: str | Path, device: str | torch.device | None = None,
-                       batch_size: int = 32, num_workers: int = 0,
-                       audio_root: str | Path | None = None) -> dict[str, Any]:
+                       batch_size: int = 32, num_workers: int = 0, audio_root: str | Path | None = None,
+                       long_audio: str | None = None, crop_seed: int = 0, padding: str = "batch",
+                       search_roots: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Text-to-audio and audio-to-text retrieval on a Clotho/AudioCaps-style json.
 
-    Audio zero-padded to 10 s (longer audio windowed); captions preprocessed as in training. Listed
-    audio files that are missing or unreadable are skipped with their captions (counted).
+    Clips are numbered by their position in the json (ids are not used). Audio longer than 10 s: one random
+    10 s crop whose start depends only on (crop_seed, position) ('crop', the default and the reference's),
+    the first 10 s ('cut') or every window ('window'). Shorter audio: zero-padded to the longest clip of its
+    first caption's 32-caption batch ('batch', the reference's; `reference_padding_spans`), stretched by
+    the encoder when that batch is shorter than 10 s; or zero-padded to 10 s ('fixed'). Captions are
+    preprocessed as in training. Audio files that cannot be found or read are skipped with their captions
+    (counted); the json's "audio" path is resolved as `read_retrieval_json` describes.
+    Args:
+        batch_size, num_workers: audio loading only; the numbers do not depend on them.
+        search_roots: further folders for the json's "wav" paths and file names (e.g. eval.data_root_dir).
     Returns:
-        retrieval_metrics keys ({t2a,a2t}_{R1,R5,R10,R50,medR,meanR,mAP10}), num_audio, num_captions,
-        num_skipped, skipped.
+        retrieval_metrics keys ({t2a,a2t}_{R1,R5,R10,R50,mAP10}_percent, {t2a,a2t}_{medR,meanR}), num_audio,
+        num_captions, num_skipped, skipped, protocol {long_audio, crop_seed, padding}.
     """
-    items = read_retrieval_json(json_path, audio_root, check_audio=False)
+    if padding not in RETRIEVAL_PADDINGS:
+        raise ValueError(f"padding must be one of {RETRIEVAL_PADDINGS}, got {padding!r}")
+    long_audio = long_audio_mode("retrieval", long_audio)
+    items = read_retrieval_json(json_path, audio_root, check_audio=False, search_roots=search_roots)
+    spans = reference_padding_spans([len(item.captions) for item in items]) if padding == "batch" else None
     audio = embed_audio_files(model, [item.audio_path for item in items], device, batch_size, num_workers,
-                              pad_mode="zero")
+                              pad_mode="zero", long_audio=long_audio, crop_seed=crop_seed, padding_spans=spans)
     require_embeddings(audio, json_path)
     kept = [items[index] for index in audio.indices]
     captions = [preprocess_caption(caption) for item in kept for caption in item.captions]
     text_to_audio = np.array([row for row, item in enumerate(kept) for _ in item.captions])
     text_embeds = embed_texts(model, captions, device)
     metrics: dict[str, Any] = retrieval_metrics(audio.clip @ text_embeds.T, text_to_audio)
-    metrics.update(num_audio=len(kept), num_captions=len(captions), **skipped_summary(audio))
+    metrics.update(num_audio=len(kept), num_captions=len(captions), **skipped_summary(audio),
+                   protocol={"long_audio": long_audio, "crop_seed": crop_seed, "padding": padding})
     return metrics
 
 
@@ -164,41 +237,39 @@ def evaluate_retrieval(model: nn.Module, json_path: str | Path, device: str | to
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClassificationProtocol:
-    """Prompt and audio length of a classification dataset."""
+    """Prompt of a classification dataset (its long-audio handling: DEFAULT_LONG_AUDIO)."""
 
     prompt_template: str
-    max_seconds: float | None
-    layout: str
 
 
 CLASSIFICATION_PROTOCOLS = {
-    "esc50": ClassificationProtocol("{} can be heard", None,
-                                    "ESC-50 layout: <root>/meta/esc50.csv and <root>/audio/<filename>"),
-    "urbansound8k": ClassificationProtocol("{}", None, "UrbanSound8K layout: <root>/metadata/UrbanSound8K.csv "
-                                                       "and <root>/audio/fold<fold>/<slice_file_name>"),
-    "vggsound": ClassificationProtocol("{} can be heard", 10.0, VGGSOUND_LAYOUT),
+    "esc50": ClassificationProtocol("{} can be heard"),
+    "urbansound8k": ClassificationProtocol("{}"),
+    "vggsound": ClassificationProtocol("{} can be heard"),
 }
 
 
 def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem], class_names: Sequence[str],
                             prompt_template: str, device: str | torch.device | None = None, batch_size: int = 32,
-                            num_workers: int = 0, max_seconds: float | None = None) -> dict[str, Any]:
+                            num_workers: int = 0, long_audio: str = "window", crop_seed: int = 0
+                            ) -> dict[str, Any]:
     """Zero-shot classification: argmax of cosine(clip embedding, prompt embedding).
 
-    Audio zero-padded to 10 s, cut to `max_seconds` when given (VGGSound: 10), else longer audio windowed.
+    Audio zero-padded to 10 s; longer audio cut, cropped (seeded by crop_seed and the item's position) or
+    windowed (`long_audio`).
     Args:
         items: clips with class_index into class_names and fold (None: no folds).
         class_names: C names; '_' -> ' '; empty or duplicate names raise ValueError.
         prompt_template: '{}' is replaced by the class name, e.g. "{} can be heard" or "{}".
     Returns:
-        accuracy (%, mean over folds when folds are given), per_fold, num_clips, num_classes,
-        prompt_template, num_skipped, skipped.
+        accuracy_percent (mean over folds when folds are given), per_fold_accuracy_percent, num_clips,
+        num_classes, prompt_template, num_skipped, skipped.
     """
     prompts = make_prompts(check_class_names(class_names), prompt_template)
     if not items:
         raise ValueError("no clips to classify")
     audio = embed_audio_files(model, [item.audio_path for item in items], device, batch_size, num_workers,
-                              pad_mode="zero", max_seconds=max_seconds)
+                              pad_mode="zero", long_audio=long_audio, crop_seed=crop_seed)
     require_embeddings(audio, "the classification set")
     kept = [items[index] for index in audio.indices]
     prompt_embeds = embed_texts(model, prompts, device)
@@ -211,29 +282,37 @@ def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem
 
 
 def load_classification_set(dataset: str, root: str | Path) -> tuple[list[ClassificationItem], list[str], int]:
-    """(items, class_names, number of listed clips without a file) of esc50 / urbansound8k / vggsound."""
+    """(items, class_names, number of listed clips without a file) of esc50 / urbansound8k / vggsound.
+
+    `root` is the dataset's own folder or the reference's parent folder (`find_eval_files`).
+    """
     if dataset not in CLASSIFICATION_PROTOCOLS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(CLASSIFICATION_PROTOCOLS)}")
-    root = require_dir(root, CLASSIFICATION_PROTOCOLS[dataset].layout)
+    files = find_eval_files(root, dataset)
     if dataset == "esc50":
-        items, class_names = read_esc50(root, check_audio=False)
+        items, class_names = read_esc50(files.folder, check_audio=False)
         return items, class_names, 0
     if dataset == "urbansound8k":
-        items, class_names = read_urbansound8k(root, check_audio=False)
+        items, class_names = read_urbansound8k(files.folder, check_audio=False)
         return items, class_names, 0
-    vggsound = read_vggsound(root / "vggsound.csv", require_dir(root / "audio", VGGSOUND_LAYOUT))
+    if "test_csv" in files.paths:
+        vggsound = read_vggsound_test_csv(files.paths["test_csv"], files.paths["audio"])
+    else:
+        vggsound = read_vggsound(files.paths["csv"], files.paths["audio"])
     return vggsound.items, vggsound.class_names, vggsound.num_missing
 
 
 def evaluate_classification_dataset(model: nn.Module, dataset: str, root: str | Path,
                                     device: str | torch.device | None = None, batch_size: int = 32,
-                                    num_workers: int = 0) -> dict[str, Any]:
+                                    num_workers: int = 0, long_audio: str | None = None, crop_seed: int = 0
+                                    ) -> dict[str, Any]:
     """Read a dataset from its layout and evaluate it with its published protocol."""
     items, class_names, num_missing = load_classification_set(dataset, root)
     protocol = CLASSIFICATION_PROTOCOLS[dataset]
+    long_audio = long_audio_mode(dataset, long_audio)
     result = evaluate_classification(model, items, class_names, protocol.prompt_template, device, batch_size,
-                                     num_workers, protocol.max_seconds)
-    result.update(dataset=dataset, num_listed_without_file=num_missing)
+                                     num_workers, long_audio, crop_seed)
+    result.update(dataset=dataset, num_listed_without_file=num_missing, protocol={"long_audio": long_audio})
     return result
 
 
@@ -253,25 +332,32 @@ def _classes_with_events(class_names: Sequence[str], truth: Mapping[str, list]) 
 def evaluate_sed(model: nn.Module, audio_dir: str | Path, tsv: str | Path, durations_tsv: str | Path,
                  device: str | torch.device | None = None, batch_size: int = 32, num_workers: int = 0,
                  label_map: Mapping[str, str] | None = None, plot_dir: str | Path | None = None,
-                 num_plots: int = 0) -> dict[str, Any]:
+                 num_plots: int = 0, long_audio: str | None = None, score_tiled_tail: bool = True
+                 ) -> dict[str, Any]:
     """Zero-shot sound event detection (AudioSet-strong / DESED / UrbanSED protocol).
 
     Scores: cosine(frame embedding, class text embedding), [T, C] per clip, median filter 3, hop 10 / 32 s.
-    Audio tiled up to 10 s; audio longer than 10 s is windowed (every frame scored), not cut. Only clips
-    with at least one event are embedded and scored.
+    Audio tiled up to 10 s; longer audio cut to its first 10 s ('cut', the reference's) or windowed
+    ('window': every frame of the file scored). With `score_tiled_tail` (the reference) every frame of the
+    tiled 10 s input is scored, timestamps i * 10 / 32 up to 10 s, also past a short clip's duration (its
+    detections there count as false positives); without it frames starting at or after the duration are
+    dropped and the last ends at it. Durations come from the durations tsv. Only clips with at least one
+    event are embedded and scored.
     Args:
         label_map: raw label (e.g. AudioSet MID) -> class name, applied before the normalisation.
         plot_dir, num_plots: save that many figures (spectrogram, scores, ground truth) of scored clips.
     Returns:
-        psds1, psds2, collar_f1, segment_f1 (0..1), num_clips, num_classes, num_skipped, skipped, plots.
+        psds1, psds2, collar_f1, segment_f1 (fractions 0..1), num_clips, num_classes, num_skipped, skipped,
+        protocol {long_audio, score_tiled_tail}, plots.
     """
+    long_audio = long_audio_mode("sed", long_audio)
     audio_dir = require_dir(audio_dir, SED_LAYOUT)
     annotations = read_sed_tsv(tsv, durations_tsv, label_map)
     clip_ids = sorted(clip for clip, events in annotations.ground_truth.items() if events)
     if not clip_ids:
         raise ValueError(f"{tsv} has no clip with an event; nothing to evaluate")
     paths = resolve_audio_paths(audio_dir, [annotations.audio_files.get(clip, clip) for clip in clip_ids])
-    audio = embed_audio_files(model, paths, device, batch_size, num_workers, pad_mode="tile")
+    audio = embed_audio_files(model, paths, device, batch_size, num_workers, pad_mode="tile", long_audio=long_audio)
     require_embeddings(audio, tsv)
     clip_ids = [clip_ids[index] for index in audio.indices]
     truth = {clip: annotations.ground_truth[clip] for clip in clip_ids}
@@ -280,9 +366,11 @@ def evaluate_sed(model: nn.Module, audio_dir: str | Path, tsv: str | Path, durat
     frame_scores = {clip: (frames @ class_embeds.T).numpy() for clip, frames in zip(clip_ids, audio.frames,
                                                                                       strict=True)}
     durations = {clip: annotations.durations[clip] for clip in clip_ids}
-    scores = sed_scores_from_frames(frame_scores, class_names, hop=FRAME_HOP, median_size=3, durations=durations)
+    scores = sed_scores_from_frames(frame_scores, class_names, hop=FRAME_HOP, median_size=3,
+                                    durations=None if score_tiled_tail else durations)
     result: dict[str, Any] = sed_metrics(scores, truth, durations)
-    result.update(num_classes=len(class_names), **skipped_summary(audio))
+    result.update(num_classes=len(class_names), **skipped_summary(audio),
+                  protocol={"long_audio": long_audio, "score_tiled_tail": score_tiled_tail})
     if num_plots > 0 and plot_dir is not None:
         plotted = list(zip(clip_ids, audio.indices, strict=True))[:num_plots]
         result["plots"] = [str(plot_sed_clip(model, paths[index], scores[clip], truth[clip], durations[clip],
@@ -323,23 +411,42 @@ def plot_sed_clip(model: nn.Module, audio_path: Path, clip_scores, events: Seque
 # ----------------------------------------------------------------------------------------------------
 # Text-to-audio grounding
 # ----------------------------------------------------------------------------------------------------
+def _grounding_durations(audio_ids: Sequence[str], audio: AudioEmbeddings, durations_file: str | Path | None
+                         ) -> dict[str, float]:
+    """audio_id -> seconds of the embedded files: the duration file's value (the reference's), else the
+    audio's (for every id when there is no file, with a warning for ids the file lacks)."""
+    from_audio = {audio_ids[index]: duration for index, duration in zip(audio.indices, audio.durations, strict=True)}
+    if durations_file is None:
+        return from_audio
+    from_file = read_grounding_durations(durations_file)
+    lacking = sorted(set(from_audio) - set(from_file))
+    if lacking:
+        warnings.warn(f"{len(lacking)} audio id(s) have no duration in {durations_file} (e.g. {lacking[:3]}); "
+                      f"their audio's duration is used", UserWarning, stacklevel=3)
+    return {audio_id: from_file.get(audio_id, duration) for audio_id, duration in from_audio.items()}
+
+
 def evaluate_grounding(model: nn.Module, json_path: str | Path, audio_dir: str | Path,
                        device: str | torch.device | None = None, batch_size: int = 32,
-                       num_workers: int = 0) -> dict[str, Any]:
+                       num_workers: int = 0, durations_file: str | Path | None = None,
+                       long_audio: str | None = None, score_tiled_tail: bool = True) -> dict[str, Any]:
     """Zero-shot text-to-audio grounding (AudioGrounding protocol).
 
-    Per phrase: sigmoid(cosine(phrase embedding, frame embedding)) per frame; audio tiled to 10 s
-    (longer audio windowed); durations are those of the audio files. Phrases whose audio is skipped
-    are left out (counted in num_phrases_skipped).
+    Per phrase: sigmoid(cosine(phrase embedding, frame embedding)) per frame; audio tiled to 10 s, longer
+    audio windowed (default) or cut. Durations: `durations_file` (AudioGrounding's duration.csv, as the
+    reference reads it) when given, else those of the audio files. With `score_tiled_tail` (the reference)
+    detections are not clipped to the duration; without it they are. Phrases whose audio is skipped are
+    left out (counted in num_phrases_skipped).
     Returns:
-        psds_0.7, psds_0.5, psds_0.1, num_phrases, num_phrases_without_segments, num_phrases_skipped,
-        num_audio, num_skipped, skipped.
+        psds_0.7, psds_0.5, psds_0.1 (fractions 0..1), num_phrases, num_phrases_without_segments,
+        num_phrases_skipped, num_audio, num_skipped, skipped, protocol {long_audio, score_tiled_tail}.
     """
+    long_audio = long_audio_mode("grounding", long_audio)
     audio_dir = require_dir(audio_dir, GROUNDING_LAYOUT)
     phrases = read_grounding_json(json_path)
     audio_ids = sorted({phrase.audio_id for phrase in phrases})
     audio = embed_audio_files(model, resolve_audio_paths(audio_dir, audio_ids), device, batch_size, num_workers,
-                              pad_mode="tile")
+                              pad_mode="tile", long_audio=long_audio)
     require_embeddings(audio, json_path)
     row_of = {audio_ids[index]: row for row, index in enumerate(audio.indices)}
     kept = [phrase for phrase in phrases if phrase.audio_id in row_of]
@@ -347,9 +454,12 @@ def evaluate_grounding(model: nn.Module, json_path: str | Path, audio_dir: str |
     probs = {phrase.phrase_id: torch.sigmoid(audio.frames[row_of[phrase.audio_id]] @ embed).numpy()
              for phrase, embed in zip(kept, phrase_embeds, strict=True)}
     truth = {phrase.phrase_id: phrase.segments for phrase in kept}
-    durations = {phrase.phrase_id: audio.durations[row_of[phrase.audio_id]] for phrase in kept}
-    result: dict[str, Any] = grounding_psds(probs, truth, durations, hop=FRAME_HOP)
-    result.update(num_phrases_skipped=len(phrases) - len(kept), num_audio=len(row_of), **skipped_summary(audio))
+    audio_durations = _grounding_durations(audio_ids, audio, durations_file)
+    durations = {phrase.phrase_id: audio_durations[phrase.audio_id] for phrase in kept}
+    result: dict[str, Any] = grounding_psds(probs, truth, durations, hop=FRAME_HOP,
+                                            clip_to_duration=not score_tiled_tail)
+    result.update(num_phrases_skipped=len(phrases) - len(kept), num_audio=len(row_of), **skipped_summary(audio),
+                  protocol={"long_audio": long_audio, "score_tiled_tail": score_tiled_tail})
     return result
 
 
@@ -370,12 +480,6 @@ def task_root(root: str | Path, task: str) -> Path:
     return root
 
 
-def sed_files(root: str | Path) -> tuple[Path, Path, Path]:
-    """(audio folder, events tsv, durations tsv) of a SED dataset folder."""
-    root = require_dir(root, SED_LAYOUT)
-    return root / "audio", root / "metadata" / "eval.tsv", root / "metadata" / "eval_durations.tsv"
-
-
 def synthetic_report_card(model: nn.Module, synthetic_root: str | Path, device: str | torch.device | None = None,
                           batch_size: int = 32, num_workers: int = 0) -> dict[str, dict[str, Any]]:
     """Zero-shot results on the synthetic corpus's test splits, with the scripts' protocols and defaults.
@@ -389,11 +493,13 @@ def synthetic_report_card(model: nn.Module, synthetic_root: str | Path, device: 
         raise FileNotFoundError(f"no complete synthetic corpus at {root} (its DONE marker is missing); "
                                 f"generate it with: python -m data_handling.synthetic --out {root}")
     options = {"device": device, "batch_size": batch_size, "num_workers": num_workers}
-    sed_audio, sed_tsv, sed_durations = sed_files(task_root(root, "sed"))
-    grounding = task_root(root, "grounding")
+    sed = find_eval_files(task_root(root, "sed"), "sed").paths
+    grounding = find_eval_files(task_root(root, "grounding"), "grounding").paths
     return {
-        "retrieval": evaluate_retrieval(model, task_root(root, "retrieval") / "test.json", **options),
+        "retrieval": evaluate_retrieval(model, find_eval_files(task_root(root, "retrieval"), "retrieval").paths["json"],
+                                        **options),
         "classification": evaluate_classification_dataset(model, "esc50", task_root(root, "esc50"), **options),
-        "sed": evaluate_sed(model, sed_audio, sed_tsv, sed_durations, **options),
-        "grounding": evaluate_grounding(model, grounding / "test.json", grounding / "audio", **options),
+        "sed": evaluate_sed(model, sed["audio"], sed["events"], sed["durations"], **options),
+        "grounding": evaluate_grounding(model, grounding["json"], grounding["audio"],
+                                        durations_file=grounding.get("durations"), **options),
     }
