@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from models.speed import reuse_freed_memory
-from tools.config import Config, load_config, save_config
+from tools.config import Config, ConfigError, load_config, save_config
 from tools.distributed import DistributedInfo, cleanup_distributed, init_distributed
 from tools.trainer import Trainer, TrainingInterrupted
 
@@ -91,22 +91,29 @@ def report_card(trainer: Trainer, experiment_dir: Path) -> dict:
 
 def print_report(report: dict) -> None:
     rows = [
-        ("retrieval T2A R@1 (%)", report["retrieval"]["t2a_R1"]),
-        ("retrieval A2T R@1 (%)", report["retrieval"]["a2t_R1"]),
-        ("classification accuracy (%)", report["classification"]["accuracy"]),
-        ("SED PSDS1", report["sed"]["psds1"]),
-        ("SED PSDS2", report["sed"]["psds2"]),
-        ("grounding PSDS (0.5)", report["grounding"]["psds_0.5"]),
+        ("retrieval T2A R@1 (%)", report["retrieval"]["t2a_R1_percent"]),
+        ("retrieval A2T R@1 (%)", report["retrieval"]["a2t_R1_percent"]),
+        ("classification accuracy (%)", report["classification"]["accuracy_percent"]),
+        ("SED PSDS1 (0..1)", report["sed"]["psds1"]),
+        ("SED PSDS2 (0..1)", report["sed"]["psds2"]),
+        ("grounding PSDS 0.5 (0..1)", report["grounding"]["psds_0.5"]),
     ]
     print("\nReport card (synthetic test splits)")
     for name, value in rows:
         print(f"  {name:<30} {value:8.3f}")
 
 
+STARTUP_ERRORS = (ConfigError, FileNotFoundError, ValueError)
+"""Errors of the configuration and the training data found before training starts: one line, exit 2."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     reuse_freed_memory()
-    config = load_config(args.config, args.overrides)
+    try:
+        config = load_config(args.config, args.overrides)
+    except STARTUP_ERRORS as error:
+        return report_startup_error(error)
     if args.exp_name:
         config.exp_name = args.exp_name
     if config.synthetic is None:
@@ -131,13 +138,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, device: torch.device,
           resume: str | bool | None) -> int:
+    try:
+        trainer = Trainer(config, experiment_dir, dist_info, device)
+    except STARTUP_ERRORS as error:
+        return report_startup_error(error)
     wandb_run = start_wandb(config, experiment_dir) if dist_info.is_main else None
-    log_to_wandb = None
     if wandb_run is not None:
         def log_to_wandb(record: dict) -> None:
             wandb_run.log({key: value for key, value in record.items() if isinstance(value, (int, float))})
-    trainer = Trainer(config, experiment_dir, dist_info, device, epoch_callback=log_to_wandb)
-    log.info("training on %s with %d process(es): %d clips, %d batches per epoch per process", device,
+        trainer.epoch_callback = log_to_wandb
+    log.info("training on %s with %d process(es): %d captions, %d batches per epoch per process", device,
              dist_info.world_size, len(trainer.dataset), trainer.batches_per_epoch)
     try:
         trainer.fit(resume)
@@ -149,6 +159,13 @@ def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, devi
     if dist_info.is_main and config.synthetic is not None:
         print_report(report_card(trainer, experiment_dir))
     return 0
+
+
+def report_startup_error(error: Exception) -> int:
+    """A configuration or data error before training: one 'error: ...' line (and the log), exit code 2."""
+    log.error("%s", error)
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 def start_wandb(config: Config, experiment_dir: Path):

@@ -44,7 +44,7 @@ class AudioEncoder(nn.Module):
             window_size=htsat.window_size, mlp_ratio=htsat.mlp_ratio, num_classes=htsat.num_classes,
             drop_path_rate=htsat.drop_path_rate, spec_augmentation=config.training.spec_augmentation,
             locality_aware_block=config.model_args.locality_aware_block, fused_attention=args.fused_attention,
-            onednn_linear=args.onednn_linear)
+            onednn_linear=args.onednn_linear, lab_drop_path=htsat.lab_drop_path)
         if args.pretrained:
             from models.checkpoint import load_htsat_pretrained
             load_htsat_pretrained(self.audio_enc, args.pretrained_path)

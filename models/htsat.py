@@ -56,19 +56,24 @@ def unfold_grid_to_frames(grid: torch.Tensor, chunks: int) -> torch.Tensor:
     return grid.permute(0, 1, 3, 2, 4).reshape(batch, channels, freq_groups, chunks * cols)
 
 
-def locality_aware_output(block: SwinTransformerBlock, block_input: torch.Tensor) -> torch.Tensor:
-    """The LAB: y = x + proj(V(norm1(x))); return y + norm2(y).
+def locality_aware_output(block: SwinTransformerBlock, block_input: torch.Tensor,
+                          drop_path: bool = True) -> torch.Tensor:
+    """The LAB: y = x + DP(proj(V(norm1(x)))); return y + DP(norm2(y)).
 
     Attention between tokens is replaced by each token's own value, so frames keep local detail.
-    `block_input` [B, H, W, C] -> [B, H, W, C]. Uses the block's own qkv, proj, norm1 and norm2.
+    `block_input` [B, H, W, C] -> [B, H, W, C]. Uses the block's own qkv, proj, norm1 and norm2, and its
+    own stochastic depth (DP: drop_path1, then drop_path2, each drawing its own per-example mask in
+    training and the identity in eval mode), as the reference; `drop_path=False` leaves DP out.
     """
     dim = block_input.shape[-1]
     qkv = block.attn.qkv
     project = onednn_or_plain_linear if isinstance(qkv, OneDNNLinear) else F.linear
     values = project(block.norm1(block_input), qkv.weight[2 * dim:], qkv.bias[2 * dim:] if qkv.bias is not None
                      else None)
-    mixed = block_input + block.attn.proj(values)
-    return mixed + block.norm2(mixed)
+    drop_value_branch = block.drop_path1 if drop_path else nn.Identity()
+    drop_norm_branch = block.drop_path2 if drop_path else nn.Identity()
+    mixed = block_input + drop_value_branch(block.attn.proj(values))
+    return mixed + drop_norm_branch(block.norm2(mixed))
 
 
 class BatchedWindowAttention(WindowAttention):
@@ -106,8 +111,10 @@ class SwinStage(nn.Module):
     """Swin blocks at one resolution, then (optionally) patch merging, as in HTS-AT's BasicLayer."""
 
     def __init__(self, dim: int, resolution: int, depth: int, num_heads: int, window_size: int,
-                 mlp_ratio: float, drop_path: Sequence[float], downsample: bool, fused_attention: bool):
+                 mlp_ratio: float, drop_path: Sequence[float], downsample: bool, fused_attention: bool,
+                 lab_drop_path: bool = True):
         super().__init__()
+        self.lab_drop_path = lab_drop_path
         self.blocks = nn.ModuleList([
             SwinTransformerBlock(
                 dim=dim, input_resolution=(resolution, resolution), num_heads=num_heads,
@@ -130,7 +137,7 @@ class SwinStage(nn.Module):
         for index, block in enumerate(self.blocks):
             is_last = index == len(self.blocks) - 1
             if want_lab and is_last:
-                lab = locality_aware_output(block, tokens)
+                lab = locality_aware_output(block, tokens, drop_path=self.lab_drop_path)
             if run_last_block or not is_last:
                 tokens = block(tokens)
         if self.downsample is not None:
@@ -146,6 +153,8 @@ class HTSAT(nn.Module):
         spec_size: side of the square input image (256); spec_size // n_mels chunks are stacked.
         locality_aware_block: frame features from the LAB of the last block (MGA-CLAP); False gives
             frame features from the ordinary last block (the ablation).
+        lab_drop_path: in training, the last block's stochastic depth also acts on both LAB branches
+            (the reference); False leaves the LAB without it.
         fused_attention: window attention through torch's scaled_dot_product_attention.
         onednn_linear: linear layers and MLPs through oneDNN in CPU float32 inference
             (`models.onednn_linear`; the same numbers to float rounding).
@@ -155,7 +164,8 @@ class HTSAT(nn.Module):
                  depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (4, 8, 16, 32),
                  window_size: int = 8, mlp_ratio: float = 4.0, num_classes: int = 527,
                  drop_path_rate: float = 0.1, spec_augmentation: bool = True,
-                 locality_aware_block: bool = True, fused_attention: bool = True, onednn_linear: bool = True):
+                 locality_aware_block: bool = True, fused_attention: bool = True, onednn_linear: bool = True,
+                 lab_drop_path: bool = True):
         super().__init__()
         if len(depths) != len(num_heads):
             raise ValueError(f"htsat.depths {list(depths)} and htsat.num_heads {list(num_heads)} must have "
@@ -183,7 +193,7 @@ class HTSAT(nn.Module):
             self.layers.append(SwinStage(
                 dim=embed_dim * 2 ** stage, resolution=grid // 2 ** stage, depth=depth, num_heads=heads,
                 window_size=window_size, mlp_ratio=mlp_ratio, drop_path=drop_rates[first:first + depth],
-                downsample=stage < len(depths) - 1, fused_attention=fused_attention))
+                downsample=stage < len(depths) - 1, fused_attention=fused_attention, lab_drop_path=lab_drop_path))
         self.norm = nn.LayerNorm(self.num_features)
         # Present in the reference's checkpoints (AudioSet tagging head); MGA-CLAP does not use them.
         final_rows = grid // 2 ** (len(depths) - 1)

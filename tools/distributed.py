@@ -67,6 +67,19 @@ def barrier() -> None:
         dist.barrier()
 
 
+def all_ranks_agree(flag: bool, device: torch.device) -> bool:
+    """True when `flag` is true on every rank (a MIN all-reduce); the flag itself without a process group.
+
+    Used before a collective that a rank may be unable to join (e.g. a batch whose files were all
+    unreadable), so that either every rank takes the step or none does.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    agreed = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+    return bool(agreed.item())
+
+
 class _GatherKeepLocalGrad(torch.autograd.Function):
     """all_gather along dim 0; backward returns this rank's slice of the incoming gradient.
 

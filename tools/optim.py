@@ -9,21 +9,41 @@ from torch import nn
 
 from tools.config import OptimArgs
 
+DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}
+"""torch's own defaults, used when `optim_args.weight_decay` is not set (the reference never sets it)."""
 
-def build_optimizer(model: nn.Module, args: OptimArgs) -> torch.optim.Optimizer:
-    """Adam or AdamW over the trainable parameters (weight decay skips biases, norms and scalars)."""
+
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norms_and_biases: bool) -> list[dict]:
+    """The trainable parameters as optimiser groups.
+
+    decay_norms_and_biases=True: one group, every parameter decayed (the reference). False: biases, norm
+    weights and scalars (parameters with at most one dimension, or named '*.bias') get no weight decay.
+    """
+    trainable = [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
+    if decay_norms_and_biases:
+        return [{"params": [parameter for _, parameter in trainable], "weight_decay": weight_decay}]
     decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
+    for name, parameter in trainable:
         is_scalar_or_norm = parameter.ndim <= 1 or name.endswith(".bias")
         (no_decay if is_scalar_or_norm else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer_class = torch.optim.AdamW if args.optimizer_name == "adamw" else torch.optim.Adam
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, args: OptimArgs) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD (with `momentum`) over the trainable parameters, as the reference's names.
+
+    Without `weight_decay` in the YAML each optimiser keeps torch's default (Adam 0, AdamW 0.01, SGD 0),
+    on every parameter unless `decay_norms_and_biases` is false.
+    """
+    weight_decay = DEFAULT_WEIGHT_DECAY[args.optimizer_name] if args.weight_decay is None else args.weight_decay
+    groups = parameter_groups(model, weight_decay, args.decay_norms_and_biases)
     # The fused kernel applies the same update rule in one pass (about 9x faster than the per-tensor
     # loop on CPU, see benchmarks/RESULTS.md); it needs floating-point parameters on CPU or CUDA.
     fused = all(parameter.is_floating_point() and parameter.device.type in ("cpu", "cuda")
-                for parameter in decay + no_decay)
+                for group in groups for parameter in group["params"])
+    if args.optimizer_name == "sgd":
+        return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, fused=fused)
+    optimizer_class = torch.optim.AdamW if args.optimizer_name == "adamw" else torch.optim.Adam
     return optimizer_class(groups, lr=args.lr, betas=tuple(args.betas), eps=args.eps, fused=fused)
 
 
@@ -54,6 +74,11 @@ class CosineWithWarmup:
     def step(self) -> None:
         self.step_count += 1
         self._apply(self.lr_at(self.step_count))
+
+    def seek(self, step: int) -> None:
+        """Jump to `step` (the reference indexes the schedule by epoch * epoch_length + batch)."""
+        self.step_count = step
+        self._apply(self.lr_at(step))
 
     @property
     def lr(self) -> float:

@@ -1,9 +1,14 @@
 """The training loop: one process or many (torchrun), resumable, fault-tolerant.
 
-`Trainer(config, experiment_dir).fit()` trains for `training.epochs`, evaluates retrieval on
-`eval.retrieval_jsons` after each epoch (rank 0), writes `last.pt` (each epoch, every
-`training.save_every_steps` steps, and on SIGINT/SIGTERM) and `best.pt` atomically, and resumes from
-a checkpoint with the same weights, optimiser, schedule, scaler, RNG states and position in the epoch.
+`Trainer(config, experiment_dir).fit()` trains for `training.epochs`. After each epoch it writes
+`last.pt` (also every `training.save_every_steps` steps and on SIGINT/SIGTERM) and the snapshot
+`model_<epoch>.pt` for the epochs in `training.snapshot_epochs`, then (rank 0) evaluates retrieval on
+each of `eval.retrieval_jsons`. Each retrieval set keeps its own best file (`clotho_best_model.pt`,
+`ac_best_model.pt`, else `<name>_best_model.pt`), replaced when its R@1 + R@5 (both directions) is at
+least the best so far, so ties go to the later epoch, as the reference; `best.pt` holds the best sum
+over all sets. An evaluation that fails is logged and the run goes on. Every file is written
+atomically; resuming restores weights, optimiser, schedule, scaler, RNG states, best scores and the
+position in the epoch.
 """
 
 from __future__ import annotations
@@ -22,19 +27,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data_handling.caption_dataset import (
-    CaptionAudioDataset,
-    check_audio_files,
-    collate_captions,
-    read_wavcaps_jsons,
-)
+from data_handling.caption_dataset import CaptionAudioDataset, collate_captions, prepare_training_items
 from data_handling.samplers import DurationBucketBatchSampler
 from models.ase_model import ASE
 from models.checkpoint import check_state_dict, reference_state_dict
 from models.speed import compile_model
 from tools.checkpointing import atomic_save, capture_rng_states, find_resume_checkpoint, restore_rng_states
 from tools.config import Config
-from tools.distributed import DistributedInfo, barrier
+from tools.distributed import DistributedInfo, all_ranks_agree, barrier
 from tools.optim import CosineWithWarmup, build_optimizer, warmup_steps_from
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,10 @@ class Trainer:
         self.device = device or torch.device("cpu")
         torch.manual_seed(config.seed + self.dist.rank)
 
+        self.loader = self._build_loader()  # first: a data error stops the run before a model is built
         self.model = ASE(config).to(self.device)
-        self.model.criterion.gather_across_ranks = self.dist.enabled
+        self.gather_negatives = self.dist.enabled and config.training.gather_negatives
+        self.model.criterion.gather_across_ranks = self.gather_negatives
         if config.training.compile:
             compile_model(self.model)  # in place: parameter names and checkpoints stay the same
         self.train_model: torch.nn.Module = self.model
@@ -77,20 +79,21 @@ class Trainer:
             self.train_model = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
-        self.loader = self._build_loader()
         accumulation = config.training.grad_accum_steps
         self.optimizer_steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / accumulation))
-        total_steps = self.optimizer_steps_per_epoch * config.training.epochs
+        self.schedule_steps_per_epoch = self._schedule_steps_per_epoch()
+        total_steps = self.schedule_steps_per_epoch * config.training.epochs
         self.optimizer = build_optimizer(self.model, config.optim_args)
         self.scheduler = CosineWithWarmup(self.optimizer, config.optim_args.lr, total_steps,
-                                          warmup_steps_from(config.optim_args, self.optimizer_steps_per_epoch),
+                                          warmup_steps_from(config.optim_args, self.schedule_steps_per_epoch),
                                           config.optim_args.min_lr)
         self.autocast_dtype, use_scaler = autocast_settings(config.training.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         self.epoch = 0
         self.batch_in_epoch = 0
         self.global_step = 0
-        self.best_metric = -math.inf
+        self.best_metric = -math.inf  # best.pt: the sum of the sets' scores
+        self.best_scores: dict[str, float] = {}  # best file name -> its set's best score
         self.bad_steps = 0
         self.skipped_files = 0
         self.stop_signal: int | None = None
@@ -98,29 +101,49 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- data
     def _build_loader(self) -> DataLoader:
-        config = self.config
-        items = read_wavcaps_jsons(config.json_files, config.data_args.audio_root, config.blacklist)
+        """The training loader from `json_files`, `blacklist`, `audio_args` and `data_args` (see
+        data_handling.caption_dataset.prepare_training_items); sets self.dataset, self.sampler and
+        self.batches_per_epoch. Raises before any training when the data cannot give a batch."""
+        config, data_args = self.config, self.config.data_args
+        items = prepare_training_items(config.json_files, blacklist=config.blacklist, audio_root=data_args.audio_root,
+                                       check_files=data_args.check_files, skip_missing=data_args.skip_missing)
         if not items:
-            raise ValueError(f"no training captions in {config.json_files}")
-        if config.data_args.check_files:
-            missing = check_audio_files(items)
-            if missing and config.data_args.strict:
-                raise FileNotFoundError(f"{len(missing)} audio files are missing (first: {missing[0]}) and "
-                                        f"data_args.strict is true")
+            raise ValueError(f"no training captions left in {config.json_files} (after the blacklist and the audio "
+                             f"file check): check json_files, blacklist and data_args.audio_root")
         self.dataset = CaptionAudioDataset(items, sample_rate=config.audio_args.sr,
                                            max_length=config.audio_args.max_length, train=True,
-                                           strict=config.data_args.strict)
+                                           strict=data_args.strict, max_decode_seconds=data_args.max_decode_seconds)
         self.sampler = DurationBucketBatchSampler(
-            self.dataset.durations, batch_size=config.data_args.batch_size,
-            num_buckets=config.data_args.duration_buckets, shuffle=True, seed=config.seed,
-            num_replicas=self.dist.world_size, rank=self.dist.rank)
-        workers = config.data_args.num_workers
-        loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=workers,
+            self.dataset.durations, batch_size=data_args.batch_size, bucket_edges=data_args.duration_bucket_edges,
+            shuffle=True, seed=config.seed, drop_last=data_args.drop_last, num_replicas=self.dist.world_size,
+            rank=self.dist.rank)
+        if len(self.sampler) == 0:
+            raise ValueError(
+                f"no batch to train on: {len(items)} captions in duration buckets of sizes "
+                f"{self.sampler.bucket_sizes} "
+                f"(edges {list(data_args.duration_bucket_edges)} s), batch_size {data_args.batch_size}, "
+                f"{self.dist.world_size} process(es), drop_last {data_args.drop_last}; lower data_args.batch_size "
+                f"or set data_args.drop_last: false")
+        loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=data_args.num_workers,
                             collate_fn=collate_captions, persistent_workers=False,
-                            pin_memory=config.data_args.pin_memory and self.device.type == "cuda")
+                            pin_memory=data_args.pin_memory and self.device.type == "cuda")
         cap = config.training.max_steps_per_epoch * config.training.grad_accum_steps
         self.batches_per_epoch = min(len(self.sampler), cap) if cap > 0 else len(self.sampler)
         return loader
+
+    def _schedule_steps_per_epoch(self) -> int:
+        """Optimiser steps one epoch stands for in the learning-rate schedule.
+
+        'reference': the reference's len(dataloader), captions // batch_size + 1 (split between the ranks,
+        over grad_accum_steps), a few more than the batches left once each bucket's incomplete batch is
+        dropped; the epoch's unused steps are skipped at its end. 'batches' (or a max_steps_per_epoch cap):
+        the steps the epoch really has.
+        """
+        if self.config.optim_args.schedule_epoch_length == "batches" or self.config.training.max_steps_per_epoch:
+            return self.optimizer_steps_per_epoch
+        nominal_batches = math.ceil((len(self.dataset) // self.config.data_args.batch_size + 1) / self.dist.world_size)
+        return max(self.optimizer_steps_per_epoch,
+                   math.ceil(nominal_batches / self.config.training.grad_accum_steps))
 
     # ------------------------------------------------------------------------------ training
     def fit(self, resume: str | bool | None = None, until_epoch: int | None = None) -> list[dict[str, Any]]:
@@ -134,11 +157,14 @@ class Trainer:
         try:
             while self.epoch < last_epoch:
                 record = self.train_epoch()
-                record.update(self.evaluate())
-                self.history.append(record)
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self._save_epoch_end(record)
+                self.save_training_state(self.experiment_dir / "last.pt")  # before the evaluation
+                self._save_snapshot()
+                record.update(self.evaluate())
+                self.history.append(record)
+                self._save_best_files(record)
+                self.save_training_state(self.experiment_dir / "last.pt")  # with the epoch's scores
                 if self.epoch_callback is not None and self.dist.is_main:
                     self.epoch_callback(record)
         finally:
@@ -156,14 +182,16 @@ class Trainer:
         progress = tqdm(total=self.batches_per_epoch, initial=self.batch_in_epoch, disable=not self.dist.is_main,
                         desc=f"epoch {self.epoch + 1}/{self.config.training.epochs}", dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
+        if self.batch_in_epoch == 0:  # an epoch is schedule_steps_per_epoch long in the schedule
+            self.scheduler.seek(self.epoch * self.schedule_steps_per_epoch)
         for batch in self.loader:
             if self.batch_in_epoch >= self.batches_per_epoch:
                 break
             self.batch_in_epoch += 1
             progress.update(1)
             self.skipped_files += batch["num_skipped"]
-            if batch["audio"].shape[0] < 2:
-                continue  # everything skipped, or a single clip: no negatives to contrast with
+            if not self._every_rank_can_step(batch):
+                continue
             is_update = self.batch_in_epoch % accumulation == 0 or self.batch_in_epoch == self.batches_per_epoch
             loss = self._forward_backward(batch, sync=is_update)
             if loss is not None:
@@ -183,6 +211,18 @@ class Trainer:
         return {"epoch": self.epoch + 1, "loss": mean_loss, "seconds": time.time() - started,
                 "skipped_files": self.skipped_files}
 
+    def _every_rank_can_step(self, batch: dict[str, Any]) -> bool:
+        """A step needs two clips (negatives to contrast with) on every rank; the ranks agree first, so
+        that a rank whose files were all unreadable does not leave the others waiting in the gather."""
+        can_step = batch["audio"].shape[0] >= 2
+        if self.dist.enabled:
+            agreed = all_ranks_agree(can_step, self.device)
+            if can_step and not agreed:
+                log.warning("epoch %d batch %d skipped on every rank: another rank has fewer than 2 readable "
+                            "clips", self.epoch + 1, self.batch_in_epoch)
+            return agreed
+        return can_step
+
     def _forward_backward(self, batch: dict[str, Any], sync: bool) -> float | None:
         audio = batch["audio"].to(self.device, non_blocking=True)
         idx = batch["idx"].to(self.device, non_blocking=True)
@@ -192,12 +232,17 @@ class Trainer:
         with no_sync:
             with autocast:
                 loss = self.train_model(audio, batch["captions"], idx)
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss))
+            if self.dist.enabled and not self.gather_negatives:  # local losses differ: the ranks agree
+                finite = all_ranks_agree(finite, self.device)
+            if not finite:
                 self._record_bad_step(loss)
                 return None
             self.bad_steps = 0
-            # A gathered loss is the same on every rank; DDP averages gradients, so scale back up.
-            scale = self.dist.world_size / self.config.training.grad_accum_steps
+            # A gathered loss is the same on every rank and DDP averages gradients: scale back up. Local
+            # losses (the reference's) are averaged by DDP as they are.
+            world_factor = self.dist.world_size if self.gather_negatives else 1
+            scale = world_factor / self.config.training.grad_accum_steps
             scaled = loss * scale
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         return loss.item()
@@ -233,22 +278,37 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, Any]:
-        """Retrieval on each `eval.retrieval_jsons` (rank 0); `score` = sum of R@1 + R@5 both ways."""
+        """Retrieval on each `eval.retrieval_jsons` (rank 0).
+
+        Returns {"retrieval": {json path: metrics}, "scores": {best file name: R@1 + R@5 both ways},
+        "score": their sum}; a set whose evaluation fails is logged, listed in "eval_errors" and left
+        out of the scores (the run goes on).
+        """
         jsons = self.config.eval.retrieval_jsons
         if not jsons or not self.dist.is_main:
             return {}
         from tools.retrieval_metrics import retrieval_score
         from tools.zero_shot import evaluate_retrieval
 
-        results: dict[str, Any] = {"retrieval": {}}
-        score = 0.0
-        for json_path in jsons:
-            metrics = evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size)
+        results: dict[str, Any] = {"retrieval": {}, "scores": {}}
+        for json_path, best_file in zip(jsons, best_file_names(jsons), strict=True):
+            try:
+                metrics = evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
+                                             long_audio=self.config.eval.long_audio,
+                                             crop_seed=self.config.eval.crop_seed,
+                                             padding=self.config.eval.retrieval_padding)
+            except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
+                log.exception("epoch %d: retrieval evaluation on %s failed; training goes on", self.epoch,
+                              json_path)
+                results.setdefault("eval_errors", {})[str(json_path)] = f"{type(error).__name__}: {error}"
+                continue
             results["retrieval"][str(json_path)] = metrics
-            score += retrieval_score(metrics)
-            log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f", self.epoch + 1,
-                     json_path, metrics["t2a_R1"], metrics["t2a_R5"], metrics["a2t_R1"], metrics["a2t_R5"])
-        results["score"] = score
+            results["scores"][best_file] = retrieval_score(metrics)
+            log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f", self.epoch,
+                     json_path, metrics["t2a_R1_percent"], metrics["t2a_R5_percent"], metrics["a2t_R1_percent"],
+                     metrics["a2t_R5_percent"])
+        if results["scores"]:
+            results["score"] = sum(results["scores"].values())
         return results
 
     # --------------------------------------------------------------------------- checkpoints
@@ -262,6 +322,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
             "best_metric": self.best_metric,
+            "best_scores": self.best_scores,
             "skipped_files": self.skipped_files,
             "rng": capture_rng_states(),
             "config": self.config.to_dict(),
@@ -287,6 +348,7 @@ class Trainer:
         self.batch_in_epoch = int(checkpoint.get("batch_in_epoch", 0))
         self.global_step = int(checkpoint["global_step"])
         self.best_metric = float(checkpoint["best_metric"])
+        self.best_scores = {name: float(score) for name, score in checkpoint.get("best_scores", {}).items()}
         self.skipped_files = int(checkpoint.get("skipped_files", 0))
         self.history = list(checkpoint.get("history", []))
         if self.dist.world_size == 1 and "rng" in checkpoint:
@@ -294,15 +356,34 @@ class Trainer:
         log.info("resumed from %s at epoch %d, batch %d, step %d", path, self.epoch + 1, self.batch_in_epoch,
                  self.global_step)
 
-    def _save_epoch_end(self, record: dict[str, Any]) -> None:
+    def _model_file(self, record_score: float | None = None) -> dict[str, Any]:
+        """A model checkpoint as the reference writes them ({'model', 'optimizer', 'config', 'epoch'})."""
+        content = {"model": reference_state_dict(self.model), "optimizer": self.optimizer.state_dict(),
+                   "config": self.config.to_dict(), "epoch": self.epoch}
+        if record_score is not None:
+            content["metric"] = record_score
+        return content
+
+    def _save_snapshot(self) -> None:
+        if self.dist.is_main and self.epoch in self.config.training.snapshot_epochs:
+            atomic_save(self._model_file(), self.experiment_dir / f"model_{self.epoch}.pt")
+
+    def _save_best_files(self, record: dict[str, Any]) -> None:
+        """Each set's best file when its score is >= its best so far; best.pt for the summed score (or,
+        without any evaluation, the last epoch)."""
+        if not self.dist.is_main:
+            return
+        for best_file, score in record.get("scores", {}).items():
+            if score >= self.best_scores.get(best_file, -math.inf):
+                self.best_scores[best_file] = score
+                atomic_save(self._model_file(score), self.experiment_dir / best_file)
+                log.info("%s updated at epoch %d (R@1 + R@5 both ways: %.2f)", best_file, self.epoch, score)
         score = record.get("score")
-        improved = score is not None and score > self.best_metric
+        improved = score is not None and score >= self.best_metric
         if improved:
             self.best_metric = score
-        self.save_training_state(self.experiment_dir / "last.pt")
-        if self.dist.is_main and (improved or (score is None and self.epoch == self.config.training.epochs)):
-            atomic_save({"model": reference_state_dict(self.model), "epoch": self.epoch, "metric": score,
-                         "config": self.config.to_dict()}, self.experiment_dir / "best.pt")
+        if improved or (not self.config.eval.retrieval_jsons and self.epoch == self.config.training.epochs):
+            atomic_save(self._model_file(score), self.experiment_dir / "best.pt")
             log.info("best.pt updated at epoch %d (score %s)", self.epoch, score)
 
     # ------------------------------------------------------------------------------- signals
@@ -323,3 +404,16 @@ class Trainer:
         self.save_training_state(self.experiment_dir / "last.pt")
         raise TrainingInterrupted(f"stopped by signal {self.stop_signal} at epoch {self.epoch + 1}, batch "
                                   f"{self.batch_in_epoch}; resume with --resume auto")
+
+
+def best_file_names(json_paths: list[str]) -> list[str]:
+    """The best-model file of each retrieval set: clotho_best_model.pt and ac_best_model.pt for paths
+    naming Clotho and AudioCaps (the reference's names), else <json's folder>_best_model.pt; a name
+    taken twice gets the set's position appended."""
+    names: list[str] = []
+    for position, json_path in enumerate(json_paths):
+        lowered = str(json_path).lower()
+        stem = "clotho" if "clotho" in lowered else "ac" if "audiocaps" in lowered else Path(json_path).parent.name
+        name = f"{stem or 'retrieval'}_best_model.pt"
+        names.append(name if name not in names else f"{stem}{position}_best_model.pt")
+    return names
