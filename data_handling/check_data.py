@@ -7,7 +7,7 @@
 Per json file it counts the clips and captions kept, the clips the blacklist removed (and which list
 applied), the audio files found nowhere (at the json's path nor under audio_root) and, with --decode,
 the files whose header soundfile cannot read; it gives the captions per duration bucket (those whose
-audio was found) and the full batches of one epoch on one process. It prints a table and writes a JSON
+audio was found) and the batches of one epoch on one process. It prints a table and writes a JSON
 report (--out; default <output_dir>/check_data.json, the path is printed).
 
 Exit status: 0; 1 with --strict when a file is missing or unreadable; 2 when the configuration, a json
@@ -77,6 +77,8 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
         raise ValueError("give a training YAML (-c settings/pretrain.yaml) or json files (--json FILE ...)")
     config = load_config(args.config, args.overrides)
     json_files = list(args.json) if args.json else list(config.json_files)
+    if not json_files and config.synthetic is not None:  # the quickstart: its corpus's training split
+        json_files = [str(Path(config.synthetic.root) / "train" / "train.json")]
     if not json_files:
         raise ValueError(f"{args.config}: json_files is empty; list the training json files there or pass --json")
     blacklist = args.blacklist if args.blacklist else config.blacklist
@@ -170,7 +172,8 @@ def format_table(report: dict[str, Any]) -> str:
                        for column, (cell, width) in enumerate(zip(line, widths, strict=True)))
              for line in [header, *rows]]
     notes = [f"duration buckets in seconds, captions whose audio was found; {report['totals']['batches_per_epoch']} "
-             f"full batches of {report['batch_size']} per epoch on one process (drop_last {report['drop_last']})"]
+             f"batches of {report['batch_size']} per epoch on one process ("
+             + ("each bucket's incomplete batch dropped)" if report["drop_last"] else "incomplete batches kept)")]
     if not decoded:
         notes.append("audio files checked for existence only; --decode opens each header")
     for record in report["json_files"]:

@@ -40,6 +40,21 @@ def tiny_config_dict(text_dir: Path) -> dict:
     }
 
 
+def write_tiny_checkpoint(config: dict, folder: Path) -> Path:
+    """A tiny model with seeded random weights saved as pretrain.py does: weights plus its own config
+    (self-describing). Returns the path of `folder`/tiny.pt."""
+    import torch
+
+    from models.ase_model import ASE
+    from models.checkpoint import reference_state_dict
+
+    torch.manual_seed(0)
+    model = ASE(config)
+    path = folder / "tiny.pt"
+    torch.save({"model": reference_state_dict(model), "config": model.config.to_dict()}, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_text_dir(tmp_path_factory) -> Path:
     return make_tiny_text_dir(tmp_path_factory.mktemp("tiny_bert"))

@@ -104,3 +104,13 @@ def test_command_line_with_a_yaml(corpus, tmp_path):
     report = json.loads((tmp_path / "check_data.json").read_text())
     assert report["totals"]["captions"] == 12 and report["batch_size"] == 128 and report["drop_last"] is True
     assert report["totals"]["batches_per_epoch"] == 0
+
+
+def test_the_quickstart_yaml_checks_its_synthetic_training_split(synthetic_corpus, tmp_path, capsys):
+    config_path = tmp_path / "quickstart.yaml"
+    config_path.write_text(yaml.safe_dump({"synthetic": {"root": str(synthetic_corpus)}, "output_dir": str(tmp_path),
+                                           "data_args": {"batch_size": 4, "drop_last": False}}))
+    assert main(["-c", str(config_path)]) == 0
+    report = json.loads((tmp_path / "check_data.json").read_text())
+    assert [record["path"] for record in report["json_files"]] == [str(synthetic_corpus / "train" / "train.json")]
+    assert report["totals"]["clips"] == 16 and "incomplete batches kept" in capsys.readouterr().out

@@ -25,10 +25,8 @@ import zero_shot_sed
 from data_handling.audio_io import load_audio
 from data_handling.eval_datasets import ClassificationItem
 from data_handling.text_preprocess import preprocess_caption
-from models.ase_model import ASE
-from models.checkpoint import reference_state_dict
 from models.inference import crop_start, embed_texts, encode_audio_windows, load_model_for_inference
-from tests.conftest import tiny_config_dict
+from tests.conftest import tiny_config_dict, write_tiny_checkpoint
 from tools.zero_shot import evaluate_classification, evaluate_retrieval, reference_padding_spans
 
 SR = 32000
@@ -39,13 +37,9 @@ TEN_SECONDS = 10 * SR
 def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
     """A tiny model saved as pretrain.py does (weights and its own config). Its codebook temperature is 1,
     not 1000, so that the random model's clip embeddings differ clearly from one input to another."""
-    torch.manual_seed(0)
     config = tiny_config_dict(tiny_text_dir)
     config["codebook"] = {**config["codebook"], "temperature": 1.0}
-    model = ASE(config)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    torch.save({"model": reference_state_dict(model), "config": model.config.to_dict()}, path)
-    return path
+    return write_tiny_checkpoint(config, tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")

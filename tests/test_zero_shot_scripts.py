@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 
 import example
 import pretrain
@@ -20,10 +19,8 @@ import zero_shot_grounding
 import zero_shot_retrieval
 import zero_shot_sed
 from data_handling.eval_datasets import ClassificationItem
-from models.ase_model import ASE
-from models.checkpoint import reference_state_dict
 from models.inference import load_model_for_inference
-from tests.conftest import tiny_config_dict
+from tests.conftest import tiny_config_dict, write_tiny_checkpoint
 from tools.script_cli import run_script
 from tools.zero_shot import evaluate_classification, evaluate_sed, synthetic_report_card
 
@@ -36,11 +33,7 @@ RETRIEVAL_KEYS = {f"{direction}_{metric}" for direction in ("t2a", "a2t")
 @pytest.fixture(scope="module")
 def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
     """A tiny model saved as pretrain.py does: weights plus its own config (self-describing)."""
-    torch.manual_seed(0)
-    model = ASE(tiny_config_dict(tiny_text_dir))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    torch.save({"model": reference_state_dict(model), "config": model.config.to_dict()}, path)
-    return path
+    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")

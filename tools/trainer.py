@@ -356,10 +356,13 @@ class Trainer:
         log.info("resumed from %s at epoch %d, batch %d, step %d", path, self.epoch + 1, self.batch_in_epoch,
                  self.global_step)
 
-    def _model_file(self, record_score: float | None = None) -> dict[str, Any]:
-        """A model checkpoint as the reference writes them ({'model', 'optimizer', 'config', 'epoch'})."""
-        content = {"model": reference_state_dict(self.model), "optimizer": self.optimizer.state_dict(),
-                   "config": self.config.to_dict(), "epoch": self.epoch}
+    def _model_file(self, record_score: float | None = None, with_optimizer: bool = True) -> dict[str, Any]:
+        """A model checkpoint as the reference writes them ({'model', 'optimizer', 'config', 'epoch'}), with
+        the epoch's selection score as 'metric' when given; best.pt leaves the optimiser out."""
+        content: dict[str, Any] = {"model": reference_state_dict(self.model), "config": self.config.to_dict(),
+                                   "epoch": self.epoch}
+        if with_optimizer:
+            content["optimizer"] = self.optimizer.state_dict()
         if record_score is not None:
             content["metric"] = record_score
         return content
@@ -383,7 +386,7 @@ class Trainer:
         if improved:
             self.best_metric = score
         if improved or (not self.config.eval.retrieval_jsons and self.epoch == self.config.training.epochs):
-            atomic_save(self._model_file(score), self.experiment_dir / "best.pt")
+            atomic_save(self._model_file(score, with_optimizer=False), self.experiment_dir / "best.pt")
             log.info("best.pt updated at epoch %d (score %s)", self.epoch, score)
 
     # ------------------------------------------------------------------------------- signals
