@@ -149,6 +149,24 @@ def test_blacklist_applies_per_dataset(corpus, caplog):
     assert "sb_final.json: 0 of 1 clips blacklisted (no list applies to this path)" in caplog.text
 
 
+def test_blacklist_of_the_published_size(tmp_path):
+    """The published blacklist_exclude_all_ac.json: 50,725 AudioSet and 5,929 FreeSound ids, strings."""
+    audioset_ids = [f"Y{number:011d}.wav" for number in range(50_725)]
+    freesound_ids = [str(100_000 + number) for number in range(5_929)]
+    blacklist_path = write_json(tmp_path / "blacklist_exclude_all_ac.json",
+                                {"AudioSet": audioset_ids, "FreeSound": freesound_ids})
+    blacklist = read_blacklist(blacklist_path)
+    assert len(blacklist.ids_for("AudioSet")) == 50_725 and len(blacklist.ids_for("FreeSound")) == 5_929
+    audioset = write_json(tmp_path / "AudioSet_SL" / "as_final.json", wavcaps([
+        {"id": audioset_ids[-1], "audio": "a.flac", "caption": "speech", "duration": 10.0},
+        {"id": "Yunlisted.wav", "audio": "b.flac", "caption": "music", "duration": 10.0}]))
+    freesound = write_json(tmp_path / "FreeSound" / "fsd_final.json", wavcaps([
+        {"id": freesound_ids[0], "audio": "c.flac", "caption": "rain", "duration": 10.0},
+        {"id": audioset_ids[0], "audio": "d.flac", "caption": "wind", "duration": 10.0}]))
+    kept = read_wavcaps_jsons([audioset, freesound], blacklist=blacklist)
+    assert [item.clip_id for item in kept] == ["Yunlisted.wav", audioset_ids[0]]  # never across datasets
+
+
 def test_ids_compared_as_they_appear_not_by_file_stem(tmp_path):
     path = write_json(tmp_path / "FreeSound" / "fsd.json", wavcaps([
         {"id": "7", "audio": "100.flac", "caption": "stem listed, id not", "duration": 1.0},
