@@ -9,7 +9,7 @@
 UrbanSound8K/, VGGSound/) or a dataset's own folder; the layout is detected. Prompts: "<class> can be
 heard" (ESC-50, VGGSound), the bare class name (UrbanSound8K). Audio zero-padded to 10 s; VGGSound cut to
 10 s (--long-audio picks another handling of longer audio). Accuracy in percent (accuracy_percent),
-averaged over the folds of ESC-50 and UrbanSound8K. Dataset layouts: README.md, "Zero-shot evaluation".
+averaged over the folds of ESC-50 and UrbanSound8K. Dataset layouts: docs/datasets.md.
 """
 
 from __future__ import annotations
