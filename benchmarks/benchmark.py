@@ -30,8 +30,8 @@ JSON also has the minimum and every step time, and the process CPU time per step
 only comparable on an otherwise idle machine: other processes on the same cores slow a run down
 by up to several times (benchmarks/RESULTS.md says how its figures were protected from that).
 
-Reference figures: the reference's code is not available. Its speed on the 2-core CPU machine of
-the issue, as the issue reports it (paper size, batch 4, float32, 2 threads), is kept in
+Reference figures: the speed quoted for the reference code on a 2-core CPU machine (paper size,
+batch 4, float32, 2 threads; not measured by this repository) is kept in
 `REFERENCE_S_PER_CLIP`; the speed-up against it is printed when a run has those settings.
 `--emulate-reference-overheads` is an APPROXIMATION of the reference on our code, not the
 reference's code: it switches fused attention, the oneDNN linear layers and the allocator setting
@@ -80,7 +80,7 @@ from tools.optim import build_optimizer
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART_YAML = REPO_ROOT / "settings" / "quickstart.yaml"
 
-# The issue's figures for the reference on 2 CPU cores: paper size, batch 4, float32, 2 threads.
+# Figures quoted for the reference code on 2 CPU cores (paper size, batch 4, float32, 2 threads).
 REFERENCE_S_PER_CLIP = {"train": 0.9, "infer": 0.17}
 REFERENCE_CONDITIONS = {"preset": "paper", "device": "cpu", "dtype": "float32", "batch_size": 4, "threads": 2}
 
@@ -647,7 +647,7 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
                          "effective_onednn_linear": settings.onednn_linear and not settings.emulate_reference_overheads},
             "results": results,
             "reference": {"reference_s_per_clip": REFERENCE_S_PER_CLIP, "conditions": REFERENCE_CONDITIONS,
-                          "source": "figures reported in the issue for the reference code on 2 CPU cores"}}
+                          "source": "figures quoted for the reference code on 2 CPU cores, not measured here"}}
 
 
 # ------------------------------------------------------------------------------------ output
