@@ -9,6 +9,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.distributed as dist
@@ -193,6 +194,34 @@ def test_best_file_per_set_ties_to_later_epoch_snapshots_and_last_before_eval(
     assert epoch_of("retrieval1_best_model.pt") == 1     # 9 beats 4; the failed epoch changes nothing
     assert epoch_of("best.pt") == 1                      # sums: 14, 7 (one set failed), 11
     assert epoch_of("model_2.pt") == 2 and epoch_of("model_3.pt") == 3
+    assert [record["lr"] for record in history] == [pytest.approx(trainer.scheduler.lr_at(epoch * trainer.schedule_steps_per_epoch + 1))
+                                                     for epoch in range(3)]
+    curves = plt.imread(experiment / "training_curves.png")  # written every epoch, readable
+    assert curves.shape[:2] == (400, 1400)
+
+
+def test_training_curves_show_every_set_with_gaps_for_failed_evaluations(tmp_path):
+    from tools.plots import plot_training_curves
+
+    history = [{"epoch": 1, "loss": 2.0, "lr": 1e-4, "scores": {"clotho_best_model.pt": 50.0, "ac_best_model.pt": 80.0}},
+               {"epoch": 2, "loss": 1.5, "lr": 5e-5, "scores": {"ac_best_model.pt": 90.0}, "eval_errors": {"c": "x"}},
+               {"epoch": 3, "loss": 1.2, "lr": 0.0}]
+    figure_calls = []
+    original_plot = plt.Axes.plot
+
+    def recording_plot(axis, *args, **kwargs):
+        figure_calls.append((axis.get_title(), kwargs.get("label"), list(args[1])))
+        return original_plot(axis, *args, **kwargs)
+
+    plt.Axes.plot = recording_plot
+    try:
+        path = plot_training_curves(history, tmp_path / "curves" / "training_curves.png")
+    finally:
+        plt.Axes.plot = original_plot
+    assert plt.imread(path).shape[:2] == (400, 1400)
+    by_label = {label: values for _, label, values in figure_calls if label}
+    assert by_label["ac"] == [80.0, 90.0, pytest.approx(float("nan"), nan_ok=True)]
+    assert by_label["clotho"][0] == 50.0 and all(value != value for value in by_label["clotho"][1:])
 
 
 def test_best_scores_survive_a_resume(tiny_config, synthetic_corpus, tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ Used by example.py (one curve per text) and zero_shot_sed.py --plot (one curve p
 ground-truth events drawn as shaded spans in the class's colour). Both panels share one time axis in
 seconds: spectrogram frame k is at k * hop_length / sample_rate, model frame i covers
 [i * frame_hop, (i + 1) * frame_hop).
+
+`plot_training_curves` draws a training run's per-epoch records (loss, learning rate, retrieval scores).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+
+import math  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from typing import Any  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -99,6 +105,43 @@ def plot_frame_similarities(
         bottom.set_xlim(0.0, duration)
         if title:
             top.set_title(title)
+        figure.tight_layout()
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out_path, dpi=FIGURE_DPI, format="png")
+    finally:
+        plt.close(figure)
+    return out_path
+
+
+def plot_training_curves(history: Sequence[Mapping[str, Any]], out_path: str | Path) -> Path:
+    """Save a PNG of a training run, one point per epoch: mean loss, learning rate at the epoch's end, and
+    each retrieval set's score (R@1 + R@5, both directions, in percent points).
+
+    Args:
+        history: the trainer's epoch records: "epoch", "loss", optionally "lr" and "scores" ({set: score});
+            an epoch whose evaluation failed has no score for that set (a gap in its curve).
+        out_path: PNG path; parent folders are created.
+    """
+    epochs = [int(record["epoch"]) for record in history]
+    set_names = list(dict.fromkeys(name for record in history for name in record.get("scores", {})))
+    figure, axes = plt.subplots(1, 3, figsize=(FIGURE_WIDTH_INCHES * 1.4, 4.0))
+    try:
+        panels = [("mean training loss", [record.get("loss", math.nan) for record in history]),
+                  ("learning rate", [record.get("lr", math.nan) for record in history])]
+        for axis, (title, values) in zip(axes[:2], panels, strict=True):
+            axis.plot(epochs, values, marker="o")
+            axis.set_title(title)
+        axes[1].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+        for name in set_names:
+            axes[2].plot(epochs, [record.get("scores", {}).get(name, math.nan) for record in history], marker="o",
+                         label=name.removesuffix("_best_model.pt"))
+        axes[2].set_title("retrieval R@1 + R@5, both ways (%)")
+        if set_names:
+            axes[2].legend(fontsize="small")
+        for axis in axes:
+            axis.set_xlabel("epoch")
+            axis.grid(alpha=0.3)
         figure.tight_layout()
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -165,6 +165,7 @@ class Trainer:
                 self.history.append(record)
                 self._save_best_files(record)
                 self.save_training_state(self.experiment_dir / "last.pt")  # with the epoch's scores
+                self._plot_curves()
                 if self.epoch_callback is not None and self.dist.is_main:
                     self.epoch_callback(record)
         finally:
@@ -208,7 +209,7 @@ class Trainer:
         mean_loss = sum(losses) / max(1, len(losses))
         log.info("epoch %d: mean loss %.4f, %d steps, %.1f s, %d files skipped so far", self.epoch + 1,
                  mean_loss, len(losses), time.time() - started, self.skipped_files)
-        return {"epoch": self.epoch + 1, "loss": mean_loss, "seconds": time.time() - started,
+        return {"epoch": self.epoch + 1, "loss": mean_loss, "lr": self.scheduler.lr, "seconds": time.time() - started,
                 "skipped_files": self.skipped_files}
 
     def _every_rank_can_step(self, batch: dict[str, Any]) -> bool:
@@ -388,6 +389,17 @@ class Trainer:
         if improved or (not self.config.eval.retrieval_jsons and self.epoch == self.config.training.epochs):
             atomic_save(self._model_file(score, with_optimizer=False), self.experiment_dir / "best.pt")
             log.info("best.pt updated at epoch %d (score %s)", self.epoch, score)
+
+    def _plot_curves(self) -> None:
+        """training_curves.png in the experiment folder (rank 0); a plotting failure is only logged."""
+        if not self.dist.is_main:
+            return
+        from tools.plots import plot_training_curves
+
+        try:
+            plot_training_curves(self.history, self.experiment_dir / "training_curves.png")
+        except (OSError, ValueError, RuntimeError) as error:
+            log.warning("training_curves.png not written: %s", error)
 
     # ------------------------------------------------------------------------------- signals
     def _install_signal_handlers(self) -> dict[int, Any]:
