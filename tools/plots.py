@@ -63,6 +63,15 @@ def _draw_ground_truth(axis, events: Sequence[tuple[float, float, str]], labels:
                       color=color_of.get(label, "grey"))
 
 
+def _save_png(figure, out_path: str | Path) -> Path:
+    """Lay out and write a figure as PNG (parent folders created); returns the path."""
+    figure.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_path, dpi=FIGURE_DPI, format="png")
+    return out_path
+
+
 def plot_frame_similarities(
     log_mel,
     frame_scores,
@@ -105,10 +114,7 @@ def plot_frame_similarities(
         bottom.set_xlim(0.0, duration)
         if title:
             top.set_title(title)
-        figure.tight_layout()
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out_path, dpi=FIGURE_DPI, format="png")
+        out_path = _save_png(figure, out_path)
     finally:
         plt.close(figure)
     return out_path
@@ -142,10 +148,7 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], out_path: str | P
         for axis in axes:
             axis.set_xlabel("epoch")
             axis.grid(alpha=0.3)
-        figure.tight_layout()
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out_path, dpi=FIGURE_DPI, format="png")
+        out_path = _save_png(figure, out_path)
     finally:
         plt.close(figure)
     return out_path
