@@ -19,8 +19,8 @@ import torch
 
 from data_handling.audio_io import load_audio
 from models.inference import FRAME_HOP_SECONDS, embed_texts, embed_waveform, log_mel_spectrogram, unwrap
-from tools.plots import plot_frame_similarities
-from tools.script_cli import load_script_config, load_script_model, resolve_path, run_script, script_parser
+from tools.eval.cli import load_script_config, load_script_model, resolve_path, run_script, script_parser
+from tools.eval.plots import plot_frame_similarities
 
 DEFAULT_CONFIG = "settings/inference_example.yaml"
 DEFAULT_FIGURE = "outputs/example.png"

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.speed import reuse_freed_memory
 from tools.config import Config, ConfigError, load_config, save_config
-from tools.distributed import DistributedInfo, cleanup_distributed, init_distributed
-from tools.trainer import Trainer, TrainingInterrupted
+from tools.memory import reuse_freed_memory
+from tools.train.distributed import DistributedInfo, cleanup_distributed, init_distributed
+from tools.train.trainer import Trainer, TrainingInterrupted
 
 DEFAULT_CONFIG = Path("settings/pretrain.yaml")
 log = logging.getLogger("pretrain")
@@ -49,7 +49,7 @@ def setup_logging(experiment_dir: Path, is_main: bool) -> None:
 def prepare_synthetic_data(config: Config, is_main: bool) -> None:
     """Quickstart: generate the synthetic corpus if missing and point training and evaluation at it."""
     from data_handling.synthetic import corpus_exists, generate_corpus
-    from tools.distributed import barrier
+    from tools.train.distributed import barrier
 
     synthetic = config.synthetic
     root = Path(synthetic.root)
@@ -78,7 +78,7 @@ def check_training_data(config: Config, config_path: Path) -> None:
 def report_card(trainer: Trainer, experiment_dir: Path) -> dict:
     """Zero-shot scores of best.pt on the synthetic test splits; written to report.json."""
     from models.checkpoint import load_checkpoint
-    from tools.zero_shot import synthetic_report_card
+    from tools.eval.zero_shot import synthetic_report_card
 
     best = experiment_dir / "best.pt"
     if best.is_file():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from tools.script_cli import (
+from tools.eval.cli import (
     add_protocol_options,
     data_root,
     load_script_config,
@@ -25,7 +25,7 @@ from tools.script_cli import (
     run_script,
     script_parser,
 )
-from tools.zero_shot import CLASSIFICATION_PROTOCOLS, evaluate_classification_dataset
+from tools.eval.zero_shot import CLASSIFICATION_PROTOCOLS, evaluate_classification_dataset
 
 DEFAULT_CONFIG = "settings/inference_cls.yaml"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from data_handling.eval_datasets import find_eval_files
-from tools.script_cli import (
+from tools.eval.cli import (
     add_protocol_options,
     data_root,
     load_script_config,
@@ -28,7 +28,7 @@ from tools.script_cli import (
     run_script,
     script_parser,
 )
-from tools.zero_shot import evaluate_retrieval
+from tools.eval.zero_shot import evaluate_retrieval
 
 DEFAULT_CONFIG = "settings/inference_retrieval.yaml"
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from data_handling.eval_datasets import find_eval_files, load_label_map
-from tools.script_cli import (
+from tools.eval.cli import (
     add_protocol_options,
     data_root,
     load_script_config,
@@ -31,7 +31,7 @@ from tools.script_cli import (
     run_script,
     script_parser,
 )
-from tools.zero_shot import evaluate_sed
+from tools.eval.zero_shot import evaluate_sed
 
 DEFAULT_CONFIG = "settings/inference_sed.yaml"
 

@@ -10,7 +10,7 @@ What is measured (random inputs, weights randomly initialised: speed does not de
 - train: clips/s of a full step on a batch of random 10 s clips and random ~12-word captions:
   `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on).
   `--optimizer-impl` picks torch's Adam kernel; the default is the project's optimiser
-  (`tools.optim.build_optimizer`: Adam, fused kernel), "for-loop" is torch's plain Adam as the reference
+  (`tools.train.optim.build_optimizer`: Adam, fused kernel), "for-loop" is torch's plain Adam as the reference
   used it (the single-tensor loop on CPU).
 - infer: clips/s of `encode_audio` + `msc` (frame and clip embeddings), eval mode, `torch.no_grad`
   (without HTS-AT's unused pooled clip feature, as models/inference.py; the emulation computes it).
@@ -19,7 +19,7 @@ What is measured (random inputs, weights randomly initialised: speed does not de
   in its own fresh subprocess; the figure includes the Python/torch runtime, the model, the optimiser
   state and the activations. On CUDA: torch.cuda.max_memory_allocated for the mode.
 - the process allocator: like pretrain.py and the scripts, the benchmark first calls
-  `models.speed.reuse_freed_memory` (glibc keeps freed tensor memory instead of unmapping it);
+  `tools.memory.reuse_freed_memory` (glibc keeps freed tensor memory instead of unmapping it);
   `--no-reuse-freed-memory` measures glibc's defaults, which the reference emulation keeps.
 - FLOPs of one step (torch.utils.flop_counter.FlopCounterMode, matmuls/convs/attention, forward and
   backward) and the achieved FLOP/s; on CUDA also the share of the GPU's dense bf16 peak
@@ -72,10 +72,11 @@ from torch import nn
 from models.ase_model import ASE
 from models.htsat import HTSAT, SwinStage, locality_aware_output, unfold_grid_to_frames
 from models.onednn_linear import set_onednn_linear
-from models.speed import apply_channels_last, compile_model, reuse_freed_memory, set_fused_attention
+from models.speed import apply_channels_last, compile_model, set_fused_attention
 from models.text_encoder import minilm_folder
 from tools.config import OptimArgs
-from tools.optim import build_optimizer
+from tools.memory import reuse_freed_memory
+from tools.train.optim import build_optimizer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART_YAML = REPO_ROOT / "settings" / "quickstart.yaml"
@@ -128,9 +129,9 @@ class BenchmarkSettings:
     channels_last: bool = False
     emulate_reference_overheads: bool = False
     count_flops: bool = True
-    optimizer_impl: str = "default"  # default (torch's choice, as tools.optim builds it) | for-loop | foreach | fused
+    optimizer_impl: str = "default"  # default (torch's choice, as tools.train.optim builds it) | for-loop | foreach | fused
     isolate: bool | None = None      # each mode in a subprocess; None: on CPU when both modes run
-    reuse_freed_memory: bool | None = None  # models.speed.reuse_freed_memory; None: on, off when emulating
+    reuse_freed_memory: bool | None = None  # tools.memory.reuse_freed_memory; None: on, off when emulating
     audio_seconds: float = 10.0
     caption_words: int = 12
     seed: int = 0
@@ -383,7 +384,7 @@ def make_train_step(model: ASE, settings: BenchmarkSettings) -> Callable[[], Non
 def build_adam(model: nn.Module, impl: str) -> torch.optim.Optimizer:
     """Adam (lr 5e-5) over the trainable parameters; `impl` picks the implementation.
 
-    "default" is what training uses (`tools.optim.build_optimizer`, the fused kernel); "for-loop" and
+    "default" is what training uses (`tools.train.optim.build_optimizer`, the fused kernel); "for-loop" and
     "foreach" are torch's other Adam kernels; "fused" is torch's fused kernel without parameter groups.
     """
     if impl == "default":
@@ -749,7 +750,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--optimizer-impl", default="default", choices=list(OPTIMIZER_IMPLS),
                         help="torch's Adam implementation for the training step (default: torch's choice)")
     parser.add_argument("--reuse-freed-memory", action=argparse.BooleanOptionalAction, default=None,
-                        help="glibc keeps freed tensor memory for reuse (models.speed.reuse_freed_memory; "
+                        help="glibc keeps freed tensor memory for reuse (tools.memory.reuse_freed_memory; "
                              "default: on, off with --emulate-reference-overheads)")
     parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                         help="each mode in its own subprocess (default: on CPU when --mode both)")

@@ -76,7 +76,7 @@ class SedAnnotations:
     """Strong labels of a SED evaluation set.
 
     ground_truth: clip_id -> [(onset, offset, class_name), ...] (may be empty; events as in the file,
-        same-class overlaps are merged later by tools.sed_metrics).
+        same-class overlaps are merged later by tools.eval.sed_metrics).
     durations: clip_id -> seconds.
     class_names: sorted normalised class names.
     label_to_class: raw label of the tsv -> class name.
@@ -633,7 +633,7 @@ def read_grounding_json(json_path: str | Path) -> list[GroundingPhrase]:
     """AudioGrounding phrases, phrase_id = f"{audiocap_id}_{start_index}" (unique, else ValueError).
 
     Accepts the list layout or {"data": [...]}. [0, 0] segments are dropped, so a phrase may end up
-    with no segment (tools.sed_metrics.grounding_psds leaves such phrases out of the evaluation).
+    with no segment (tools.eval.sed_metrics.grounding_psds leaves such phrases out of the evaluation).
     """
     path = Path(json_path)
     content = _load_json(path, GROUNDING_LAYOUT)

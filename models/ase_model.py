@@ -20,9 +20,9 @@ from torch import nn
 
 from models.codebook import codebook_aggregate, mean_aggregate
 from models.htsat import HTSAT
+from models.losses import ContrastiveLoss
 from models.text_encoder import TextEncoder
 from tools.config import Config, parse_config
-from tools.losses import ContrastiveLoss
 
 
 def projection_head(width: int, embed_size: int) -> nn.Sequential:

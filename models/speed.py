@@ -10,52 +10,17 @@ unless a caller asks for it. The benchmarks (`benchmarks/benchmark.py`) measure 
   affected; expect little change, mainly on GPUs with cuDNN.
 - `compile_model(model)`: `nn.Module.compile` (in place, so state_dict keys are unchanged) on the
   audio encoder and on the transformers text model; tokenisation and the codebook stay eager.
-- `reuse_freed_memory()`: process-wide glibc malloc settings so that tensors up to 32 MB are served
-  from memory the process already has instead of fresh pages from the kernel (on by default in
-  pretrain.py, the zero-shot scripts, example.py and the benchmark).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import sys
 from typing import Any
 
 import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-# mallopt parameters (glibc malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's upper limit for M_MMAP_THRESHOLD on 64-bit
-_TRIM_THRESHOLD = 2**30
-
-
-def reuse_freed_memory() -> bool:
-    """Keep freed tensor memory in the process for reuse (glibc on Linux; elsewhere a no-op).
-
-    By default glibc serves every allocation above 128 KB-32 MB with a fresh mmap and unmaps it when
-    freed, so each CPU step of the paper-size model touches ~120 MB of new pages (about 30,000 page
-    faults per inference step at batch 4) and zeroes them in the kernel. With allocations up to 32 MB
-    taken from the heap (M_MMAP_THRESHOLD) and up to 1 GB of freed heap kept (M_TRIM_THRESHOLD), the
-    same memory is reused from step to step: no page faults after the first steps, 25-30 % less CPU
-    time per step (benchmarks/RESULTS.md). Numbers are unchanged. Returns True when applied.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
-        return False
-    applied = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
-    if not applied:
-        log.debug("mallopt refused the allocator settings; continuing with the defaults")
-    return applied
-
 
 def window_attentions(model: nn.Module) -> list[nn.Module]:
     """Every module of `model` that has a `fused_attn` switch (timm's WindowAttention)."""

@@ -111,7 +111,7 @@ def test_training_step_needs_two_clips():
 ALLOCATION_PATTERN = """
 import ctypes, resource, sys
 import torch
-from models.speed import reuse_freed_memory
+from tools.memory import reuse_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",

@@ -493,7 +493,7 @@ def trainer_config(tiny_config: dict, corpus: WavCapsFixture, **data_args) -> di
 
 def test_trainer_loader_follows_the_data_config(tiny_config, corpus, tmp_path):
     from tools.config import parse_config
-    from tools.trainer import Trainer
+    from tools.train.trainer import Trainer
 
     config = trainer_config(tiny_config, corpus, skip_missing=True, duration_bucket_edges=[6.0, 15.0],
                             drop_last=False, max_decode_seconds=2.5)
@@ -511,7 +511,7 @@ def test_trainer_loader_follows_the_data_config(tiny_config, corpus, tmp_path):
 
 def test_trainer_defaults_are_the_reference(tiny_config, corpus, tmp_path):
     from tools.config import parse_config
-    from tools.trainer import Trainer
+    from tools.train.trainer import Trainer
 
     with pytest.raises(MissingAudioFilesError, match="gone.flac"):
         Trainer(parse_config(trainer_config(tiny_config, corpus)), tmp_path / "exp")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tools.classification_metrics import classification_accuracy, predict_classes
+from tools.eval.classification_metrics import classification_accuracy, predict_classes
 
 
 def test_fold_mean_differs_from_pooled_accuracy():

@@ -102,7 +102,7 @@ def test_autocast_forward_and_backward(golden_cuda, dtype):
 @pytest.mark.parametrize("amp, compile_towers", [("bf16", False), ("fp16", False), ("bf16", True)],
                          ids=["bf16", "fp16", "bf16_compiled"])
 def test_training_run_with_mixed_precision(tiny_config, synthetic_corpus, tmp_path, amp, compile_towers):
-    from tools.trainer import Trainer
+    from tools.train.trainer import Trainer
 
     config = parse_config({
         **tiny_config, "device": "cuda", "seed": 3,

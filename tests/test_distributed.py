@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 import yaml
 
-from tools.losses import ContrastiveLoss
+from models.losses import ContrastiveLoss
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_SIZE = 2

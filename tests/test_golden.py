@@ -7,8 +7,8 @@ import torch
 
 from models.ase_model import ASE
 from models.checkpoint import load_checkpoint
+from models.losses import hard_negative_loss
 from tests.golden import GOLDEN_DIR, golden_config, requires_reference
-from tools.losses import hard_negative_loss
 
 pytestmark = requires_reference
 TOLERANCE = 1e-4

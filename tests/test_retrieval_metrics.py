@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from tools.retrieval_metrics import average_precision_at_k, rank_matrix, retrieval_metrics, retrieval_score
+from tools.eval.retrieval_metrics import (
+    average_precision_at_k,
+    rank_matrix,
+    retrieval_metrics,
+    retrieval_score,
+)
 
 
 def test_one_caption_per_audio_with_ties():

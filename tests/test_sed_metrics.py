@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tools.sed_metrics import (
+from tools.eval.sed_metrics import (
     FRAME_HOP,
     GROUNDING_THRESHOLDS,
     active_regions,
@@ -184,7 +184,7 @@ def test_grounding_random_is_low():
 
 
 def test_psds_eval_area_under_staircase_up_to_max_efpr():
-    from tools.sed_metrics import _PSDSEval
+    from tools.eval.sed_metrics import _PSDSEval
 
     area = _PSDSEval._auc(np.array([0.0, 100.0, 1000.0]), np.array([0.5, 0.8, 1.0]), max_x=800.0)
     assert area == pytest.approx(100 * 0.5 + 700 * 0.8)

@@ -11,10 +11,10 @@ import torch
 
 from data_handling.audio_io import AudioReadError
 from models.checkpoint import load_checkpoint, read_checkpoint
-from tools.checkpointing import atomic_save
 from tools.config import parse_config
-from tools.optim import CosineWithWarmup
-from tools.trainer import TooManyBadSteps, Trainer, TrainingInterrupted
+from tools.train.checkpointing import atomic_save
+from tools.train.optim import CosineWithWarmup
+from tools.train.trainer import TooManyBadSteps, Trainer, TrainingInterrupted
 
 
 def training_config(tiny_config: dict, corpus, **overrides) -> dict:
@@ -190,10 +190,10 @@ def test_wandb_logs_each_epoch_when_enabled(tiny_config, synthetic_corpus, tmp_p
 
 
 def test_compile_option_compiles_the_towers(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
-    import tools.trainer
+    import tools.train.trainer
 
     compiled = []
-    monkeypatch.setattr(tools.trainer, "compile_model", lambda model: compiled.append(model) or model)
+    monkeypatch.setattr(tools.train.trainer, "compile_model", lambda model: compiled.append(model) or model)
     config = parse_config(training_config(tiny_config, synthetic_corpus, training={"compile": True}))
     trainer = Trainer(config, tmp_path / "exp")
     assert compiled == [trainer.model]

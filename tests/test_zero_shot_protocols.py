@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-import tools.zero_shot
+import tools.eval.zero_shot
 import zero_shot_clas
 import zero_shot_grounding
 import zero_shot_retrieval
@@ -27,7 +27,7 @@ from data_handling.eval_datasets import ClassificationItem
 from data_handling.text_preprocess import preprocess_caption
 from models.inference import crop_start, embed_texts, encode_audio_windows, load_model_for_inference
 from tests.conftest import tiny_config_dict, write_tiny_checkpoint
-from tools.zero_shot import evaluate_classification, evaluate_retrieval, reference_padding_spans
+from tools.eval.zero_shot import evaluate_classification, evaluate_retrieval, reference_padding_spans
 
 SR = 32000
 TEN_SECONDS = 10 * SR
@@ -71,17 +71,17 @@ def clip_embedding(model, waveform: torch.Tensor) -> torch.Tensor:
 
 
 class Spy:
-    """Records the arguments of a metric function of tools.zero_shot and returns its real result."""
+    """Records the arguments of a metric function of tools.eval.zero_shot and returns its real result."""
 
     def __init__(self, monkeypatch, name: str):
         self.calls: list[tuple[tuple, dict]] = []
-        real = getattr(tools.zero_shot, name)
+        real = getattr(tools.eval.zero_shot, name)
 
         def spy(*args, **kwargs):
             self.calls.append((args, kwargs))
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(tools.zero_shot, name, spy)
+        monkeypatch.setattr(tools.eval.zero_shot, name, spy)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -359,14 +359,14 @@ def test_sed_switches_drop_the_tail_and_window_long_audio(reference_yaml, monkey
 def test_sed_cut_scores_are_the_first_ten_seconds(model, reference_data_root, monkeypatch):
     spy = Spy(monkeypatch, "sed_metrics")
     audioset = reference_data_root / "AudioSet_SL"
-    tools.zero_shot.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
+    tools.eval.zero_shot.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
                                  audioset / "metadata" / "audioset_eval_strong.tsv",
                                  audioset / "metadata" / "audioset_eval_strong_durations.tsv", "cpu")
     long_clip = torch.from_numpy(load_audio(audioset / "audio" / "AudioSet_SL_eval" / "long.flac", SR))
     with torch.no_grad():
         frames, _ = encode_audio_windows(model, long_clip[:TEN_SECONDS])
     class_embeds = embed_texts(model, ["dog bark", "rain"])
-    expected = tools.zero_shot.sed_scores_from_frames({"long": (F.normalize(frames, dim=-1) @ class_embeds.T).numpy()},
+    expected = tools.eval.zero_shot.sed_scores_from_frames({"long": (F.normalize(frames, dim=-1) @ class_embeds.T).numpy()},
                                                       ["dog bark", "rain"])["long"]
     np.testing.assert_allclose(spy.calls[-1][0][0]["long"][["dog bark", "rain"]].to_numpy(),
                                expected[["dog bark", "rain"]].to_numpy(), atol=1e-5)
@@ -386,7 +386,7 @@ def test_reference_yaml_runs_grounding_with_the_duration_file(reference_yaml, mo
 def test_crop_is_refused_where_timestamps_matter(model, reference_data_root):
     audioset = reference_data_root / "AudioSet_SL"
     with pytest.raises(ValueError, match="crop.*does not suit sed"):
-        tools.zero_shot.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
+        tools.eval.zero_shot.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
                                      audioset / "metadata" / "audioset_eval_strong.tsv",
                                      audioset / "metadata" / "audioset_eval_strong_durations.tsv", "cpu",
                                      long_audio="crop")

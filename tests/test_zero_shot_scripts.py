@@ -21,8 +21,8 @@ import zero_shot_sed
 from data_handling.eval_datasets import ClassificationItem
 from models.inference import load_model_for_inference
 from tests.conftest import tiny_config_dict, write_tiny_checkpoint
-from tools.script_cli import run_script
-from tools.zero_shot import evaluate_classification, evaluate_sed, synthetic_report_card
+from tools.eval.cli import run_script
+from tools.eval.zero_shot import evaluate_classification, evaluate_sed, synthetic_report_card
 
 REPO = Path(__file__).resolve().parent.parent
 RETRIEVAL_KEYS = {f"{direction}_{metric}" for direction in ("t2a", "a2t")
@@ -193,7 +193,7 @@ def test_sed_explicit_files_and_mid_label_map(checkpoint, synthetic_corpus, repo
 
 def test_precision_option_reaches_the_model(checkpoint, synthetic_corpus):
     from tools.config import ConfigError
-    from tools.script_cli import load_script_config, load_script_model
+    from tools.eval.cli import load_script_config, load_script_model
 
     common = ["--ckpt", str(checkpoint), "--data-root", str(synthetic_corpus), "--device", "cpu"]
     args = zero_shot_retrieval.parse_args(common)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import multiprocessing
 import os
@@ -25,6 +24,7 @@ from data_handling.synthetic.scenes import (
     render_scene,
     render_single_event,
 )
+from tools.memory import reuse_freed_memory
 
 DONE_MARKER = "DONE"
 CLASSES_FILE = "classes.json"
@@ -156,25 +156,11 @@ def render_job(job: ClipJob) -> ClipResult:
     return result
 
 
-def _keep_freed_memory() -> None:
-    """Worker initializer: let glibc reuse freed buffers instead of returning them to the kernel.
-
-    Synthesis allocates and frees MB-sized arrays per clip; without this, page faults cost a fifth of
-    the run. Elsewhere than glibc this does nothing.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 * 1024 * 1024)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        return
-
-
 def run_jobs(jobs: Sequence[ClipJob], num_workers: int) -> list[ClipResult]:
     """Render jobs in order; with num_workers > 1 in a spawn pool (safe beside threaded libraries)."""
     if num_workers <= 1 or len(jobs) < 32:
         return [render_job(job) for job in jobs]
-    with multiprocessing.get_context("spawn").Pool(num_workers, initializer=_keep_freed_memory) as pool:
+    with multiprocessing.get_context("spawn").Pool(num_workers, initializer=reuse_freed_memory) as pool:
         return pool.map(render_job, jobs, chunksize=16)
 
 

@@ -32,10 +32,15 @@ from data_handling.samplers import DurationBucketBatchSampler
 from models.ase_model import ASE
 from models.checkpoint import check_state_dict, reference_state_dict
 from models.speed import compile_model
-from tools.checkpointing import atomic_save, capture_rng_states, find_resume_checkpoint, restore_rng_states
 from tools.config import Config
-from tools.distributed import DistributedInfo, all_ranks_agree, barrier
-from tools.optim import CosineWithWarmup, build_optimizer, warmup_steps_from
+from tools.train.checkpointing import (
+    atomic_save,
+    capture_rng_states,
+    find_resume_checkpoint,
+    restore_rng_states,
+)
+from tools.train.distributed import DistributedInfo, all_ranks_agree, barrier
+from tools.train.optim import CosineWithWarmup, build_optimizer, warmup_steps_from
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +293,8 @@ class Trainer:
         jsons = self.config.eval.retrieval_jsons
         if not jsons or not self.dist.is_main:
             return {}
-        from tools.retrieval_metrics import retrieval_score
-        from tools.zero_shot import evaluate_retrieval
+        from tools.eval.retrieval_metrics import retrieval_score
+        from tools.eval.zero_shot import evaluate_retrieval
 
         results: dict[str, Any] = {"retrieval": {}, "scores": {}}
         for json_path, best_file in zip(jsons, best_file_names(jsons), strict=True):
@@ -394,7 +399,7 @@ class Trainer:
         """training_curves.png in the experiment folder (rank 0); a plotting failure is only logged."""
         if not self.dist.is_main:
             return
-        from tools.plots import plot_training_curves
+        from tools.eval.plots import plot_training_curves
 
         try:
             plot_training_curves(self.history, self.experiment_dir / "training_curves.png")

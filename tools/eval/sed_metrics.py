@@ -29,7 +29,7 @@ with warnings.catch_warnings():
     from sed_scores_eval import collar_based, intersection_based, segment_based
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
-from tools.retrieval_metrics import to_numpy
+from tools.eval.retrieval_metrics import to_numpy
 
 FRAME_HOP = 10 / 32
 """Seconds per model frame (32 frames per 10 s)."""

@@ -17,9 +17,9 @@ from torch import nn
 from data_handling.audio_io import AudioReadError
 from models.checkpoint import CheckpointError, CheckpointMismatchError
 from models.inference import load_model_for_inference, resolve_device
-from models.speed import reuse_freed_memory
 from tools.config import Config, load_config
-from tools.zero_shot import REPO_ROOT, task_root
+from tools.eval.zero_shot import REPO_ROOT, task_root
+from tools.memory import reuse_freed_memory
 
 SCRIPT_ERRORS = (FileNotFoundError, ValueError, CheckpointError, CheckpointMismatchError, AudioReadError)
 """Errors a script reports as one line (no traceback): missing data, bad config, unusable checkpoint."""

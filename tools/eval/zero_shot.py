@@ -22,11 +22,11 @@ the reference's, our extensions switches (tools.config.EvalArgs):
 - grounding: per phrase, sigmoid(cosine(phrase, frame)) per frame; audio tiled to 10 s (longer audio
   windowed: the reference cannot run it); durations from the dataset's duration file when it has one,
   else the audio's; detections not clipped to the duration (eval.score_tiled_tail: false clips them);
-  PSDS at 0.7 / 0.5 / 0.1 (tools.sed_metrics.grounding_psds).
+  PSDS at 0.7 / 0.5 / 0.1 (tools.eval.sed_metrics.grounding_psds).
 Files that cannot be read (missing, undecodable, empty) are skipped: every result has `num_skipped` and
 `skipped`. Silent files are scored like any other. Units: keys ending in `_percent` are percentages
 (0..100); PSDS and F1 are fractions (0..1); medR and meanR are ranks.
-The scripts' command-line helpers are in tools/script_cli.py.
+The scripts' command-line helpers are in tools/eval/cli.py.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ from models.inference import (
     log_mel_spectrogram,
     unwrap,
 )
-from tools.classification_metrics import classification_accuracy
-from tools.plots import plot_frame_similarities
-from tools.retrieval_metrics import retrieval_metrics
-from tools.sed_metrics import FRAME_HOP, grounding_psds, sed_metrics, sed_scores_from_frames
+from tools.eval.classification_metrics import classification_accuracy
+from tools.eval.plots import plot_frame_similarities
+from tools.eval.retrieval_metrics import retrieval_metrics
+from tools.eval.sed_metrics import FRAME_HOP, grounding_psds, sed_metrics, sed_scores_from_frames
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SED_LAYOUT = ("SED layout: <root>/audio/<file> and <root>/metadata/eval.tsv (filename<TAB>onset<TAB>offset<TAB>"
               "event_label, or AudioSet-strong segment_id<TAB>start_time_seconds<TAB>end_time_seconds<TAB>"
               "label) with <root>/metadata/eval_durations.tsv (filename<TAB>duration)")

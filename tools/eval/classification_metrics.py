@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.retrieval_metrics import to_numpy
+from tools.eval.retrieval_metrics import to_numpy
 
 
 def predict_classes(similarity: np.ndarray) -> np.ndarray:
