@@ -27,15 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from data_handling.audio_io import AudioReadError, audio_duration
-from data_handling.caption_dataset import (
-    MAX_REPORTED,
-    AudioPathResolver,
-    JsonFileContents,
-    fill_missing_durations,
-    read_json_files,
-    resolve_audio_paths,
-)
-from data_handling.samplers import DurationBucketBatchSampler, bucket_labels, duration_bucket_ids
+from data_handling.audio_paths import MAX_REPORTED, AudioPathResolver
+from data_handling.samplers import DurationBucketBatchSampler, bucket_labels, duration_histogram
+from data_handling.training_items import describe_clip, fill_missing_durations, resolve_audio_paths
+from data_handling.wavcaps import JsonFileContents, read_json_files
 
 
 @dataclass
@@ -71,6 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def data_settings(args: argparse.Namespace) -> DataSettings:
     """The YAML's data keys (or the defaults without -c), with --json, --blacklist, --audio-root on top."""
+    from data_handling.synthetic.corpus import corpus_paths
     from tools.config import load_config
 
     if args.config is None and not args.json:
@@ -78,7 +74,7 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
     config = load_config(args.config, args.overrides)
     json_files = list(args.json) if args.json else list(config.json_files)
     if not json_files and config.synthetic is not None:  # the quickstart: its corpus's training split
-        json_files = [str(Path(config.synthetic.root) / "train" / "train.json")]
+        json_files = [corpus_paths(Path(config.synthetic.root))["train_json"]]
     if not json_files:
         raise ValueError(f"{args.config}: json_files is empty; list the training json files there or pass --json")
     blacklist = args.blacklist if args.blacklist else config.blacklist
@@ -115,16 +111,13 @@ def check_json_file(contents: JsonFileContents, resolver: AudioPathResolver, set
         "path": contents.path, "blacklist_list": contents.blacklist_key,
         "clips_blacklisted": contents.num_blacklisted, "clips": contents.num_clips,
         "captions": len(contents.items), "missing_files": len(missing),
-        "missing_examples": [f"{item.audio_ref} (id {item.clip_id!r})" for item in missing[:MAX_REPORTED]],
+        "missing_examples": [describe_clip(item, with_source=False) for item in missing[:MAX_REPORTED]],
     }
     if decode:
         broken = unreadable_files(list(dict.fromkeys(item.audio_path for item in found)), workers)
         record["unreadable_files"] = len(broken)
         record["unreadable_examples"] = [f"{path}: {why}" for path, why in list(broken.items())[:MAX_REPORTED]]
-    counts = [0] * (len(settings.bucket_edges) + 1)
-    for bucket in duration_bucket_ids([item.duration for item in found], settings.bucket_edges):
-        counts[bucket] += 1
-    record["duration_histogram"] = dict(zip(bucket_labels(settings.bucket_edges), counts, strict=True))
+    record["duration_histogram"] = duration_histogram([item.duration for item in found], settings.bucket_edges)
     return record, [item.duration for item in found]
 
 

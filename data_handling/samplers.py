@@ -70,6 +70,12 @@ def bucket_labels(edges: Sequence[float]) -> list[str]:
         + [f">={values[-1]}"]
 
 
+def duration_histogram(durations: Sequence[float], edges: Sequence[float]) -> dict[str, int]:
+    """Durations per bucket, keyed by bucket_labels (every bucket, also the empty ones), in bucket order."""
+    counts = np.bincount(duration_bucket_ids(durations, edges), minlength=len(edges) + 1)
+    return dict(zip(bucket_labels(edges), counts.tolist(), strict=True))
+
+
 class DurationBucketBatchSampler(Sampler[list[int]]):
     """Yields lists of dataset indices whose durations fall in the same bucket (see the module doc).
 

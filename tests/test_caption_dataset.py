@@ -19,19 +19,11 @@ import soundfile as sf
 import torch
 
 from data_handling.audio_io import AudioReadError
-from data_handling.caption_dataset import (
-    AudioPathResolver,
-    CaptionAudioDataset,
-    CaptionItem,
-    MissingAudioFilesError,
-    blacklist_key_for,
-    collate_captions,
-    prepare_training_items,
-    read_blacklist,
-    read_json_files,
-    read_wavcaps_jsons,
-    resolve_audio_paths,
-)
+from data_handling.audio_paths import AudioPathResolver
+from data_handling.blacklist import blacklist_key_for, read_blacklist
+from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
+from data_handling.training_items import MissingAudioFilesError, prepare_training_items, resolve_audio_paths
+from data_handling.wavcaps import CaptionItem, read_json_files, read_wavcaps_jsons
 
 RATE = 8000  # small files, fast tests
 FOREIGN = "/mnt/fast/nobackup/scratch4weeks/xm00178/WavCaps/data/waveforms"  # the authors' machine
@@ -137,7 +129,7 @@ def test_blacklist_list_chosen_by_path(path, per_audio, key):
 
 
 def test_blacklist_applies_per_dataset(corpus, caplog):
-    with caplog.at_level(logging.INFO, logger="data_handling.caption_dataset"):
+    with caplog.at_level(logging.INFO, logger="data_handling.wavcaps"):
         contents = read_json_files(corpus.json_files, corpus.audio_root, corpus.blacklist)
     kept = {Path(file.path).parent.name: [item.clip_id for item in file.items] for file in contents}
     assert kept == {"FreeSound": ["101"], "SoundBible": ["100"], "AudioSet_SL": ["Ydef.wav"],
@@ -208,7 +200,7 @@ def test_blacklist_of_the_wrong_shape(tmp_path, content, message):
 
 def test_unused_blacklist_keys_are_reported(tmp_path, caplog):
     blacklist = write_json(tmp_path / "bl.json", {"AudioSet": [], "BBC": ["x"]})
-    with caplog.at_level(logging.WARNING, logger="data_handling.caption_dataset"):
+    with caplog.at_level(logging.WARNING, logger="data_handling.blacklist"):
         read_blacklist(blacklist)
     assert "['BBC'] are not used" in caplog.text
 
@@ -330,6 +322,28 @@ def test_existing_paths_are_kept_and_no_root_resolves_nothing(tmp_path):
     assert [item.clip_id for item in resolution.unresolved] == ["c1"]
 
 
+def test_placeholder_ids_follow_the_one_extension_order(tmp_path):
+    """A SoundBible id is looked up as <id>.wav, then <id>.flac (AUDIO_EXTENSIONS, as the evaluation sets)."""
+    root = tmp_path / "audio_root"
+    for relative in ("SoundBible_flac/7.flac", "SoundBible_flac/7.wav", "SoundBible_flac/8.flac"):
+        write_noise(root / relative, 0.1)
+    path = write_json(tmp_path / "json_files" / "SoundBible" / "sb_final.json", wavcaps([
+        {"id": "7", "audio": "wav_path", "caption": "a bell", "duration": 1.0},
+        {"id": "8", "audio": "wav_path", "caption": "a gong", "duration": 1.0}]))
+    resolution = resolve_audio_paths(read_wavcaps_jsons([path]), AudioPathResolver(root))
+    assert [item.audio_path.relative_to(root).as_posix() for item in resolution.found] == [
+        "SoundBible_flac/7.wav", "SoundBible_flac/8.flac"]
+
+
+def test_clip_id_without_id_is_the_file_name_without_audio_extension(tmp_path):
+    path = write_json(tmp_path / "t.json", wavcaps([
+        {"audio": "Y-abc_0.000_10.000.flac", "caption": "x", "duration": 1.0},
+        {"audio": "Y-def_0.000_10.000", "caption": "y", "duration": 1.0},
+        {"id": None, "audio": "clip.mp4", "caption": "z", "duration": 1.0}]))
+    assert [item.clip_id for item in read_wavcaps_jsons([path])] == [
+        "Y-abc_0.000_10.000", "Y-def_0.000_10.000", "clip.mp4"]  # as clip ids of the evaluation sets
+
+
 def test_unresolved_files_stop_before_training(corpus):
     with pytest.raises(MissingAudioFilesError) as error:
         prepare_training_items(corpus.json_files, blacklist=corpus.blacklist, audio_root=corpus.audio_root)
@@ -348,7 +362,7 @@ def test_many_unresolved_files_are_counted(tmp_path):
 
 
 def test_skip_missing_drops_and_logs(corpus, caplog):
-    with caplog.at_level(logging.WARNING, logger="data_handling.caption_dataset"):
+    with caplog.at_level(logging.WARNING, logger="data_handling.training_items"):
         items = prepare_training_items(corpus.json_files, blacklist=corpus.blacklist, audio_root=corpus.audio_root,
                                        skip_missing=True)
     assert len(items) == 11 and "Yabc.wav" not in {item.clip_id for item in items}

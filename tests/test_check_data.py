@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_handling.caption_dataset import prepare_training_items
 from data_handling.check_data import main
+from data_handling.training_items import prepare_training_items
 from tests.test_caption_dataset import WavCapsFixture, make_wavcaps_fixture
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

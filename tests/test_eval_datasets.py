@@ -5,21 +5,27 @@ from pathlib import Path
 
 import pytest
 
-from data_handling.eval_datasets import (
-    EVAL_LAYOUTS,
+from data_handling.audio_paths import (
+    AUDIO_EXTENSIONS,
+    audio_files_by_stem,
     clip_id_from_filename,
-    find_eval_files,
-    load_label_map,
-    normalize_class_name,
+    find_audio_files,
+)
+from data_handling.class_names import merge_class_names, normalize_class_name, normalize_class_names
+from data_handling.eval_sets.classification import (
     read_esc50,
-    read_grounding_durations,
-    read_grounding_json,
-    read_retrieval_json,
-    read_sed_tsv,
     read_urbansound8k,
     read_vggsound,
     read_vggsound_test_csv,
 )
+from data_handling.eval_sets.grounding import (
+    GROUNDING_FOLDER_LAYOUT,
+    read_grounding_durations,
+    read_grounding_json,
+)
+from data_handling.eval_sets.layouts import EVAL_LAYOUTS, find_eval_files
+from data_handling.eval_sets.retrieval import read_retrieval_json
+from data_handling.eval_sets.sed import SED_FOLDER_LAYOUT, load_label_map, read_sed_tsv
 
 
 def touch(path: Path) -> Path:
@@ -229,6 +235,46 @@ def test_class_name_helpers():
         normalize_class_name(" _ ")
     assert clip_id_from_filename("Y-abc_0.000_10.000.wav") == "Y-abc_0.000_10.000"
     assert clip_id_from_filename("Y-abc_0.000_10.000") == "Y-abc_0.000_10.000"
+
+
+def test_class_names_of_prompts_must_be_distinct():
+    assert normalize_class_names(["dog_bark", " church   bells "]) == ["dog bark", "church bells"]
+    with pytest.raises(ValueError, match=r"positions \[1\] are empty"):
+        normalize_class_names(["dog", " _ "])
+    with pytest.raises(ValueError, match=r"\['dog bark'\] appear more than once"):
+        normalize_class_names(["dog_bark", "dog bark"])
+    with pytest.warns(UserWarning, match="merged"):
+        assert merge_class_names(["dog_bark", "dog bark", "cat"]) == (["dog bark", "cat"],
+                                                                      {"dog_bark": 0, "dog bark": 0, "cat": 1})
+
+
+# ---------------------------------------------------------------- audio files named by metadata
+def test_one_extension_order_wav_first(tmp_path):
+    assert AUDIO_EXTENSIONS == (".wav", ".flac", ".mp3", ".ogg")
+    for name in ("a.flac", "a.wav", "b.ogg", "b.mp3", "c.flac", "c.FLAC", "notes.txt", "d.0.wav"):
+        touch(tmp_path / name)
+    assert audio_files_by_stem(tmp_path) == {"a": tmp_path / "a.wav", "b": tmp_path / "b.mp3",
+                                             "c": tmp_path / "c.FLAC", "d.0": tmp_path / "d.0.wav"}
+
+
+def test_find_audio_files_by_name_then_by_stem(tmp_path):
+    for name in ("x.flac", "x.wav", "y.mp3", "Y-abc_0.000_10.000.flac"):
+        touch(tmp_path / name)
+    names = ["x.flac", "x", "y.wav", "Y-abc_0.000_10.000", "z.wav", "y.mp4"]
+    assert find_audio_files(tmp_path, names) == [
+        tmp_path / "x.flac",                      # the file named, as it stands
+        tmp_path / "x.wav",                       # by stem: .wav before .flac
+        tmp_path / "y.mp3",                       # another audio extension
+        tmp_path / "Y-abc_0.000_10.000.flac",     # a name with dots and no extension
+        tmp_path / "z.wav",                       # nowhere: the direct path (reported missing later)
+        tmp_path / "y.mp4"]                       # only audio extensions are stripped
+
+
+def test_folder_layout_descriptions_name_the_detected_paths():
+    for relative in EVAL_LAYOUTS["sed"][0].files.values():
+        assert f"<root>/{relative.rstrip('/')}" in SED_FOLDER_LAYOUT
+    for relative in EVAL_LAYOUTS["grounding"][0].files.values():
+        assert f"<root>/{relative.rstrip('/')}" in GROUNDING_FOLDER_LAYOUT
 
 
 # ---------------------------------------------------------------- AudioGrounding json

@@ -11,6 +11,7 @@ from data_handling.samplers import (
     DurationBucketBatchSampler,
     bucket_labels,
     duration_bucket_ids,
+    duration_histogram,
 )
 
 
@@ -38,6 +39,9 @@ def test_bucket_membership_at_the_boundaries():
     expected = [0, 0, 1, 1, 2, 4, 5, 5, 6, 6]
     assert duration_bucket_ids(durations, REFERENCE_BUCKET_EDGES).tolist() == expected
     assert [bucket_of(d) for d in durations] == expected
+    assert duration_histogram(durations, REFERENCE_BUCKET_EDGES) == {
+        "<5": 2, "5-10": 2, "10-15": 1, "15-20": 0, "20-25": 1, "25-30": 2, ">=30": 2}
+    assert duration_histogram([], [2.0]) == {"<2": 0, ">=2": 0} and duration_histogram([1.0], []) == {"all": 1}
     sampler = DurationBucketBatchSampler(durations, batch_size=1)
     assert [sampler.bucket_indices[b].tolist() for b in range(7)] == [[0, 1], [2, 3], [4], [], [5], [6, 7], [8, 9]]
 

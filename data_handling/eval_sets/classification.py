@@ -1,0 +1,169 @@
+"""Classification sets: ESC-50, UrbanSound8K (folds) and VGGSound's test split (two csv layouts).
+
+Class names: the dataset's names normalised by data_handling/class_names.py ('_' -> ' '); names that
+coincide after that are merged into one class, with a UserWarning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from data_handling.audio_paths import audio_files_by_stem, check_audio_exists
+from data_handling.class_names import merge_class_names
+from data_handling.metadata_files import parse_int, read_csv_dicts, read_csv_records
+
+ESC50_LAYOUT = "ESC-50 layout: <root>/meta/esc50.csv (filename,fold,target,category,...) and <root>/audio/"
+US8K_LAYOUT = ("UrbanSound8K layout: <root>/metadata/UrbanSound8K.csv (slice_file_name,fsID,start,end,"
+               "salience,fold,classID,class) and <root>/audio/fold<fold>/")
+VGGSOUND_CSV_LAYOUT = "VGGSound csv without header: youtube_id,start_seconds,label,split"
+VGGSOUND_TEST_CSV_LAYOUT = "VGGSound test csv without header: filename,class"
+
+
+@dataclass(frozen=True)
+class ClassificationItem:
+    """One clip of a classification set; class_index indexes the reader's class_names."""
+
+    audio_path: Path
+    class_name: str
+    fold: int | None
+    class_index: int
+
+
+class ClassificationSet(NamedTuple):
+    """ESC-50 / UrbanSound8K: the clips and the class names (index = class_index)."""
+
+    items: list[ClassificationItem]
+    class_names: list[str]
+
+
+class VggSoundSet(NamedTuple):
+    """VGGSound test split: the clips found, the class names and how many listed clips had no file."""
+
+    items: list[ClassificationItem]
+    class_names: list[str]
+    num_missing: int
+
+
+# ----------------------------------------------------------------------------------------------------
+# ESC-50, UrbanSound8K: csv with a header, numeric class ids, folds
+# ----------------------------------------------------------------------------------------------------
+class _FoldRow(NamedTuple):
+    audio_path: Path
+    fold: int
+    class_id: int
+    raw_name: str
+
+
+def _classes_by_index(rows: Sequence[_FoldRow], source: Path) -> tuple[list[str], dict[int, int]]:
+    """Class names ordered by numeric class id; returns names and class id -> index into names."""
+    name_of_id: dict[int, str] = {}
+    for row in rows:
+        if name_of_id.setdefault(row.class_id, row.raw_name) != row.raw_name:
+            raise ValueError(f"{source}: class id {row.class_id} has two names, {name_of_id[row.class_id]!r} "
+                             f"and {row.raw_name!r}")
+    ordered_ids = sorted(name_of_id)
+    class_names, raw_to_index = merge_class_names(name_of_id[class_id] for class_id in ordered_ids)
+    return class_names, {class_id: raw_to_index[name_of_id[class_id]] for class_id in ordered_ids}
+
+
+def _fold_set(rows: list[_FoldRow], csv_path: Path, check_audio: bool) -> ClassificationSet:
+    """ClassificationSet of the csv's rows, classes ordered by class id."""
+    class_names, index_of_id = _classes_by_index(rows, csv_path)
+    items = [ClassificationItem(audio_path=row.audio_path, class_name=class_names[index_of_id[row.class_id]],
+                                fold=row.fold, class_index=index_of_id[row.class_id]) for row in rows]
+    if check_audio:
+        check_audio_exists((item.audio_path for item in items), csv_path)
+    return ClassificationSet(items, class_names)
+
+
+def read_esc50(root: str | Path, check_audio: bool = True) -> ClassificationSet:
+    """ESC-50: <root>/meta/esc50.csv and <root>/audio/<filename>.
+
+    Class names are the categories with '_' -> ' ', ordered by `target`; folds as in the csv (1..5).
+    """
+    root = Path(root)
+    csv_path = root / "meta" / "esc50.csv"
+    rows = read_csv_dicts(csv_path, "ESC-50 csv", ("filename", "fold", "target", "category"), ESC50_LAYOUT)
+    return _fold_set([_FoldRow(root / "audio" / row["filename"], parse_int(row["fold"], csv_path, line, "fold"),
+                               parse_int(row["target"], csv_path, line, "target"), row["category"])
+                      for line, row in enumerate(rows, start=2)], csv_path, check_audio)
+
+
+def read_urbansound8k(root: str | Path, check_audio: bool = True) -> ClassificationSet:
+    """UrbanSound8K: <root>/metadata/UrbanSound8K.csv and <root>/audio/fold<fold>/<slice_file_name>.
+
+    Class names are the bare classes with '_' -> ' ', ordered by classID; folds 1..10.
+    """
+    root = Path(root)
+    csv_path = root / "metadata" / "UrbanSound8K.csv"
+    rows = read_csv_dicts(csv_path, "UrbanSound8K csv", ("slice_file_name", "fold", "classID", "class"),
+                          US8K_LAYOUT)
+    fold_rows = []
+    for line, row in enumerate(rows, start=2):
+        fold = parse_int(row["fold"], csv_path, line, "fold")
+        fold_rows.append(_FoldRow(root / "audio" / f"fold{fold}" / row["slice_file_name"], fold,
+                                  parse_int(row["classID"], csv_path, line, "classID"), row["class"]))
+    return _fold_set(fold_rows, csv_path, check_audio)
+
+
+# ----------------------------------------------------------------------------------------------------
+# VGGSound: csv without header, class names sorted, clips without a file skipped and counted
+# ----------------------------------------------------------------------------------------------------
+def _vggsound_set(labelled_paths: Sequence[tuple[Path | None, str]]) -> VggSoundSet:
+    """VggSoundSet of (audio path or None when missing, raw label) per listed clip; classes sorted."""
+    class_names, raw_to_index = merge_class_names(sorted({label for _, label in labelled_paths}))
+    items = [ClassificationItem(audio_path=path, class_name=class_names[raw_to_index[label]], fold=None,
+                                class_index=raw_to_index[label]) for path, label in labelled_paths if path is not None]
+    return VggSoundSet(items, class_names, len(labelled_paths) - len(items))
+
+
+def _require_audio_dir(audio_dir: Path, expected: str) -> None:
+    if not audio_dir.is_dir():
+        raise FileNotFoundError(f"VGGSound audio folder {audio_dir} not found (expected {expected})")
+
+
+def read_vggsound(csv_path: str | Path, audio_dir: str | Path) -> VggSoundSet:
+    """VGGSound test split from vggsound.csv (no header: youtube_id,start_seconds,label,split).
+
+    Audio files are `{youtube_id}_{start_seconds:06d}.{wav|flac|mp3|ogg}` in `audio_dir` (the first
+    existing extension in that order, AUDIO_EXTENSIONS). Listed clips without a file are skipped and
+    counted. Class names: the sorted labels of the test split ('_' -> ' '). No folds.
+    """
+    csv_path, audio_dir = Path(csv_path), Path(audio_dir)
+    rows = []
+    for line, record in read_csv_records(csv_path, "VGGSound csv", VGGSOUND_CSV_LAYOUT, num_fields=4):
+        youtube_id, start, label, split = (value.strip() for value in record)
+        if split == "test":
+            rows.append((youtube_id, parse_int(start, csv_path, line, "start_seconds"), label))
+    _require_audio_dir(audio_dir, "files named <youtube_id>_<start_seconds:06d>.wav|flac|mp3")
+    if not rows:
+        raise ValueError(f"{csv_path} has no row with split \"test\"")
+    files = audio_files_by_stem(audio_dir)
+    return _vggsound_set([(files.get(f"{youtube_id}_{start:06d}"), label) for youtube_id, start, label in rows])
+
+
+def read_vggsound_test_csv(csv_path: str | Path, audio_dir: str | Path) -> VggSoundSet:
+    """VGGSound test split in the reference's layout: a csv of two columns without header (filename, class).
+
+    Audio: `audio_dir/<filename>`, else a file with the same stem and an audio extension (the reference
+    reads `<filename without its 4-character extension>.wav`). Listed clips without a file are skipped and
+    counted. Class names: the sorted classes ('_' -> ' '). No folds.
+    """
+    csv_path, audio_dir = Path(csv_path), Path(audio_dir)
+    rows = [record for _, record in read_csv_records(csv_path, "VGGSound test csv", VGGSOUND_TEST_CSV_LAYOUT,
+                                                     num_fields=2)]
+    if not rows:
+        raise ValueError(f"{csv_path} lists no clip ({VGGSOUND_TEST_CSV_LAYOUT})")
+    _require_audio_dir(audio_dir, f"the files named in {csv_path}")
+    files = audio_files_by_stem(audio_dir)
+    labelled_paths = []
+    for filename, label in rows:
+        filename = filename.strip()
+        audio_path: Path | None = audio_dir / filename
+        if not audio_path.is_file():
+            audio_path = files.get(Path(filename).stem) or files.get(filename)
+        labelled_paths.append((audio_path, label.strip()))
+    return _vggsound_set(labelled_paths)

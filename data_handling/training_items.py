@@ -1,0 +1,136 @@
+"""The training rows as training reads them: json files and blacklist (data_handling/wavcaps.py), audio files
+found (data_handling/audio_paths.py's AudioPathResolver), durations from the file headers where the json has
+none. `prepare_training_items` is what the trainer calls; `python -m data_handling.check_data` reports on the
+same steps, file by file.
+
+Clips whose audio is found nowhere stop the run with MissingAudioFilesError, unless skip_missing drops them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from data_handling.audio_io import AudioReadError, audio_duration
+from data_handling.audio_paths import MAX_REPORTED, AudioPathResolver
+from data_handling.blacklist import Blacklist
+from data_handling.wavcaps import CaptionItem, read_wavcaps_jsons
+
+logger = logging.getLogger(__name__)
+
+
+class MissingAudioFilesError(FileNotFoundError):
+    """Audio files of the training json files were found neither at their path nor under audio_root."""
+
+
+@dataclass
+class AudioResolution:
+    """Rows whose audio file was found (audio_path set to it) and rows whose file was not."""
+
+    found: list[CaptionItem]
+    unresolved: list[CaptionItem]
+
+    @property
+    def unresolved_clips(self) -> list[CaptionItem]:
+        """The first row of each clip whose audio was not found."""
+        first_rows: dict[tuple[str, int], CaptionItem] = {}
+        for item in self.unresolved:
+            first_rows.setdefault((item.source, item.clip_index), item)
+        return list(first_rows.values())
+
+
+def resolve_audio_paths(items: Iterable[CaptionItem], resolver: AudioPathResolver) -> AudioResolution:
+    """Find each row's audio file (once per clip) with the resolver; logs how many clips were found where."""
+    found: list[CaptionItem] = []
+    unresolved: list[CaptionItem] = []
+    clip_paths: dict[tuple[str, int], Path | None] = {}
+    num_moved = 0
+    for item in items:
+        clip = (item.source, item.clip_index)
+        if clip not in clip_paths:
+            clip_paths[clip] = resolver.resolve(item)
+            num_moved += clip_paths[clip] not in (None, item.audio_path)
+        path = clip_paths[clip]
+        if path is None:
+            unresolved.append(item)
+        else:
+            found.append(item if path == item.audio_path else replace(item, audio_path=path))
+    num_missing = sum(path is None for path in clip_paths.values())
+    details = [f"{num_moved} found under {resolver.audio_root} instead of their json path"] if num_moved else []
+    details += [f"{num_missing} not found"] if num_missing else []
+    details += [f"{resolver.ambiguous_lookups} file names found at several paths so far"] \
+        if resolver.ambiguous_lookups else []
+    logger.info("audio files of %d of %d clips found%s", len(clip_paths) - num_missing, len(clip_paths),
+                f" ({', '.join(details)})" if details else "")
+    return AudioResolution(found, unresolved)
+
+
+def describe_clip(item: CaptionItem, with_source: bool = True) -> str:
+    """'"<audio>" (id <id> in <json file>)', for messages; without the json file when with_source is False."""
+    return f"{item.audio_ref!r} (id {item.clip_id!r}" + (f" in {item.source})" if with_source else ")")
+
+
+def describe_unresolved(unresolved_clips: Sequence[CaptionItem], limit: int = MAX_REPORTED) -> str:
+    """describe_clip of the first `limit` clips, and how many more."""
+    shown = "; ".join(describe_clip(item) for item in unresolved_clips[:limit])
+    more = f"; and {len(unresolved_clips) - limit} more" if len(unresolved_clips) > limit else ""
+    return shown + more
+
+
+def fill_missing_durations(items: Sequence[CaptionItem]) -> list[CaptionItem]:
+    """Rows whose json had no duration get the file header's (0.0 when the header cannot be read)."""
+    header_durations: dict[Path, float] = {}
+    filled: list[CaptionItem] = []
+    for item in items:
+        if item.duration is None:
+            if item.audio_path not in header_durations:
+                try:
+                    header_durations[item.audio_path] = audio_duration(item.audio_path)
+                except AudioReadError as error:
+                    logger.debug("%s, id %r: no duration and %s; using 0.0", item.source, item.clip_id, error)
+                    header_durations[item.audio_path] = 0.0
+            item = replace(item, duration=header_durations[item.audio_path])
+        filled.append(item)
+    if header_durations:
+        logger.info("%d audio files without a json 'duration': read from their headers", len(header_durations))
+    return filled
+
+
+def _drop_or_stop(resolution: AudioResolution, skip_missing: bool) -> list[CaptionItem]:
+    """The found rows; MissingAudioFilesError for unresolved clips unless skip_missing (then logged)."""
+    missing = resolution.unresolved_clips
+    if missing and not skip_missing:
+        raise MissingAudioFilesError(
+            f"{len(missing)} audio files of the training json files were not found: "
+            f"{describe_unresolved(missing)}. Set data_args.audio_root to the folder that holds them (they "
+            f"are looked up there by their relative 'wav' path and by file name), or set "
+            f"data_args.skip_missing: true to train without them; "
+            f"`python -m data_handling.check_data -c <config>` reports every file")
+    if missing:
+        logger.warning("data_args.skip_missing: %d clips (%d captions) without an audio file are left out: %s",
+                       len(missing), len(resolution.unresolved), describe_unresolved(missing))
+    return resolution.found
+
+
+def prepare_training_items(json_files: str | Path | Sequence[str | Path], *,
+                           blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
+                           audio_root: str | Path | None = None, check_files: bool = True,
+                           skip_missing: bool = False) -> list[CaptionItem]:
+    """The training rows, as Trainer reads them: json files, blacklist, audio paths, durations.
+
+    Args:
+        check_files: find every audio file at start-up (AudioPathResolver); False uses the json's paths
+            as they stand, without a check.
+        skip_missing: False raises MissingAudioFilesError when audio files are found nowhere; True drops
+            their rows and logs how many.
+
+    Raises:
+        FileNotFoundError / ValueError: a json file or the blacklist is missing or malformed.
+        MissingAudioFilesError: audio files not found and skip_missing is False (before any training).
+    """
+    items = read_wavcaps_jsons(json_files, audio_root, blacklist)
+    if check_files:
+        items = _drop_or_stop(resolve_audio_paths(items, AudioPathResolver(audio_root)), skip_missing)
+    return fill_missing_durations(items)
