@@ -1,43 +1,12 @@
-"""Shared fixtures: a tiny MGA-CLAP config whose text tower is built offline in a temp folder."""
+"""Shared fixtures: a tiny MGA-CLAP config (tools.tiny_model) whose text tower is built offline in a temp folder."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from models.text_encoder import minilm_folder
-
-TINY_BERT_CONFIG = {
-    "architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": 32,
-    "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
-    "type_vocab_size": 2, "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
-    "layer_norm_eps": 1e-12, "pad_token_id": 0, "initializer_range": 0.02,
-}
-
-
-def make_tiny_text_dir(folder: Path) -> Path:
-    """A transformers folder: the uncased BERT tokenizer of the MiniLM package and a 2-layer config."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        source = minilm_folder() / name
-        if source.is_file():
-            shutil.copy(source, folder / name)
-    (folder / "config.json").write_text(json.dumps(TINY_BERT_CONFIG))
-    return folder
-
-
-def tiny_config_dict(text_dir: Path) -> dict:
-    """A model small enough for unit tests (about 1 M parameters)."""
-    return {
-        "device": "cpu",
-        "embed_size": 32,
-        "audio_encoder_args": {"htsat": {"embed_dim": 8, "depths": [1, 1, 1, 2], "num_heads": [1, 1, 2, 2]}},
-        "text_encoder_args": {"type": str(text_dir), "pretrained": False},
-        "codebook": {"size": 64},
-    }
+from tools.tiny_model import make_tiny_text_dir, tiny_config_dict
 
 
 def write_tiny_checkpoint(config: dict, folder: Path) -> Path:

@@ -11,16 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.benchmark import (
-    BenchmarkSettings,
-    build_model,
-    install_reference_overheads,
-    markdown_table,
-    preset_config,
-    random_batch,
-    reference_speedup,
-    run_benchmark,
-)
+from benchmarks.benchmark import parse_args
+from benchmarks.measure import reference_speedup
+from benchmarks.presets import preset_config
+from benchmarks.reference_overheads import install_reference_overheads
+from benchmarks.report import markdown_table
+from benchmarks.runner import run_benchmark
+from benchmarks.settings import BenchmarkSettings, settings_from_args, settings_to_argv
+from benchmarks.steps import build_model, random_batch
 from models.ase_model import ASE
 from models.speed import set_fused_attention, window_attentions
 
@@ -106,6 +104,25 @@ def test_training_step_needs_two_clips():
     with pytest.raises(ValueError, match="batch-size >= 2"):
         BenchmarkSettings(preset="tiny", batch_size=1, mode="train").validate()
     BenchmarkSettings(preset="tiny", batch_size=1, mode="infer").validate()
+
+
+def test_command_line_defaults_are_the_settings_defaults():
+    assert BenchmarkSettings(**settings_from_args(parse_args([]))) == BenchmarkSettings()
+    args = parse_args([])
+    assert (args.reuse_freed_memory, args.isolate, args.no_flops, args.seconds) == (None, None, False, 10.0)
+
+
+def test_settings_to_argv_rebuilds_the_settings():
+    """The argv that reruns a mode in a subprocess gives back the same settings, switches flipped or not."""
+    changed = BenchmarkSettings(preset="tiny", batch_size=3, device="cuda:1", dtype="bf16", threads=2, warmup=0,
+                                repeats=5, mode="infer", fused_attention=False, onednn_linear=False, compile=True,
+                                channels_last=True, emulate_reference_overheads=True, count_flops=False,
+                                optimizer_impl="for-loop", isolate=False, reuse_freed_memory=True,
+                                audio_seconds=2.5, caption_words=7, seed=3, label="a run")
+    for settings in (BenchmarkSettings(), changed):
+        assert BenchmarkSettings(**settings_from_args(parse_args(settings_to_argv(settings)))) == settings
+    assert "--no-flops" in settings_to_argv(changed) and "--no-fused-attention" in settings_to_argv(changed)
+    assert "--seconds" in settings_to_argv(changed)
 
 
 ALLOCATION_PATTERN = """

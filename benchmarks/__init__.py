@@ -1,0 +1,1 @@
+"""Speed, memory and loader benchmarks; the command line is benchmarks/benchmark.py."""
