@@ -1,9 +1,16 @@
 """HTS-AT audio encoder with the locality-aware block (LAB) of MGA-CLAP.
 
-Reads top to bottom: spectrogram-to-image folding, the locality-aware block, a Swin stage, the model.
-Swin blocks, window attention (fused scaled_dot_product_attention; batched matmuls in CPU inference),
-patch embedding and patch merging come from timm; module and parameter names equal the reference's,
-so its checkpoints load directly (see `models.checkpoint`).
+Reads top to bottom: spectrogram-to-image folding, the locality-aware block, window attention, a Swin
+stage, the model. Swin blocks, patch embedding and patch merging come from timm; module and parameter
+names equal the reference's, so its checkpoints load directly (see `models.checkpoint`).
+
+Two CPU inference speed paths, each a switch that changes numbers only by float rounding:
+- window attention: each block's timm WindowAttention is replaced, right after the block is built, by
+  a `BatchedWindowAttention` holding the same Parameters (fused SDPA; in CPU float32 inference two
+  batched matmuls, with the relative position bias from our `relative_position_bias`);
+  `fused_attention` / `models.speed.set_fused_attention` switch between it and the explicit softmax.
+- `onednn_linear`: after initialisation, `models.onednn_linear.set_onednn_linear` replaces the
+  `nn.Linear` layers by `OneDNNLinear` layers holding the same Parameters (GELU fused into fc1).
 
 Shapes (paper size, 10 s at 32 kHz): waveform [B, 320000] -> log-mel [B, 1, 1001, 64] -> image
 [B, 1, 256, 256] -> tokens 64 x 64 x 96 -> ... -> 8 x 8 x 768 -> frames [B, 32, 768], clip [B, 768].
@@ -76,35 +83,63 @@ def locality_aware_output(block: SwinTransformerBlock, block_input: torch.Tensor
     return mixed + drop_norm_branch(block.norm2(mixed))
 
 
+def relative_position_bias(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Swin's relative position bias: bias[h, i, j] = table[index[i, j], h].
+
+    table [(2 Wh - 1) * (2 Ww - 1), heads] (the learnt `relative_position_bias_table`), index [N, N]
+    (`relative_position_index`, N = Wh * Ww tokens per window) -> [heads, N, N].
+    """
+    tokens = index.shape[0]
+    return table[index.reshape(-1)].view(tokens, tokens, -1).permute(2, 0, 1)
+
+
 class BatchedWindowAttention(WindowAttention):
     """timm's WindowAttention whose CPU float32 inference (with `fused_attn` on) runs every window and
     head as one `baddbmm` (scores + relative position bias + shift mask) and one `bmm`.
 
-    For 64-token windows with 24-channel heads this is faster than torch's CPU flash-attention kernel
-    (about 6 % of a paper-size inference step); the numbers equal it to float rounding. Training, CUDA
-    and autocast use timm's forward (fused SDPA, or the explicit path with `fused_attn` off).
+    The numbers equal timm's (fused SDPA or explicit) to float rounding; whether it is faster than
+    torch's CPU flash-attention kernel for 64-token windows depends on the torch build and the CPU.
+    Training, CUDA and autocast use timm's forward (fused SDPA, or the explicit path with `fused_attn`
+    off). SwinStage puts one in each block with `sharing`, right after the block is built.
     """
+
+    @classmethod
+    def sharing(cls, attention: WindowAttention) -> BatchedWindowAttention:
+        """A BatchedWindowAttention holding `attention`'s submodules, Parameters and buffers (nothing is
+        copied, no random numbers are drawn): the same state_dict keys and values."""
+        head_dim = attention.qkv.out_features // (3 * attention.num_heads)
+        new = cls(attention.dim, attention.num_heads, head_dim=head_dim, window_size=attention.window_size,
+                  qkv_bias=attention.qkv.bias is not None, attn_drop=attention.attn_drop.p,
+                  proj_drop=attention.proj_drop.p, device="meta")
+        for name, child in attention.named_children():
+            setattr(new, name, child)
+        for name, tensor in [*attention.named_parameters(recurse=False), *attention.named_buffers(recurse=False)]:
+            setattr(new, name, tensor)
+        left_on_meta = [name for name, tensor in [*new.named_parameters(), *new.named_buffers()] if tensor.is_meta]
+        if left_on_meta:
+            raise RuntimeError(f"BatchedWindowAttention.sharing: timm's WindowAttention has no {left_on_meta}")
+        new.fused_attn = attention.fused_attn
+        return new.train(attention.training)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [windows * B, N, C], mask [windows, N, N] (0 / -100, shifted blocks) or None -> [windows * B, N, C]."""
         if self.training or not self.fused_attn or not is_cpu_float32_inference(x):
             return super().forward(x, mask)
-        windows, tokens, channels = x.shape
+        windows, tokens, _ = x.shape
         heads = self.num_heads
         query, key, value = self.qkv(x).reshape(windows, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         head_dim = query.shape[-1]
-        bias = self._get_rel_pos_bias()  # [1, heads, N, N]
+        bias = relative_position_bias(self.relative_position_bias_table, self.relative_position_index)
         if mask is None:
             bias = bias.expand(windows, heads, tokens, tokens)
         else:
             grid_windows = mask.shape[0]
-            bias = bias.view(1, 1, heads, tokens, tokens) + mask.view(1, grid_windows, 1, tokens, tokens)
-            bias = bias.expand(windows // grid_windows, grid_windows, heads, tokens, tokens)
+            bias = (bias.unsqueeze(0) + mask.unsqueeze(1)).expand(windows // grid_windows, -1, -1, -1, -1)
         scores = torch.baddbmm(bias.reshape(-1, tokens, tokens), query.reshape(-1, tokens, head_dim),
                                key.reshape(-1, tokens, head_dim).transpose(1, 2), alpha=self.scale)
         out = torch.bmm(scores.softmax(dim=-1), value.reshape(-1, tokens, head_dim))
-        out = out.view(windows, heads, tokens, head_dim).transpose(1, 2).reshape(windows, tokens, channels)
-        return self.proj(out)
+        out = out.view(windows, heads, tokens, head_dim).transpose(1, 2).reshape(windows, tokens, -1)
+        return self.proj_drop(self.proj(out))
 
 
 class SwinStage(nn.Module):
@@ -122,7 +157,7 @@ class SwinStage(nn.Module):
                 mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=drop_path[index])
             for index in range(depth)])
         for block in self.blocks:
-            block.attn.__class__ = BatchedWindowAttention  # same parameters; see its docstring
+            block.attn = BatchedWindowAttention.sharing(block.attn)
             block.attn.fused_attn = fused_attention
         self.downsample = PatchMerging(dim) if downsample else None
 
@@ -155,9 +190,10 @@ class HTSAT(nn.Module):
             frame features from the ordinary last block (the ablation).
         lab_drop_path: in training, the last block's stochastic depth also acts on both LAB branches
             (the reference); False leaves the LAB without it.
-        fused_attention: window attention through torch's scaled_dot_product_attention.
-        onednn_linear: linear layers and MLPs through oneDNN in CPU float32 inference
-            (`models.onednn_linear`; the same numbers to float rounding).
+        fused_attention: window attention through torch's scaled_dot_product_attention, or in CPU
+            float32 inference `BatchedWindowAttention`'s batched matmuls; False: the explicit softmax.
+        onednn_linear: linear layers (GELU fused into each MLP's fc1) through oneDNN in CPU float32
+            inference (`models.onednn_linear`; the same parameters and numbers to float rounding).
     """
 
     def __init__(self, audio_args: dict, spec_size: int = 256, patch_size: int = 4, embed_dim: int = 96,

@@ -4,7 +4,9 @@ None of these changes a parameter, a buffer name or (beyond float rounding) a nu
 unless a caller asks for it. The benchmarks (`benchmarks/benchmark.py`) measure their effect.
 
 - `set_fused_attention(model, enabled)`: every Swin window attention through
-  `scaled_dot_product_attention` (on by default in the model) or the explicit softmax path.
+  `scaled_dot_product_attention` (on by default in the model; in CPU float32 inference HTS-AT's
+  `BatchedWindowAttention` runs it as two batched matmuls) or the explicit softmax path.
+  The oneDNN linear layers have their own switch, `models.onednn_linear.set_onednn_linear`.
 - `apply_channels_last(model)`: 4-D weights in channels-last layout. HTS-AT is almost all Linear
   layers over [B, H, W, C] tokens, so only the patch embedding (and the unused tscam conv) are
   affected; expect little change, mainly on GPUs with cuDNN.
@@ -22,8 +24,9 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+
 def window_attentions(model: nn.Module) -> list[nn.Module]:
-    """Every module of `model` that has a `fused_attn` switch (timm's WindowAttention)."""
+    """Every module of `model` that has a `fused_attn` switch (timm's WindowAttention and subclasses)."""
     return [module for module in model.modules() if hasattr(module, "fused_attn") and hasattr(module, "qkv")]
 
 
