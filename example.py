@@ -7,7 +7,7 @@
 Audio of any length (mono, resampled to 32 kHz): shorter than 10 s it is tiled to 10 s, longer it is
 encoded in 10 s windows (a last window holding less than one frame, 10 / 32 s, of audio is dropped). Prints the cosine between the clip embedding and each text, then each text's
 cosine with every frame (10 / 32 s each); saves a PNG with the log-mel spectrogram on top and the frame
-similarities below on the same time axis. Model and checkpoint: settings/inference_example.yaml.
+similarities below on the same time axis. Model and checkpoint: settings/inference.yaml.
 """
 
 from __future__ import annotations
@@ -18,16 +18,18 @@ from pathlib import Path
 import torch
 
 from data_handling.audio_io import load_audio
-from models.inference import FRAME_HOP_SECONDS, embed_texts, embed_waveform, log_mel_spectrogram, unwrap
+from models.runtime import unwrap
+from models.similarity import clip_text_similarity, frame_text_similarity
+from models.windowing import FRAME_HOP_SECONDS
 from tools.eval.cli import load_script_config, load_script_model, resolve_path, run_script, script_parser
+from tools.eval.embedding import embed_texts, embed_waveform, log_mel_spectrogram
 from tools.eval.plots import plot_frame_similarities
 
-DEFAULT_CONFIG = "settings/inference_example.yaml"
 DEFAULT_FIGURE = "outputs/example.png"
 
 
 def parse_args(argv: list[str] | None):
-    parser = script_parser(__doc__, DEFAULT_CONFIG, out_default=DEFAULT_FIGURE,
+    parser = script_parser(__doc__, out_default=DEFAULT_FIGURE,
                            out_help="PNG figure path (default: %(default)s)")
     parser.add_argument("--audio", required=True, help="audio file (wav, flac, ogg, mp3), any length")
     parser.add_argument("--text", nargs="+", required=True, help="one or more texts to compare with the audio")
@@ -54,9 +56,10 @@ def main(argv: list[str] | None = None) -> dict:
     sample_rate = unwrap(model).sample_rate
     audio_path = resolve_path(args.audio)
     waveform = torch.from_numpy(load_audio(audio_path, sample_rate=sample_rate))
-    frames, clip = embed_waveform(model, waveform, device, pad_mode="tile")
-    text_embeds = embed_texts(model, args.text, device)
-    clip_sims, frame_sims = text_embeds @ clip, frames @ text_embeds.T     # [K], [T, K]
+    frames, clip = embed_waveform(model, waveform, device, pad_mode="tile", precision=config.eval.precision)
+    text_embeds = embed_texts(model, args.text, device, precision=config.eval.precision)
+    clip_sims = clip_text_similarity(clip[None], text_embeds)[0]           # [K]
+    frame_sims = frame_text_similarity(frames, text_embeds)                # [T, K]
     print(similarity_tables(clip_sims, frame_sims, args.text))
     duration = waveform.numel() / sample_rate
     figure = plot_frame_similarities(

@@ -78,7 +78,7 @@ def check_training_data(config: Config, config_path: Path) -> None:
 def report_card(trainer: Trainer, experiment_dir: Path) -> dict:
     """Zero-shot scores of best.pt on the synthetic test splits; written to report.json."""
     from models.checkpoint import load_checkpoint
-    from tools.eval.zero_shot import synthetic_report_card
+    from tools.eval.report_card import synthetic_report_card
 
     best = experiment_dir / "best.pt"
     if best.is_file():

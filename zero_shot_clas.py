@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 
+from tools.eval.classification import CLASSIFICATION_PROTOCOLS, evaluate_classification_dataset
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
@@ -25,13 +26,10 @@ from tools.eval.cli import (
     run_script,
     script_parser,
 )
-from tools.eval.zero_shot import CLASSIFICATION_PROTOCOLS, evaluate_classification_dataset
-
-DEFAULT_CONFIG = "settings/inference_cls.yaml"
 
 
 def parse_args(argv: list[str] | None):
-    parser = script_parser(__doc__, DEFAULT_CONFIG)
+    parser = script_parser(__doc__)
     parser.add_argument("--dataset", default="esc50", choices=sorted(CLASSIFICATION_PROTOCOLS),
                         help="which dataset layout and protocol (default: %(default)s)")
     add_protocol_options(parser, crop=True)
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, device = load_script_model(args, config)
     result = evaluate_classification_dataset(model, args.dataset, root, device, config.eval.batch_size,
                                              config.data_args.num_workers, long_audio=config.eval.long_audio,
-                                             crop_seed=config.eval.crop_seed)
+                                             crop_seed=config.eval.crop_seed, precision=config.eval.precision)
     report(f"Zero-shot classification ({args.dataset})", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "data_root": str(root), "device": str(device)})
     return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from data_handling.eval_datasets import find_eval_files
+from data_handling.eval_sets.layouts import find_eval_files
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
@@ -27,13 +27,11 @@ from tools.eval.cli import (
     run_script,
     script_parser,
 )
-from tools.eval.zero_shot import evaluate_grounding
-
-DEFAULT_CONFIG = "settings/inference_grounding.yaml"
+from tools.eval.grounding import evaluate_grounding
 
 
 def parse_args(argv: list[str] | None):
-    parser = script_parser(__doc__, DEFAULT_CONFIG)
+    parser = script_parser(__doc__)
     parser.add_argument("--json", help="AudioGrounding json (default: found under the data root)")
     parser.add_argument("--audio-dir", help="audio folder (default: found under the data root)")
     parser.add_argument("--durations", help="duration file, audio_id<TAB>duration (default: the layout's "
@@ -53,7 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, device = load_script_model(args, config)
     result = evaluate_grounding(model, json_path, audio_dir, device, config.eval.batch_size,
                                 config.data_args.num_workers, durations_file=durations,
-                                long_audio=config.eval.long_audio, score_tiled_tail=config.eval.score_tiled_tail)
+                                long_audio=config.eval.long_audio, score_tiled_tail=config.eval.score_tiled_tail,
+                                precision=config.eval.precision)
     report("Zero-shot text-to-audio grounding", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "json": str(json_path), "audio_dir": str(audio_dir),
             "durations": str(durations), "device": str(device)})

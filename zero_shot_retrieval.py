@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from data_handling.eval_datasets import find_eval_files
+from data_handling.eval_sets.layouts import find_eval_files
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
@@ -28,13 +28,11 @@ from tools.eval.cli import (
     run_script,
     script_parser,
 )
-from tools.eval.zero_shot import evaluate_retrieval
-
-DEFAULT_CONFIG = "settings/inference_retrieval.yaml"
+from tools.eval.retrieval import evaluate_retrieval
 
 
 def parse_args(argv: list[str] | None):
-    parser = script_parser(__doc__, DEFAULT_CONFIG)
+    parser = script_parser(__doc__)
     parser.add_argument("--json", help="retrieval json (default: <root>/test.json)")
     parser.add_argument("--audio-root", help="folder the json's relative audio paths start from "
                                              "(default: the json's folder)")
@@ -52,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, device = load_script_model(args, config)
     result = evaluate_retrieval(model, json_path, device, config.eval.batch_size, config.data_args.num_workers,
                                 audio_root=resolve_path(args.audio_root), long_audio=config.eval.long_audio,
-                                crop_seed=config.eval.crop_seed, padding=config.eval.retrieval_padding,
+                                crop_seed=config.eval.crop_seed, padding=config.eval.retrieval_padding, precision=config.eval.precision,
                                 search_roots=[root] if root is not None else [])
     report("Zero-shot retrieval", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "json": str(json_path), "device": str(device)})

@@ -20,7 +20,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from data_handling.eval_datasets import find_eval_files, load_label_map
+from data_handling.eval_sets.layouts import find_eval_files
+from data_handling.eval_sets.sed import load_label_map
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
@@ -31,13 +32,11 @@ from tools.eval.cli import (
     run_script,
     script_parser,
 )
-from tools.eval.zero_shot import evaluate_sed
-
-DEFAULT_CONFIG = "settings/inference_sed.yaml"
+from tools.eval.sed import evaluate_sed
 
 
 def parse_args(argv: list[str] | None):
-    parser = script_parser(__doc__, DEFAULT_CONFIG)
+    parser = script_parser(__doc__)
     parser.add_argument("--tsv", help="events tsv (default: found under the data root)")
     parser.add_argument("--durations-tsv", help="durations tsv (default: found under the data root)")
     parser.add_argument("--audio-dir", help="audio folder (default: found under the data root)")
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate_sed(model, audio_dir, tsv, durations, device, config.eval.batch_size,
                           config.data_args.num_workers, label_map=label_map, plot_dir=plot_folder(args),
                           num_plots=args.plot, long_audio=config.eval.long_audio,
-                          score_tiled_tail=config.eval.score_tiled_tail)
+                          score_tiled_tail=config.eval.score_tiled_tail, precision=config.eval.precision)
     report("Zero-shot sound event detection", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "tsv": str(tsv), "audio_dir": str(audio_dir), "device": str(device)})
     return result

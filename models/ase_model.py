@@ -1,28 +1,34 @@
 """ASE: the MGA-CLAP model (audio tower, text tower, projections, shared codebook, loss).
 
-Public API, as in the reference:
-    _, word_embeds, attn_mask = model.encode_text(captions)
-    text_embeds = model.msc(word_embeds, model.codebook, attn_mask)
-    _, frame_embeds = model.encode_audio(waveforms)          # [B, samples] at 32 kHz
-    audio_embeds = model.msc(frame_embeds, model.codebook)
-    loss = model(waveforms, captions, idx)                    # training objective
-Embeddings returned by these calls are not normalised.
+Built from a `models.config.ModelConfig` (or a YAML-shaped dict, or a training Config). One method
+per arrow of the data flow:
+    waveform [B, samples] (32 kHz, <= 10.23 s) -> frames [B, 32, E]    encode_audio
+    frames -> clip embedding [B, E]                                     pool_frames
+    both at once, for clips of one window                               encode_clips
+    waveform of any length -> frames [T, E] + clip [E]                  encode_long_audio
+    captions -> words [B, L, E] + mask [B, L]                           encode_text
+    words -> sentence embedding [B, E]                                  pool_words
+    waveform / captions -> L2-normalised embeddings                     embed_audio / embed_text
+    loss = model(waveforms, captions, idx)                              the training objective
+The reference's calls work unchanged: `_, frames = model.encode_audio(x)`,
+`_, words, mask = model.encode_text(texts)`, `model.msc(features, model.codebook, mask)`.
+Embeddings are not normalised except by embed_audio / embed_text.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.codebook import codebook_aggregate, mean_aggregate
-from models.htsat import HTSAT
+from models.audio_encoders import AUDIO_ENCODERS
+from models.codebook import AGGREGATIONS
+from models.config import ModelConfig
 from models.losses import ContrastiveLoss
 from models.text_encoder import TextEncoder
-from tools.config import Config, parse_config
+from models.windowing import WINDOW_SECONDS, encode_audio_windows
 
 
 def projection_head(width: int, embed_size: int) -> nn.Sequential:
@@ -32,23 +38,12 @@ def projection_head(width: int, embed_size: int) -> nn.Sequential:
 
 
 class AudioEncoder(nn.Module):
-    """Wraps HTS-AT as `audio_enc` (the reference's key prefix); optionally AudioSet-initialised, frozen."""
+    """Holds the audio encoder as `audio_enc` (the reference's key prefix); optionally frozen."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        args = config.audio_encoder_args
-        htsat = args.htsat
-        self.audio_enc = HTSAT(
-            audio_args=dataclasses.asdict(config.audio_args), spec_size=htsat.spec_size, patch_size=htsat.patch_size,
-            embed_dim=htsat.embed_dim, depths=htsat.depths, num_heads=htsat.num_heads,
-            window_size=htsat.window_size, mlp_ratio=htsat.mlp_ratio, num_classes=htsat.num_classes,
-            drop_path_rate=htsat.drop_path_rate, spec_augmentation=config.training.spec_augmentation,
-            locality_aware_block=config.model_args.locality_aware_block, fused_attention=args.fused_attention,
-            onednn_linear=args.onednn_linear, lab_drop_path=htsat.lab_drop_path)
-        if args.pretrained:
-            from models.checkpoint import load_htsat_pretrained
-            load_htsat_pretrained(self.audio_enc, args.pretrained_path)
-        if args.freeze:
+        self.audio_enc = AUDIO_ENCODERS[config.audio_encoder_args.model](config)
+        if config.audio_encoder_args.freeze:
             self.audio_enc.requires_grad_(False)
 
     def forward(self, waveform: torch.Tensor,
@@ -57,11 +52,16 @@ class AudioEncoder(nn.Module):
 
 
 class ASE(nn.Module):
-    """Audio-sentence embedding model of MGA-CLAP, built from a config dict (reference YAML keys)."""
+    """Audio-sentence embedding model of MGA-CLAP.
 
-    def __init__(self, config: dict[str, Any] | Config):
+    Args:
+        config: a ModelConfig, a YAML-shaped dict (its model keys are read) or an object with a
+            `model_config()` method (the training / evaluation Config of tools/config.py).
+    """
+
+    def __init__(self, config: ModelConfig | dict[str, Any] | Any):
         super().__init__()
-        self.config = parse_config(config)
+        self.config = as_model_config(config)
         cfg = self.config
         embed_size = cfg.embed_size
         self.audio_encoder = AudioEncoder(cfg)
@@ -73,10 +73,8 @@ class ASE(nn.Module):
         self.codebook = nn.Parameter(torch.randn(cfg.codebook.size, embed_size))
         self.temp = nn.Parameter(torch.tensor(float(cfg.temp)))
         self.codebook_temperature = cfg.codebook.temperature
-        self.aggregation = cfg.model_args.aggregation
+        self.aggregate = AGGREGATIONS[cfg.model_args.aggregation]
         self.criterion = ContrastiveLoss(cfg.model_args.loss, embed_regularization=cfg.embed_regularization)
-        # Precision of models.inference's embedding helpers on CUDA (eval.precision): float32 | bf16.
-        self.inference_precision = cfg.eval.precision
 
     @property
     def sample_rate(self) -> int:
@@ -104,20 +102,43 @@ class ASE(nn.Module):
         return hidden, word_embeds, attn_mask
 
     def msc(self, features: torch.Tensor, codebook: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Aggregate [B, L, E] frames or words into [B, E] (codebook, or mean for the ablation)."""
-        if self.aggregation == "mean":
-            return mean_aggregate(features, mask)
-        return codebook_aggregate(features, codebook, mask, self.codebook_temperature)
+        """Aggregate [B, L, E] frames or words into [B, E] (model_args.aggregation: codebook, or mean)."""
+        return self.aggregate(features, codebook, mask, self.codebook_temperature)
+
+    def pool_frames(self, frame_embeds: torch.Tensor) -> torch.Tensor:
+        """Frames [B, T, E] -> clip embeddings [B, E] (not normalised)."""
+        return self.msc(frame_embeds, self.codebook)
+
+    def pool_words(self, word_embeds: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Words [B, L, E] with mask [B, L] -> sentence embeddings [B, E] (not normalised)."""
+        return self.msc(word_embeds, self.codebook, attn_mask.to(word_embeds.device))
+
+    def encode_clips(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, samples] (<= 10.23 s) -> (frames [B, 32, E], clip embeddings [B, E]), not normalised."""
+        _, frame_embeds = self.encode_audio(audio, need_clip_features=False)
+        return frame_embeds, self.pool_frames(frame_embeds)
+
+    def encode_long_audio(self, waveform: torch.Tensor, window_seconds: float = WINDOW_SECONDS,
+                          batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        """One waveform [samples] of any length -> (frames [T, E], clip [E]), not normalised.
+
+        Audio longer than a window is encoded window by window (models.windowing.encode_audio_windows);
+        the clip embedding pools every frame.
+        """
+        return encode_audio_windows(self, waveform, window_seconds, batch_size)
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, samples] -> L2-normalised clip embeddings [B, E]."""
-        _, frame_embeds = self.encode_audio(audio, need_clip_features=False)
-        return F.normalize(self.msc(frame_embeds, self.codebook), dim=-1)
+        return F.normalize(self.encode_clips(audio)[1], dim=-1)
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """B captions -> L2-normalised sentence embeddings [B, E]."""
         _, word_embeds, attn_mask = self.encode_text(texts)
-        return F.normalize(self.msc(word_embeds, self.codebook, attn_mask), dim=-1)
+        return F.normalize(self.pool_words(word_embeds, attn_mask), dim=-1)
+
+    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """[B, samples] -> the encoder's log-mel [B, 1, frames, n_mels] (before its batch norm)."""
+        return self.audio_encoder.audio_enc.log_mel(waveform)
 
     def forward(self, audio: torch.Tensor, text: list[str], idx: torch.Tensor) -> torch.Tensor:
         """Training objective on a batch: audio [B, samples], B captions, idx [B] clip ids -> scalar."""
@@ -141,3 +162,14 @@ def check_waveform(audio: torch.Tensor) -> None:
                         f"convert integer PCM with audio.float() / 32768")
     if audio.shape[0] == 0 or audio.shape[1] == 0:
         raise ValueError(f"audio is empty: shape {list(audio.shape)}")
+
+
+def as_model_config(config: ModelConfig | dict[str, Any] | Any) -> ModelConfig:
+    """A ModelConfig from a ModelConfig, a YAML-shaped dict or an object with `model_config()`."""
+    if isinstance(config, ModelConfig):
+        return config
+    if config is None or isinstance(config, dict):
+        return ModelConfig.from_dict(config)
+    if callable(getattr(config, "model_config", None)):
+        return config.model_config()
+    raise TypeError(f"expected a ModelConfig, a config dict or a Config, got {type(config).__name__}")

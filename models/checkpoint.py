@@ -1,10 +1,14 @@
-"""Checkpoints: the reference's format and ours (the same key names), read safely.
+"""Checkpoint I/O: the reference's format and ours (the same key names), read safely.
 
-Both are `{'model': state_dict, ...}` (ours adds optimizer, scheduler, config, ...). Loading always
-uses `map_location='cpu'` and `weights_only=True`: a checkpoint can never run code. Constant entries
-(STFT kernels, mel matrix, relative position indices, shifted-window masks, BERT position ids) may be
-present or absent; every learnable tensor and statistic must be present with its shape, else one
-`CheckpointMismatchError` lists the missing, unexpected and mis-shaped keys.
+Both are `{'model': state_dict, ...}`; ours add "model_config" (the `ModelConfig` dict the model was
+built from), and training files the optimiser, schedule and full config. Reading always uses
+`map_location='cpu'` and `weights_only=True`: a checkpoint can never run code. `map_checkpoint_keys`
+is the one key-mapping function for checkpoints written elsewhere (the released model.pt, DDP or
+torch.compile wrappers, HTS-AT's AudioSet checkpoint). Constant entries (STFT kernels, mel matrix,
+relative position indices, shifted-window masks, BERT position ids) may be present or absent; every
+learnable tensor and statistic must be present with its shape, else one `CheckpointMismatchError`
+lists the missing, unexpected and mis-shaped keys. Building a model from a checkpoint:
+`models.factory.model_from_checkpoint`.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def extract_state_dict(checkpoint: dict[str, Any], path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
-    """The model's state dict from `{'model': ...}`, `{'state_dict': ...}` or a bare state dict."""
+    """The state dict of `{'model': ...}`, `{'state_dict': ...}` or a bare state dict, keys as stored."""
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: expected a dict with a 'model' state dict, got {type(checkpoint).__name__}")
     for key in ("model", "state_dict"):
@@ -64,10 +68,37 @@ def extract_state_dict(checkpoint: dict[str, Any], path: str | Path = "<checkpoi
             break
     else:
         state = checkpoint
-    state = {key.removeprefix("module."): value for key, value in state.items()}
     if not state or not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise CheckpointError(f"{path}: no state dict of tensors found (keys: {list(checkpoint)[:8]})")
     return state
+
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+"""Key parts added by DistributedDataParallel ('module.') and torch.compile ('_orig_mod.')."""
+CHECKPOINT_SOURCES = ("mga_clap", "htsat_audioset")
+
+
+def map_checkpoint_keys(state: dict[str, torch.Tensor], source: str = "mga_clap") -> dict[str, torch.Tensor]:
+    """A foreign checkpoint's state dict with our key names (as timm's checkpoint_filter_fn).
+
+    Every source: wrapper parts ('module.', '_orig_mod.') removed wherever they occur, constant entries
+    (`is_constant_key`) dropped. 'mga_clap' (the reference's and ours): nothing else, the names are
+    the same. 'htsat_audioset' (HTS-AT's AudioSet Lightning checkpoint, for HTSAT itself): only
+    'sed_model.*' keys, prefix stripped, its spectrogram and log-mel extractors dropped.
+    """
+    if source not in CHECKPOINT_SOURCES:
+        raise ValueError(f"unknown checkpoint source {source!r}; expected one of {CHECKPOINT_SOURCES}")
+    mapped = {}
+    for key, value in state.items():
+        for prefix in WRAPPER_PREFIXES:
+            key = key.replace(f".{prefix}", ".").removeprefix(prefix)
+        if source == "htsat_audioset":
+            if not key.startswith("sed_model.") or "spectrogram_extractor" in key or "logmel_extractor" in key:
+                continue
+            key = key.removeprefix("sed_model.")
+        if not is_constant_key(key):
+            mapped[key] = value
+    return mapped
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> dict[str, torch.Tensor]:
@@ -92,12 +123,17 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str
     return given
 
 
-def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load the reference's or our checkpoint into `model`; return the whole checkpoint dict."""
-    checkpoint = read_checkpoint(path)
-    state = check_state_dict(model, extract_state_dict(checkpoint, path), path)
+def load_state(model: nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Load a checkpoint dict already read (the reference's or ours) into `model`, keys mapped and checked."""
+    state = check_state_dict(model, map_checkpoint_keys(extract_state_dict(checkpoint, path)), path)
     model.load_state_dict(state, strict=False)
-    return checkpoint if isinstance(checkpoint, dict) else {"model": state}
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
+    """Load the reference's or our checkpoint file into `model`; return the whole checkpoint dict."""
+    checkpoint = read_checkpoint(path)
+    load_state(model, checkpoint, path)
+    return checkpoint
 
 
 def reference_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -136,9 +172,7 @@ def load_htsat_pretrained(htsat: nn.Module, path: str | Path) -> None:
             f"audio_encoder_args.pretrained_path, or set audio_encoder_args.pretrained: false")
     checkpoint = read_checkpoint(path)
     source = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else {}
-    state = {key.removeprefix("sed_model."): value for key, value in source.items()
-             if key.startswith("sed_model.") and "spectrogram_extractor" not in key
-             and "logmel_extractor" not in key and not is_constant_key(key)}
+    state = map_checkpoint_keys(source, "htsat_audioset")
     if not state:
         raise CheckpointError(f"{path}: no 'sed_model.*' keys in its state_dict; is it an HTS-AT checkpoint?")
     own = htsat.state_dict()

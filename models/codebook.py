@@ -41,3 +41,12 @@ def mean_aggregate(features: torch.Tensor, mask: torch.Tensor | None = None) -> 
         return features.mean(dim=1)
     weights = mask.to(features.dtype).unsqueeze(-1)
     return (features * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _mean_aggregation(features: torch.Tensor, codebook: torch.Tensor, mask: torch.Tensor | None,
+                      temperature: float) -> torch.Tensor:
+    return mean_aggregate(features, mask)
+
+
+AGGREGATIONS = {"codebook": codebook_aggregate, "mean": _mean_aggregation}
+"""model_args.aggregation -> fn(features [B, L, E], codebook [K, E], mask [B, L] or None, temperature) -> [B, E]."""

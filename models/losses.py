@@ -3,7 +3,7 @@
 Conventions: `sim_a2t` [B, B] holds audio i x text j similarities divided by the temperature,
 `sim_t2a` [B, B] text i x audio j, and `targets` [B, B] is the row-normalised positive mask
 (P_ij = [idx_i == idx_j] / count). Under torchrun the modules gather embeddings from all ranks
-(`tools.train.distributed.gather_with_grad`) so each rank's loss sees the global batch.
+(`models.gather.gather_with_grad`) so each rank's loss sees the global batch.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class ContrastiveLoss(nn.Module):
         kind: "hard_negative" (MGA-CLAP) or "infonce".
         embed_regularization: add `embedding_regularizer` of both modalities.
         gather_across_ranks: under torch.distributed, compute the loss on the global batch; gradients
-            reach each rank's own embeddings (see tools.train.distributed.gather_with_grad).
+            reach each rank's own embeddings (see models.gather.gather_with_grad).
     """
 
     def __init__(self, kind: str = "hard_negative", embed_regularization: bool = True,
@@ -82,7 +82,7 @@ class ContrastiveLoss(nn.Module):
                 temperature: torch.Tensor) -> torch.Tensor:
         """audio_embeds, text_embeds [B, E] (L2-normalised), idx [B], temperature scalar."""
         if self.gather_across_ranks:
-            from tools.train.distributed import gather_with_grad
+            from models.gather import gather_with_grad
             audio_embeds, text_embeds, idx = gather_with_grad(audio_embeds, text_embeds, idx)
         audio_embeds, text_embeds = audio_embeds.float(), text_embeds.float()
         targets = positive_targets(idx)

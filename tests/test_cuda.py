@@ -124,7 +124,7 @@ def test_training_run_with_mixed_precision(tiny_config, synthetic_corpus, tmp_pa
 def test_zero_shot_embeddings_on_cuda_match_cpu(tiny_config, synthetic_corpus, precision, tolerance):
     """What the zero-shot protocols compute from (clip, frame and text embeddings of files of any length)
     is the CPU's on the GPU: exactly in float32 (the default), within 5 % in bf16."""
-    from models.inference import embed_audio_files, embed_texts
+    from tools.eval.embedding import embed_audio_files, embed_texts
 
     paths = sorted((synthetic_corpus / "sed" / "audio").glob("*.wav"))[:4]
     paths += sorted((synthetic_corpus / "esc50" / "audio").glob("*.wav"))[:2]  # 5 s clips, zero-padded

@@ -1,4 +1,5 @@
-"""models.inference: audio of any length, batched file embedding, skipped files, texts, model loading."""
+"""Audio of any length (models.windowing), batched file and text embedding (tools.eval.embedding), skipped
+files, and building a model from a checkpoint (models.factory)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,11 @@ import torch.nn.functional as F
 
 from models.ase_model import ASE
 from models.checkpoint import CheckpointError, CheckpointMismatchError, reference_state_dict
-from models.inference import (
-    check_padding_spans,
-    crop_start,
-    embed_audio_files,
-    embed_phrases,
-    embed_texts,
-    embed_waveform,
-    encode_audio_windows,
-    load_model_for_inference,
-    prepare_waveform,
-    resolve_device,
-    shorten_waveform,
-)
+from models.factory import model_from_checkpoint
+from models.runtime import resolve_device
+from models.windowing import crop_start, encode_audio_windows, prepare_waveform, shorten_waveform
 from tests.conftest import tiny_config_dict
+from tools.eval.embedding import check_padding_spans, embed_audio_files, embed_texts, embed_waveform
 
 SR = 32000
 
@@ -208,7 +200,7 @@ def test_embed_texts_normalised_deduplicated_and_batch_independent(model):
     with torch.no_grad():
         expected = model.embed_text(["rain falls on a roof"])[0]
     torch.testing.assert_close(embeds[1], expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(embed_phrases(model, ["bell"], "cpu")[0], embeds[3])
+    torch.testing.assert_close(embed_texts(model, ["bell"], "cpu")[0], embeds[3])
 
 
 def test_embed_texts_rejects_empty_and_bare_strings(model):
@@ -226,7 +218,7 @@ def test_load_model_from_a_self_describing_checkpoint(tiny_config, tmp_path):
     original = ASE(tiny_config).eval()
     path = tmp_path / "tiny.pt"
     torch.save({"model": reference_state_dict(original), "config": original.config.to_dict()}, path)
-    loaded = load_model_for_inference(None, path, "cpu")          # no YAML: the checkpoint describes itself
+    loaded = model_from_checkpoint(path, None, "cpu")          # no YAML: the checkpoint describes itself
     assert not loaded.training and loaded.config.text_encoder_args.pretrained is False
     for key, value in original.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
@@ -239,7 +231,7 @@ def test_load_model_without_stored_config_uses_the_given_one(tiny_config, tmp_pa
     original = ASE(tiny_config).eval()
     path = tmp_path / "released_format.pt"
     torch.save({"model": reference_state_dict(original), "epoch": 1}, path)
-    loaded = load_model_for_inference(tiny_config, path, "cpu")
+    loaded = model_from_checkpoint(path, tiny_config, "cpu")
     torch.testing.assert_close(loaded.codebook, original.codebook)
 
 
@@ -249,9 +241,9 @@ def test_loader_errors_pass_through(tiny_config, tmp_path):
     torch.save({"model": reference_state_dict(original), "config": original.config.to_dict()}, path)
     other = dict(tiny_config, embed_size=16)
     with pytest.raises(CheckpointMismatchError, match="embed_size"):
-        load_model_for_inference(other, path, "cpu", use_checkpoint_config=False)
+        model_from_checkpoint(path, other, "cpu", use_checkpoint_config=False)
     with pytest.raises(CheckpointError, match="not found"):
-        load_model_for_inference(tiny_config, tmp_path / "absent.pt", "cpu")
+        model_from_checkpoint(tmp_path / "absent.pt", tiny_config, "cpu")
 
 
 def test_resolve_device():

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 
-from tools.eval.sed_metrics import (
-    FRAME_HOP,
+from models.windowing import FRAME_HOP_SECONDS as FRAME_HOP
+from tools.eval.grounding_metrics import (
     GROUNDING_THRESHOLDS,
     active_regions,
-    frame_timestamps,
     grounding_detections,
     grounding_psds,
     grounding_regions,
     join_close_regions,
+)
+from tools.eval.sed_metrics import (
+    frame_timestamps,
     median_filter_time,
     merge_same_class_events,
     sed_metrics,
@@ -184,7 +186,7 @@ def test_grounding_random_is_low():
 
 
 def test_psds_eval_area_under_staircase_up_to_max_efpr():
-    from tools.eval.sed_metrics import _PSDSEval
+    from tools.eval.grounding_metrics import _PSDSEval
 
     area = _PSDSEval._auc(np.array([0.0, 100.0, 1000.0]), np.array([0.5, 0.8, 1.0]), max_x=800.0)
     assert area == pytest.approx(100 * 0.5 + 700 * 0.8)

@@ -17,8 +17,9 @@ import torch.multiprocessing as mp
 
 from models.htsat import HTSAT, locality_aware_output
 from tools.config import OptimArgs, parse_config
+from tools.train.model_files import best_file_names
 from tools.train.optim import CosineWithWarmup, build_optimizer
-from tools.train.trainer import Trainer, best_file_names
+from tools.train.trainer import Trainer
 
 AUDIO_ARGS = {"sr": 32000, "n_fft": 1024, "hop_length": 320, "f_min": 50, "f_max": 14000, "n_mels": 64}
 
@@ -162,14 +163,14 @@ def fake_retrieval(scores_by_epoch: dict[int, list[float]], trainer_box: list, s
 
 def test_best_file_per_set_ties_to_later_epoch_snapshots_and_last_before_eval(
         tiny_config, synthetic_corpus, tmp_path, monkeypatch, caplog):
-    import tools.eval.zero_shot
+    import tools.eval.retrieval
 
     config = parse_config(recipe_config(tiny_config, synthetic_corpus, epochs=3))
     trainer_box: list = []
     seen_last: list[int] = []
     # set A: 5, 7, 7 (tie at epoch 3 -> epoch 3); set B: 9, fails, 4 (stays at epoch 1)
     scores = {1: [5.0, 9.0], 2: [7.0, None], 3: [7.0, 4.0]}
-    monkeypatch.setattr(tools.eval.zero_shot, "evaluate_retrieval", fake_retrieval(scores, trainer_box, seen_last))
+    monkeypatch.setattr(tools.eval.retrieval, "evaluate_retrieval", fake_retrieval(scores, trainer_box, seen_last))
     trainer = Trainer(config, tmp_path / "exp")
     trainer_box.append(trainer)
     with caplog.at_level(logging.ERROR, logger="tools.train.trainer"):
@@ -225,12 +226,12 @@ def test_training_curves_show_every_set_with_gaps_for_failed_evaluations(tmp_pat
 
 
 def test_best_scores_survive_a_resume(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
-    import tools.eval.zero_shot
+    import tools.eval.retrieval
 
     config = parse_config(recipe_config(tiny_config, synthetic_corpus, epochs=2))
     trainer_box: list = []
     scores = {1: [5.0, 9.0], 2: [4.0, 9.5]}
-    monkeypatch.setattr(tools.eval.zero_shot, "evaluate_retrieval", fake_retrieval(scores, trainer_box, []))
+    monkeypatch.setattr(tools.eval.retrieval, "evaluate_retrieval", fake_retrieval(scores, trainer_box, []))
     first = Trainer(config, tmp_path / "exp")
     trainer_box.append(first)
     first.fit(until_epoch=1)

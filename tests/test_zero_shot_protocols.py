@@ -17,17 +17,22 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-import tools.eval.zero_shot
+import tools.eval.grounding
+import tools.eval.retrieval
+import tools.eval.sed
 import zero_shot_clas
 import zero_shot_grounding
 import zero_shot_retrieval
 import zero_shot_sed
 from data_handling.audio_io import load_audio
-from data_handling.eval_datasets import ClassificationItem
+from data_handling.eval_sets.classification import ClassificationItem
 from data_handling.text_preprocess import preprocess_caption
-from models.inference import crop_start, embed_texts, encode_audio_windows, load_model_for_inference
+from models.factory import model_from_checkpoint
+from models.windowing import crop_start, encode_audio_windows
 from tests.conftest import tiny_config_dict, write_tiny_checkpoint
-from tools.eval.zero_shot import evaluate_classification, evaluate_retrieval, reference_padding_spans
+from tools.eval.classification import evaluate_classification
+from tools.eval.embedding import embed_texts
+from tools.eval.retrieval import evaluate_retrieval, reference_padding_spans
 
 SR = 32000
 TEN_SECONDS = 10 * SR
@@ -44,7 +49,7 @@ def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(checkpoint):
-    return load_model_for_inference(None, checkpoint, "cpu")
+    return model_from_checkpoint(checkpoint, None, "cpu")
 
 
 def noise(seconds: float, seed: int) -> np.ndarray:
@@ -71,17 +76,17 @@ def clip_embedding(model, waveform: torch.Tensor) -> torch.Tensor:
 
 
 class Spy:
-    """Records the arguments of a metric function of tools.eval.zero_shot and returns its real result."""
+    """Records the arguments of a metric function as a protocol module calls it and returns its real result."""
 
-    def __init__(self, monkeypatch, name: str):
+    def __init__(self, monkeypatch, module, name: str):
         self.calls: list[tuple[tuple, dict]] = []
-        real = getattr(tools.eval.zero_shot, name)
+        real = getattr(module, name)
 
         def spy(*args, **kwargs):
             self.calls.append((args, kwargs))
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(tools.eval.zero_shot, name, spy)
+        monkeypatch.setattr(module, name, spy)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -163,7 +168,7 @@ def test_retrieval_defaults_are_the_reference_protocol(model, wavcaps_quirks, mo
     "Not found", audio found through "wav" although "audio" does not exist; the same numbers whatever the
     batching."""
     retrieval_json = make_retrieval_json(tmp_path / "data", wavcaps_quirks)
-    spy = Spy(monkeypatch, "retrieval_metrics")
+    spy = Spy(monkeypatch, tools.eval.retrieval, "retrieval_metrics")
     first = evaluate_retrieval(model, retrieval_json, "cpu", batch_size=32)
     again = evaluate_retrieval(model, retrieval_json, "cpu", batch_size=3, num_workers=1)
     expected = reference_retrieval_similarity(model, retrieval_json)
@@ -176,7 +181,7 @@ def test_retrieval_defaults_are_the_reference_protocol(model, wavcaps_quirks, mo
 
 
 def test_retrieval_switches_window_fixed_padding_and_seed(checkpoint, model, retrieval_json, monkeypatch, tmp_path):
-    spy = Spy(monkeypatch, "retrieval_metrics")
+    spy = Spy(monkeypatch, tools.eval.retrieval, "retrieval_metrics")
     result = zero_shot_retrieval.main(["--ckpt", str(checkpoint), "--json", str(retrieval_json), "--device", "cpu",
                                        "--num-workers", "0", "--long-audio", "window", "--fixed-padding",
                                        "--out", str(tmp_path / "retrieval.json")])
@@ -335,7 +340,7 @@ def test_reference_yaml_runs_classification(reference_yaml, dataset, num_clips):
 def test_reference_yaml_runs_sed_with_the_reference_frames(reference_yaml, monkeypatch):
     """All 32 frames scored up to 10 s, also past the 4 s clip's end; the 12 s clip cut to its first 10 s;
     the silent clip scored; the tsv durations passed to the metrics."""
-    spy = Spy(monkeypatch, "sed_metrics")
+    spy = Spy(monkeypatch, tools.eval.sed, "sed_metrics")
     result = run_quietly(zero_shot_sed.main, ["-c", str(reference_yaml)])
     scores, _, durations = spy.calls[-1][0]
     assert sorted(scores) == ["long", "short", "silent", "ten"] and result["num_skipped"] == 0
@@ -348,7 +353,7 @@ def test_reference_yaml_runs_sed_with_the_reference_frames(reference_yaml, monke
 
 
 def test_sed_switches_drop_the_tail_and_window_long_audio(reference_yaml, monkeypatch):
-    spy = Spy(monkeypatch, "sed_metrics")
+    spy = Spy(monkeypatch, tools.eval.sed, "sed_metrics")
     run_quietly(zero_shot_sed.main, ["-c", str(reference_yaml), "--drop-tiled-tail", "--long-audio", "window"])
     scores = spy.calls[-1][0][0]
     assert len(scores["short"]) == math.ceil(4.0 * 32 / 10) and scores["short"]["offset"].iloc[-1] == pytest.approx(4.0)
@@ -357,23 +362,23 @@ def test_sed_switches_drop_the_tail_and_window_long_audio(reference_yaml, monkey
 
 
 def test_sed_cut_scores_are_the_first_ten_seconds(model, reference_data_root, monkeypatch):
-    spy = Spy(monkeypatch, "sed_metrics")
+    spy = Spy(monkeypatch, tools.eval.sed, "sed_metrics")
     audioset = reference_data_root / "AudioSet_SL"
-    tools.eval.zero_shot.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
+    tools.eval.sed.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
                                  audioset / "metadata" / "audioset_eval_strong.tsv",
                                  audioset / "metadata" / "audioset_eval_strong_durations.tsv", "cpu")
     long_clip = torch.from_numpy(load_audio(audioset / "audio" / "AudioSet_SL_eval" / "long.flac", SR))
     with torch.no_grad():
         frames, _ = encode_audio_windows(model, long_clip[:TEN_SECONDS])
     class_embeds = embed_texts(model, ["dog bark", "rain"])
-    expected = tools.eval.zero_shot.sed_scores_from_frames({"long": (F.normalize(frames, dim=-1) @ class_embeds.T).numpy()},
+    expected = tools.eval.sed.sed_scores_from_frames({"long": (F.normalize(frames, dim=-1) @ class_embeds.T).numpy()},
                                                       ["dog bark", "rain"])["long"]
     np.testing.assert_allclose(spy.calls[-1][0][0]["long"][["dog bark", "rain"]].to_numpy(),
                                expected[["dog bark", "rain"]].to_numpy(), atol=1e-5)
 
 
 def test_reference_yaml_runs_grounding_with_the_duration_file(reference_yaml, monkeypatch):
-    spy = Spy(monkeypatch, "grounding_psds")
+    spy = Spy(monkeypatch, tools.eval.grounding, "grounding_psds")
     result = run_quietly(zero_shot_grounding.main, ["-c", str(reference_yaml)])
     (probs, truth, durations), options = spy.calls[-1]
     assert durations == {"7_0": 4.5, "8_0": 10.0}                                  # duration.csv, not the audio
@@ -386,7 +391,7 @@ def test_reference_yaml_runs_grounding_with_the_duration_file(reference_yaml, mo
 def test_crop_is_refused_where_timestamps_matter(model, reference_data_root):
     audioset = reference_data_root / "AudioSet_SL"
     with pytest.raises(ValueError, match="crop.*does not suit sed"):
-        tools.eval.zero_shot.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
+        tools.eval.sed.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval",
                                      audioset / "metadata" / "audioset_eval_strong.tsv",
                                      audioset / "metadata" / "audioset_eval_strong_durations.tsv", "cpu",
                                      long_audio="crop")

@@ -18,11 +18,13 @@ import zero_shot_clas
 import zero_shot_grounding
 import zero_shot_retrieval
 import zero_shot_sed
-from data_handling.eval_datasets import ClassificationItem
-from models.inference import load_model_for_inference
+from data_handling.eval_sets.classification import ClassificationItem
+from models.factory import model_from_checkpoint
 from tests.conftest import tiny_config_dict, write_tiny_checkpoint
+from tools.eval.classification import evaluate_classification
 from tools.eval.cli import run_script
-from tools.eval.zero_shot import evaluate_classification, evaluate_sed, synthetic_report_card
+from tools.eval.report_card import synthetic_report_card
+from tools.eval.sed import evaluate_sed
 
 REPO = Path(__file__).resolve().parent.parent
 RETRIEVAL_KEYS = {f"{direction}_{metric}" for direction in ("t2a", "a2t")
@@ -38,7 +40,7 @@ def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(checkpoint):
-    return load_model_for_inference(None, checkpoint, "cpu")
+    return model_from_checkpoint(checkpoint, None, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -191,16 +193,20 @@ def test_sed_explicit_files_and_mid_label_map(checkpoint, synthetic_corpus, repo
     assert_same_numbers(result, report_card["sed"], ["psds1", "psds2", "collar_f1", "segment_f1"])
 
 
-def test_precision_option_reaches_the_model(checkpoint, synthetic_corpus):
+def test_precision_option_reaches_the_evaluation(checkpoint, synthetic_corpus, monkeypatch):
     from tools.config import ConfigError
-    from tools.eval.cli import load_script_config, load_script_model
+    from tools.eval.cli import load_script_config
 
+    seen: list[str] = []
+
+    def record_precision(*args, precision, **kwargs):
+        seen.append(precision)
+        return {"num_audio": 0}
+
+    monkeypatch.setattr(zero_shot_retrieval, "evaluate_retrieval", record_precision)
     common = ["--ckpt", str(checkpoint), "--data-root", str(synthetic_corpus), "--device", "cpu"]
-    args = zero_shot_retrieval.parse_args(common)
-    model, _ = load_script_model(args, load_script_config(args))
-    assert model.inference_precision == "float32"  # the default: exact numbers on every device
-    args = zero_shot_retrieval.parse_args([*common, "--precision", "bf16"])
-    model, _ = load_script_model(args, load_script_config(args))
-    assert model.inference_precision == "bf16"
+    zero_shot_retrieval.main(common)
+    zero_shot_retrieval.main([*common, "--precision", "bf16"])
+    assert seen == ["float32", "bf16"]  # float32 by default: exact numbers on every device
     with pytest.raises(ConfigError, match="eval.precision"):
         load_script_config(zero_shot_retrieval.parse_args([*common, "--set", "eval.precision=fp8"]))

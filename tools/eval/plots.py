@@ -24,12 +24,10 @@ from typing import Any  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tools.eval.retrieval_metrics import to_numpy
+
 FIGURE_WIDTH_INCHES = 10.0
 FIGURE_DPI = 100
-
-
-def _to_numpy(array) -> np.ndarray:
-    return array.detach().float().cpu().numpy() if hasattr(array, "detach") else np.asarray(array, dtype=float)
 
 
 def _draw_spectrogram(axis, log_mel: np.ndarray, seconds_per_frame: float, duration: float) -> None:
@@ -97,7 +95,7 @@ def plot_frame_similarities(
     Returns:
         out_path as a Path.
     """
-    log_mel, scores = _to_numpy(log_mel), _to_numpy(frame_scores)
+    log_mel, scores = to_numpy(log_mel).astype(float), to_numpy(frame_scores).astype(float)
     if scores.ndim == 1:
         scores = scores[:, None]
     if scores.ndim != 2 or scores.shape[1] != len(labels):

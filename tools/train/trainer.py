@@ -24,13 +24,10 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data_handling.caption_dataset import CaptionAudioDataset, collate_captions, prepare_training_items
-from data_handling.samplers import DurationBucketBatchSampler
 from models.ase_model import ASE
-from models.checkpoint import check_state_dict, reference_state_dict
+from models.checkpoint import load_state, read_checkpoint, reference_state_dict
 from models.speed import compile_model
 from tools.config import Config
 from tools.train.checkpointing import (
@@ -39,7 +36,9 @@ from tools.train.checkpointing import (
     find_resume_checkpoint,
     restore_rng_states,
 )
+from tools.train.data import build_training_loader
 from tools.train.distributed import DistributedInfo, all_ranks_agree, barrier
+from tools.train.model_files import ModelFiles
 from tools.train.optim import CosineWithWarmup, build_optimizer, warmup_steps_from
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,10 @@ class Trainer:
         self.device = device or torch.device("cpu")
         torch.manual_seed(config.seed + self.dist.rank)
 
-        self.loader = self._build_loader()  # first: a data error stops the run before a model is built
+        # first: a data error stops the run before a model is built
+        self.dataset, self.sampler, self.loader = build_training_loader(config, self.dist, self.device)
+        cap = config.training.max_steps_per_epoch * config.training.grad_accum_steps
+        self.batches_per_epoch = min(len(self.sampler), cap) if cap > 0 else len(self.sampler)
         self.model = ASE(config).to(self.device)
         self.gather_negatives = self.dist.enabled and config.training.gather_negatives
         self.model.criterion.gather_across_ranks = self.gather_negatives
@@ -97,45 +99,19 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.global_step = 0
-        self.best_metric = -math.inf  # best.pt: the sum of the sets' scores
-        self.best_scores: dict[str, float] = {}  # best file name -> its set's best score
+        self.model_files = ModelFiles(self.experiment_dir, config.eval.retrieval_jsons,
+                                      config.training.snapshot_epochs, config.training.epochs)
         self.bad_steps = 0
         self.skipped_files = 0
         self.stop_signal: int | None = None
         self.history: list[dict[str, Any]] = []
 
-    # ----------------------------------------------------------------------------------- data
-    def _build_loader(self) -> DataLoader:
-        """The training loader from `json_files`, `blacklist`, `audio_args` and `data_args` (see
-        data_handling.caption_dataset.prepare_training_items); sets self.dataset, self.sampler and
-        self.batches_per_epoch. Raises before any training when the data cannot give a batch."""
-        config, data_args = self.config, self.config.data_args
-        items = prepare_training_items(config.json_files, blacklist=config.blacklist, audio_root=data_args.audio_root,
-                                       check_files=data_args.check_files, skip_missing=data_args.skip_missing)
-        if not items:
-            raise ValueError(f"no training captions left in {config.json_files} (after the blacklist and the audio "
-                             f"file check): check json_files, blacklist and data_args.audio_root")
-        self.dataset = CaptionAudioDataset(items, sample_rate=config.audio_args.sr,
-                                           max_length=config.audio_args.max_length, train=True,
-                                           strict=data_args.strict, max_decode_seconds=data_args.max_decode_seconds)
-        self.sampler = DurationBucketBatchSampler(
-            self.dataset.durations, batch_size=data_args.batch_size, bucket_edges=data_args.duration_bucket_edges,
-            shuffle=True, seed=config.seed, drop_last=data_args.drop_last, num_replicas=self.dist.world_size,
-            rank=self.dist.rank)
-        if len(self.sampler) == 0:
-            raise ValueError(
-                f"no batch to train on: {len(items)} captions in duration buckets of sizes "
-                f"{self.sampler.bucket_sizes} "
-                f"(edges {list(data_args.duration_bucket_edges)} s), batch_size {data_args.batch_size}, "
-                f"{self.dist.world_size} process(es), drop_last {data_args.drop_last}; lower data_args.batch_size "
-                f"or set data_args.drop_last: false")
-        loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=data_args.num_workers,
-                            collate_fn=collate_captions, persistent_workers=False,
-                            pin_memory=data_args.pin_memory and self.device.type == "cuda")
-        cap = config.training.max_steps_per_epoch * config.training.grad_accum_steps
-        self.batches_per_epoch = min(len(self.sampler), cap) if cap > 0 else len(self.sampler)
-        return loader
+    @property
+    def best_scores(self) -> dict[str, float]:
+        """Best file name -> its retrieval set's best score so far."""
+        return self.model_files.best_scores
 
+    # ----------------------------------------------------------------------------------- data
     def _schedule_steps_per_epoch(self) -> int:
         """Optimiser steps one epoch stands for in the learning-rate schedule.
 
@@ -293,11 +269,11 @@ class Trainer:
         jsons = self.config.eval.retrieval_jsons
         if not jsons or not self.dist.is_main:
             return {}
+        from tools.eval.retrieval import evaluate_retrieval
         from tools.eval.retrieval_metrics import retrieval_score
-        from tools.eval.zero_shot import evaluate_retrieval
 
         results: dict[str, Any] = {"retrieval": {}, "scores": {}}
-        for json_path, best_file in zip(jsons, best_file_names(jsons), strict=True):
+        for json_path, best_file in zip(jsons, self.model_files.best_files, strict=True):
             try:
                 metrics = evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
                                              long_audio=self.config.eval.long_audio,
@@ -321,14 +297,14 @@ class Trainer:
     def training_state(self) -> dict[str, Any]:
         return {
             "model": reference_state_dict(self.model),
+            "model_config": self.model.config.to_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
-            "best_metric": self.best_metric,
-            "best_scores": self.best_scores,
+            **self.model_files.state_dict(),
             "skipped_files": self.skipped_files,
             "rng": capture_rng_states(),
             "config": self.config.to_dict(),
@@ -341,11 +317,8 @@ class Trainer:
         barrier()
 
     def load_training_state(self, path: Path) -> None:
-        from models.checkpoint import extract_state_dict, read_checkpoint
-
         checkpoint = read_checkpoint(path)
-        state = check_state_dict(self.model, extract_state_dict(checkpoint, path), path)
-        self.model.load_state_dict(state, strict=False)
+        load_state(self.model, checkpoint, path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         if self.scaler and checkpoint.get("scaler"):
@@ -353,8 +326,7 @@ class Trainer:
         self.epoch = int(checkpoint["epoch"])
         self.batch_in_epoch = int(checkpoint.get("batch_in_epoch", 0))
         self.global_step = int(checkpoint["global_step"])
-        self.best_metric = float(checkpoint["best_metric"])
-        self.best_scores = {name: float(score) for name, score in checkpoint.get("best_scores", {}).items()}
+        self.model_files.load_state_dict(checkpoint)
         self.skipped_files = int(checkpoint.get("skipped_files", 0))
         self.history = list(checkpoint.get("history", []))
         if self.dist.world_size == 1 and "rng" in checkpoint:
@@ -363,9 +335,11 @@ class Trainer:
                  self.global_step)
 
     def _model_file(self, record_score: float | None = None, with_optimizer: bool = True) -> dict[str, Any]:
-        """A model checkpoint as the reference writes them ({'model', 'optimizer', 'config', 'epoch'}), with
-        the epoch's selection score as 'metric' when given; best.pt leaves the optimiser out."""
-        content: dict[str, Any] = {"model": reference_state_dict(self.model), "config": self.config.to_dict(),
+        """A model checkpoint as the reference writes them ({'model', 'optimizer', 'config', 'epoch'}, plus our
+        'model_config'), with the epoch's selection score as 'metric' when given; best.pt leaves the optimiser
+        out."""
+        content: dict[str, Any] = {"model": reference_state_dict(self.model),
+                                   "model_config": self.model.config.to_dict(), "config": self.config.to_dict(),
                                    "epoch": self.epoch}
         if with_optimizer:
             content["optimizer"] = self.optimizer.state_dict()
@@ -374,26 +348,13 @@ class Trainer:
         return content
 
     def _save_snapshot(self) -> None:
-        if self.dist.is_main and self.epoch in self.config.training.snapshot_epochs:
-            atomic_save(self._model_file(), self.experiment_dir / f"model_{self.epoch}.pt")
+        if self.dist.is_main:
+            self.model_files.save_snapshot(self.epoch, self._model_file)
 
     def _save_best_files(self, record: dict[str, Any]) -> None:
-        """Each set's best file when its score is >= its best so far; best.pt for the summed score (or,
-        without any evaluation, the last epoch)."""
-        if not self.dist.is_main:
-            return
-        for best_file, score in record.get("scores", {}).items():
-            if score >= self.best_scores.get(best_file, -math.inf):
-                self.best_scores[best_file] = score
-                atomic_save(self._model_file(score), self.experiment_dir / best_file)
-                log.info("%s updated at epoch %d (R@1 + R@5 both ways: %.2f)", best_file, self.epoch, score)
-        score = record.get("score")
-        improved = score is not None and score >= self.best_metric
-        if improved:
-            self.best_metric = score
-        if improved or (not self.config.eval.retrieval_jsons and self.epoch == self.config.training.epochs):
-            atomic_save(self._model_file(score, with_optimizer=False), self.experiment_dir / "best.pt")
-            log.info("best.pt updated at epoch %d (score %s)", self.epoch, score)
+        """The best files the epoch improves (rank 0; see tools.train.model_files)."""
+        if self.dist.is_main:
+            self.model_files.save_best(self.epoch, record, self._model_file)
 
     def _plot_curves(self) -> None:
         """training_curves.png in the experiment folder (rank 0); a plotting failure is only logged."""
@@ -424,16 +385,3 @@ class Trainer:
         self.save_training_state(self.experiment_dir / "last.pt")
         raise TrainingInterrupted(f"stopped by signal {self.stop_signal} at epoch {self.epoch + 1}, batch "
                                   f"{self.batch_in_epoch}; resume with --resume auto")
-
-
-def best_file_names(json_paths: list[str]) -> list[str]:
-    """The best-model file of each retrieval set: clotho_best_model.pt and ac_best_model.pt for paths
-    naming Clotho and AudioCaps (the reference's names), else <json's folder>_best_model.pt; a name
-    taken twice gets the set's position appended."""
-    names: list[str] = []
-    for position, json_path in enumerate(json_paths):
-        lowered = str(json_path).lower()
-        stem = "clotho" if "clotho" in lowered else "ac" if "audiocaps" in lowered else Path(json_path).parent.name
-        name = f"{stem or 'retrieval'}_best_model.pt"
-        names.append(name if name not in names else f"{stem}{position}_best_model.pt")
-    return names

@@ -1,0 +1,68 @@
+"""Building a model ready for inference from a checkpoint (ours, the reference's or the released model.pt).
+
+A checkpoint of ours is self-describing: it stores the `ModelConfig` it was built from ("model_config";
+older files of ours: the whole training config under "config", whose model keys are read). The
+reference's files and the released model.pt store none: the caller's `ModelConfig` (by default the
+paper's model) is used. The towers are built without reading pretrained weights; the checkpoint
+brings every weight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.ase_model import ASE, as_model_config
+from models.checkpoint import load_state, read_checkpoint
+from models.config import ConfigError, ModelConfig
+from models.runtime import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def stored_model_config(checkpoint: dict[str, Any], path: str | Path, overrides: Sequence[str] = ()
+                        ) -> ModelConfig | None:
+    """The ModelConfig a checkpoint stores ("model_config", else the model keys of "config"), with YAML-dotted
+    `overrides` applied (keys outside the model are ignored); None when it stores none."""
+    stored = checkpoint.get("model_config", checkpoint.get("config")) if isinstance(checkpoint, dict) else None
+    if not isinstance(stored, dict):
+        return None
+    source = f"{path} (its stored config)"
+    try:
+        return ModelConfig.from_dict(stored, source).replace(overrides, source)
+    except ConfigError as error:
+        raise ConfigError(f"{error}\nThe checkpoint's own config could not be used; pass use_checkpoint_config=False "
+                          f"(scripts: --ignore-ckpt-config) to build the model from the YAML's model keys instead"
+                          ) from error
+
+
+def model_from_checkpoint(ckpt_path: str | Path | None, config: ModelConfig | dict[str, Any] | None = None,
+                          device: str | torch.device | None = "auto", overrides: Sequence[str] = (),
+                          use_checkpoint_config: bool = True) -> ASE:
+    """Build an ASE, load a checkpoint into it, move it to `device`, eval mode.
+
+    Args:
+        ckpt_path: our or the reference's checkpoint; None builds a model with random weights (tests).
+        config: the model for checkpoints that store none (default: the paper's model), as a ModelConfig or
+            a YAML-shaped dict; with use_checkpoint_config=False it is used for every checkpoint.
+        device: 'auto', 'cpu', 'cuda', 'cuda:1' or a torch.device.
+        overrides: YAML-dotted `key=value` applied to the checkpoint's stored config (e.g. to point
+            text_encoder_args.type at a local folder).
+    Errors of the loaders (missing file, refused pickle, mis-shaped tensors) pass through.
+    """
+    config = ModelConfig() if config is None else as_model_config(config)
+    checkpoint: dict[str, Any] | None = None
+    if ckpt_path is not None:
+        checkpoint = read_checkpoint(ckpt_path)
+        stored = stored_model_config(checkpoint, ckpt_path, overrides) if use_checkpoint_config else None
+        config = stored or config
+    model = ASE(config.for_inference())
+    if checkpoint is not None:
+        load_state(model, checkpoint, ckpt_path)
+    else:
+        log.warning("no checkpoint given: the model has random weights")
+    return model.to(resolve_device(device)).eval()

@@ -1,0 +1,60 @@
+"""Dataset roots of the synthetic corpus and the quickstart's report card over its four test splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from data_handling.eval_sets.layouts import (
+    find_eval_files,
+)
+from data_handling.synthetic import corpus_exists
+from tools.eval.classification import evaluate_classification_dataset
+from tools.eval.grounding import evaluate_grounding
+from tools.eval.retrieval import evaluate_retrieval
+from tools.eval.sed import evaluate_sed
+
+SYNTHETIC_SPLITS = {"retrieval": "retrieval", "sed": "sed", "grounding": "grounding", "esc50": "esc50"}
+
+
+def task_root(root: str | Path, task: str) -> Path:
+    """The dataset folder of a task: `root` itself, or its split folder when `root` is a synthetic corpus.
+
+    task: retrieval | sed | grounding | esc50 | urbansound8k | vggsound.
+    """
+    root = Path(root)
+    if corpus_exists(root):
+        if task not in SYNTHETIC_SPLITS:
+            raise FileNotFoundError(f"{root} is the synthetic corpus, which has no {task} split (it has "
+                                    f"{sorted(SYNTHETIC_SPLITS)}); pass --data-root with the {task} dataset folder")
+        return root / SYNTHETIC_SPLITS[task]
+    return root
+
+
+def synthetic_report_card(model: nn.Module, synthetic_root: str | Path, device: str | torch.device | None = None,
+                          batch_size: int = 32, num_workers: int = 0, precision: str = "float32"
+                          ) -> dict[str, dict[str, Any]]:
+    """Zero-shot results on the synthetic corpus's test splits, with the scripts' protocols and defaults.
+
+    Returns:
+        {"retrieval": evaluate_retrieval, "classification": ESC-50 protocol on esc50/, "sed": evaluate_sed,
+         "grounding": evaluate_grounding}.
+    """
+    root = Path(synthetic_root)
+    if not corpus_exists(root):
+        raise FileNotFoundError(f"no complete synthetic corpus at {root} (its DONE marker is missing); "
+                                f"generate it with: python -m data_handling.synthetic --out {root}")
+    options = {"device": device, "batch_size": batch_size, "num_workers": num_workers, "precision": precision}
+    sed = find_eval_files(task_root(root, "sed"), "sed").paths
+    grounding = find_eval_files(task_root(root, "grounding"), "grounding").paths
+    return {
+        "retrieval": evaluate_retrieval(model, find_eval_files(task_root(root, "retrieval"), "retrieval").paths["json"],
+                                        **options),
+        "classification": evaluate_classification_dataset(model, "esc50", task_root(root, "esc50"), **options),
+        "sed": evaluate_sed(model, sed["audio"], sed["events"], sed["durations"], **options),
+        "grounding": evaluate_grounding(model, grounding["json"], grounding["audio"],
+                                        durations_file=grounding.get("durations"), **options),
+    }
