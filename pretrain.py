@@ -71,7 +71,7 @@ def check_training_data(config: Config, config_path: Path) -> None:
     if not config.json_files or missing:
         raise SystemExit(
             f"training data missing for {config_path}: " + (", ".join(missing) if missing else "json_files is empty")
-            + ".\nDownload WavCaps (json files and audio, see README 'Training on WavCaps') and set json_files, "
+            + ".\nDownload WavCaps (json files and audio, see README, 'Training') and set json_files, "
               "or try the built-in synthetic corpus first: python pretrain.py -c settings/quickstart.yaml")
 
 

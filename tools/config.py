@@ -1,9 +1,11 @@
-"""YAML configuration: a validated schema of dataclasses, defaults the paper's.
+"""The YAML schema of training and evaluation runs: validated dataclasses, defaults the paper's.
 
-Every key of the reference's five settings files is accepted unchanged; our optional keys have the
-paper's values as defaults. An unknown key or a value of the wrong type raises `ConfigError` naming
-the key and the file. `load_config(path, overrides)` reads a file and applies `--set key.sub=value`
-overrides; `parse_config(dict)` validates a dict already loaded (what `ASE(config)` does).
+The model's own sections (audio_args, audio_encoder_args, text_encoder_args, codebook, model_args) and
+the schema machinery come from models/config.py; `Config.model_config()` is the `ModelConfig` an `ASE`
+is built from. Every key of the reference's five settings files is accepted unchanged; our optional
+keys have the paper's values as defaults. An unknown key or a value of the wrong type raises
+`ConfigError` naming the key and the file. `load_config(path, overrides)` reads a file and applies
+`--set key.sub=value` overrides; `parse_config(dict)` validates a dict already loaded.
 """
 
 from __future__ import annotations
