@@ -13,7 +13,7 @@ What is measured (random inputs, weights randomly initialised: speed does not de
   (`tools.train.optim.build_optimizer`: Adam, fused kernel), "for-loop" is torch's plain Adam as the reference
   used it (the single-tensor loop on CPU).
 - infer: clips/s of `encode_audio` + `msc` (frame and clip embeddings), eval mode, `torch.no_grad`
-  (without HTS-AT's unused pooled clip feature, as models/inference.py; the emulation computes it).
+  (without HTS-AT's unused pooled clip feature, as tools/eval/embedding.py; the emulation computes it).
 - peak memory: on CPU the process's peak resident set size (VmHWM in /proc/self/status, else
   getrusage). VmHWM is process-wide and never decreases, so with `--mode both` on CPU each mode runs
   in its own fresh subprocess; the figure includes the Python/torch runtime, the model, the optimiser

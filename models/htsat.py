@@ -45,7 +45,7 @@ def fold_spectrogram_to_image(log_mel: torch.Tensor, spec_size: int) -> torch.Te
         raise ValueError(
             f"the audio gives {frames} spectrogram frames but the encoder takes at most {target_frames} "
             f"(about {target_frames - 1} hops); cut long audio into windows first "
-            f"(models.inference.encode_audio_windows does this)")
+            f"(ASE.encode_long_audio does this)")
     if frames < target_frames:
         log_mel = F.interpolate(log_mel, (target_frames, mels), mode="bicubic", align_corners=True)
     image = log_mel.permute(0, 1, 3, 2).reshape(batch, channels, mels, chunks, spec_size)

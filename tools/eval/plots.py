@@ -86,7 +86,7 @@ def plot_frame_similarities(
     """Save a PNG: log-mel spectrogram on top, each label's frame score over time below, shared x axis.
 
     Args:
-        log_mel: [spectrogram frames, n_mels] (numpy or torch), e.g. models.inference.log_mel_spectrogram.
+        log_mel: [spectrogram frames, n_mels] (numpy or torch), e.g. tools.eval.embedding.log_mel_spectrogram.
         frame_scores: [T, K] scores of K labels per model frame (numpy or torch).
         labels: K names (texts or classes).
         out_path: PNG path; parent folders are created.
