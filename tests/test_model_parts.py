@@ -121,6 +121,7 @@ def test_htsat_applies_spec_augment_after_bn0_in_training_only():
         per_mel = seen[0].transpose(0, 3).flatten(1)
         assert per_mel.mean(dim=1).abs().max() < 1e-3
         assert ((per_mel.std(dim=1) - 1).abs() < 0.05).all()
+        assert len(seen) == 1
 
 
 # ------------------------------------------------------------------------------------------ codebook
@@ -161,23 +162,28 @@ def code_inputs():
     mask[0, 5:] = 0
     mask[1, 0] = 0
     mask[2, 2:4] = 0
+    mask[3, 1:] = 0  # one real position: codes with a negative logit there pool to 0 (the masked logits)
     return features, codebook, mask
 
 
-@pytest.mark.parametrize("temperature", [0.3, 1000.0])
-def test_codebook_aggregate_equals_a_reference_max_pool_sparsemax(code_inputs, temperature):
+@pytest.mark.parametrize("temperature, scale, regime", [(0.3, 1.0, "sparse"), (1000.0, 2000.0, "sparse"),
+                                                       (1000.0, 1.0, "dense")])
+def test_codebook_aggregate_equals_a_reference_max_pool_sparsemax(code_inputs, temperature, scale, regime):
     features, codebook, mask = code_inputs
-    scale = 1.0 if temperature < 1 else 2000.0  # the default temperature needs large logits to be sparse
-    features = features * scale
+    features = features * scale  # the paper's temperature needs large logits to be sparse
     for this_mask in (mask, None):
         out = codebook_aggregate(features, codebook, this_mask, temperature=temperature)
         assert out.shape == (4, 16) and out.dtype == torch.float32
         expected = codebook_reference(features, codebook, this_mask, temperature)
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
-    # the regime is sparse: a few codes, not one and not all
-    pooled = (features @ codebook.t() / 4.0).amax(dim=1) / temperature
-    support = np.array([(sparsemax_reference(row.double().numpy()) > 0).sum() for row in pooled])
-    assert (support > 1).any() and (support < 10).all()
+    # the regime is as named: sparse (a few codes, not one, not all) or dense (every code weighted, so that
+    # a masked position's logit 0 matters in the max over positions)
+    support = np.array([(sparsemax_reference(row) > 0).sum() for row in
+                        (features.double().numpy() @ codebook.double().numpy().T / 4.0).max(axis=1) / temperature])
+    if regime == "sparse":
+        assert (support > 1).any() and (support < 10).all()
+    else:
+        assert (support == 10).all()
 
 
 def test_codebook_aggregate_ignores_the_features_of_masked_positions(code_inputs):
@@ -251,6 +257,27 @@ def test_fold_puts_chunk_times_m_plus_mel_in_rows_and_frame_in_chunk_in_columns(
         assert torch.equal(image[b, 0], expected)
 
 
+def bicubic_stretch_reference(frames: np.ndarray, target: int) -> np.ndarray:
+    """[T, M] -> [target, M]: Keys cubic convolution (a = -0.75, torch's) along time, align_corners, with
+    the edge frames repeated beyond the ends."""
+    a = -0.75
+
+    def kernel(x: float) -> float:
+        x = abs(x)
+        if x <= 1:
+            return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+        return a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a if x < 2 else 0.0
+
+    length = frames.shape[0]
+    out = np.zeros((target, frames.shape[1]))
+    for j in range(target):
+        source = j * (length - 1) / (target - 1)
+        base = math.floor(source)
+        for k in range(base - 1, base + 3):
+            out[j] += kernel(source - k) * frames[min(max(k, 0), length - 1)]
+    return out
+
+
 def test_fold_stretches_short_input_to_the_full_frame_count():
     spec_size, mels = 256, 64
     target = spec_size * (spec_size // mels)            # 1024 frames; 1023 = 33 * 31
@@ -262,11 +289,10 @@ def test_fold_stretches_short_input_to_the_full_frame_count():
     frames = image[:, 0].reshape(2, 4, mels, spec_size).permute(0, 1, 3, 2).reshape(2, target, mels)
     # align_corners: target frame 33 * i is source frame i exactly (first and last included)
     torch.testing.assert_close(frames[:, ::33], log_mel[:, 0])
-    # stretching is along time only: a mel bin constant in time stays that constant
-    constant = torch.arange(mels, dtype=torch.float64).expand(1, 1, 100, mels)
-    folded = fold_spectrogram_to_image(constant, spec_size)
-    torch.testing.assert_close(folded[0, 0], (torch.arange(spec_size) % mels).to(torch.float64)[:, None]
-                               .expand(spec_size, spec_size))
+    # bicubic in time only (each mel bin on its own), as an independent cubic convolution computes it
+    for b in range(2):
+        np.testing.assert_allclose(frames[b].numpy(), bicubic_stretch_reference(log_mel[b, 0].numpy(), target),
+                                   rtol=0, atol=1e-5)
 
 
 def test_fold_rejects_input_longer_than_the_encoder_takes():
