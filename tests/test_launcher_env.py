@@ -82,8 +82,10 @@ def fake_process_group(monkeypatch):
     return calls
 
 
-def test_init_distributed_under_slurm_exports_rank_variables_and_joins_with_gloo(clean_env, fake_process_group):
-    set_env(clean_env, SLURM_PROCID=3, SLURM_NTASKS=4, SLURM_LOCALID=1, MASTER_ADDR="node01", MASTER_PORT=29500)
+def test_init_distributed_under_slurm_exports_rank_variables_and_joins_with_gloo(clean_env,
+                                                                                fake_process_group):
+    set_env(clean_env, SLURM_PROCID=3, SLURM_NTASKS=4, SLURM_LOCALID=1, MASTER_ADDR="node01",
+            MASTER_PORT=29500)
     info, device = init_distributed("cpu")
     assert info == DistributedInfo(3, 4, 1) and device.type == "cpu"
     assert len(fake_process_group) == 1
@@ -97,7 +99,8 @@ def test_init_distributed_under_torchrun_keeps_its_variables(clean_env, fake_pro
             MASTER_ADDR="127.0.0.1", MASTER_PORT=29500)
     info, _ = init_distributed("cpu")
     assert info == DistributedInfo(1, 2, 1)
-    assert [call["env"] for call in fake_process_group] == [{"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}]
+    exported = [call["env"] for call in fake_process_group]
+    assert exported == [{"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}]
 
 
 @pytest.mark.parametrize("variables", [{}, {"SLURM_PROCID": 0, "SLURM_NTASKS": 1, "MASTER_ADDR": "node01"},

@@ -178,8 +178,8 @@ def test_codebook_aggregate_equals_a_reference_max_pool_sparsemax(code_inputs, t
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
     # the regime is as named: sparse (a few codes, not one, not all) or dense (every code weighted, so that
     # a masked position's logit 0 matters in the max over positions)
-    support = np.array([(sparsemax_reference(row) > 0).sum() for row in
-                        (features.double().numpy() @ codebook.double().numpy().T / 4.0).max(axis=1) / temperature])
+    pooled = (features.double().numpy() @ codebook.double().numpy().T / 4.0).max(axis=1) / temperature
+    support = np.array([(sparsemax_reference(row) > 0).sum() for row in pooled])
     if regime == "sparse":
         assert (support > 1).any() and (support < 10).all()
     else:
@@ -197,10 +197,13 @@ def test_codebook_aggregate_ignores_the_features_of_masked_positions(code_inputs
                               codebook_aggregate(features, codebook, temperature=0.3))
 
 
-def test_codebook_aggregate_with_an_all_ones_mask_equals_no_mask(code_inputs):
+@pytest.mark.parametrize("length", [1, 7])
+@pytest.mark.parametrize("temperature", [0.3, 1000.0])
+def test_codebook_aggregate_with_an_all_ones_mask_equals_no_mask(code_inputs, length, temperature):
     features, codebook, _ = code_inputs
-    torch.testing.assert_close(codebook_aggregate(features, codebook, torch.ones(4, 7), temperature=0.3),
-                               codebook_aggregate(features, codebook, None, temperature=0.3), rtol=0, atol=0)
+    features = features[:, :length]  # one position: about half the pooled logits are negative
+    torch.testing.assert_close(codebook_aggregate(features, codebook, torch.ones(4, length), temperature),
+                               codebook_aggregate(features, codebook, None, temperature), rtol=0, atol=0)
 
 
 def test_codebook_aggregate_runs_in_float32_under_low_precision_input(code_inputs):
@@ -291,8 +294,8 @@ def test_fold_stretches_short_input_to_the_full_frame_count():
     torch.testing.assert_close(frames[:, ::33], log_mel[:, 0])
     # bicubic in time only (each mel bin on its own), as an independent cubic convolution computes it
     for b in range(2):
-        np.testing.assert_allclose(frames[b].numpy(), bicubic_stretch_reference(log_mel[b, 0].numpy(), target),
-                                   rtol=0, atol=1e-5)
+        expected = bicubic_stretch_reference(log_mel[b, 0].numpy(), target)
+        np.testing.assert_allclose(frames[b].numpy(), expected, rtol=0, atol=1e-5)
 
 
 def test_fold_rejects_input_longer_than_the_encoder_takes():

@@ -81,7 +81,8 @@ def test_a_set_weight_decay_replaces_the_default(name, weight_decay):
 
 
 def test_optimizer_settings_reach_every_group():
-    args = OptimArgs(optimizer_name="adam", lr=3e-3, betas=[0.8, 0.95], eps=1e-6, decay_norms_and_biases=False)
+    args = OptimArgs(optimizer_name="adam", lr=3e-3, betas=[0.8, 0.95], eps=1e-6,
+                     decay_norms_and_biases=False)
     optimizer = build_optimizer(Every(), args)
     for group in optimizer.param_groups:
         assert group["lr"] == 3e-3 and tuple(group["betas"]) == (0.8, 0.95) and group["eps"] == 1e-6
