@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from data_handling.audio_io import AudioReadError, load_audio
+from data_handling.audio_io import AudioReadError, load_audio, load_audio_window
 from data_handling.text_preprocess import preprocess_caption
 from data_handling.training_items import fill_missing_durations
 from data_handling.wavcaps import CaptionItem
@@ -40,11 +40,15 @@ class CaptionAudioDataset(Dataset):
     state, seeded per DataLoader worker from the main process's, decides it and a resumed run repeats
     it); train=False keeps the first max_length seconds. Shorter clips are returned whole
     (collate_captions pads them).
+
+    partial_decoding=True draws the same offset from the header's length and decodes only the window
+    (data_handling.audio_io.load_audio_window): the same samples, to float rounding, for far less work on
+    long files. False decodes the first max_decode_seconds whole and cuts, as the reference.
     """
 
     def __init__(self, items: Sequence[CaptionItem], sample_rate: int = 32000, max_length: float = 10.0,
                  train: bool = True, strict: bool = False,
-                 max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS) -> None:
+                 max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS, partial_decoding: bool = True) -> None:
         if max_length < 0:
             raise ValueError(f"max_length must be >= 0 seconds (0 = no crop), got {max_length}")
         if not 0 <= max_decode_seconds < math.inf:
@@ -54,6 +58,7 @@ class CaptionAudioDataset(Dataset):
         self.max_samples = round(max_length * sample_rate)  # 0 = no crop
         self.max_decode_seconds = max_decode_seconds
         self.train = train
+        self.partial_decoding = partial_decoding
         self.strict = strict
         self.num_failures = 0  # per process: each DataLoader worker counts its own
 
@@ -65,13 +70,25 @@ class CaptionAudioDataset(Dataset):
         """Seconds per item, as listed in the json (for DurationBucketBatchSampler)."""
         return [float(item.duration) for item in self.items]
 
+    def _crop_offset(self, excess: int) -> int:
+        """The window's first sample, for a clip max_samples + excess samples long (excess > 0)."""
+        return int(torch.randint(0, excess + 1, (1,)).item()) if self.train else 0
+
     def _crop(self, audio: torch.Tensor) -> torch.Tensor:
         """[samples] -> [min(samples, max_samples)]."""
         excess = audio.shape[0] - self.max_samples
         if self.max_samples <= 0 or excess <= 0:
             return audio
-        offset = int(torch.randint(0, excess + 1, (1,)).item()) if self.train else 0
+        offset = self._crop_offset(excess)
         return audio[offset:offset + self.max_samples]
+
+    def _read(self, item: CaptionItem) -> torch.Tensor:
+        """The item's audio, cropped: float32 [min(samples, max_samples)] (all samples when max_samples is 0)."""
+        if self.partial_decoding and self.max_samples > 0:
+            return torch.from_numpy(load_audio_window(item.audio_path, self.sample_rate, self.max_samples,
+                                                      self._crop_offset, max_seconds=self.max_decode_seconds))
+        samples = load_audio(item.audio_path, self.sample_rate, mono=True, max_seconds=self.max_decode_seconds)
+        return self._crop(torch.from_numpy(samples))
 
     def _report_failure(self, error: AudioReadError) -> None:
         self.num_failures += 1
@@ -83,13 +100,12 @@ class CaptionAudioDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         item = self.items[index]
         try:
-            samples = load_audio(item.audio_path, self.sample_rate, mono=True, max_seconds=self.max_decode_seconds)
+            audio = self._read(item)
         except AudioReadError as error:
             if self.strict:
                 raise
             self._report_failure(error)
             return None
-        audio = self._crop(torch.from_numpy(samples))
         return {"audio": audio.contiguous(), "caption": preprocess_caption(item.caption),
                 "idx": item.clip_index, "path": str(item.audio_path)}
 

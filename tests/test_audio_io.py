@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_handling.audio_io import AudioReadError, audio_duration, load_audio
+from data_handling.audio_io import (
+    AudioReadError,
+    audio_duration,
+    load_audio,
+    load_audio_window,
+    resampled_length,
+)
 
 
 def tone(frequency: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -145,3 +151,68 @@ def test_negative_max_seconds_rejected(tmp_path):
     ramp_file(tmp_path / "ramp.wav", 0.1, 8000)
     with pytest.raises(ValueError, match="max_seconds"):
         load_audio(tmp_path / "ramp.wav", max_seconds=-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# load_audio_window: decode only the crop
+# ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rate, fmt, subtype, channels", [
+    (44100, "FLAC", "PCM_16", 2), (32000, "WAV", "PCM_16", 1), (48000, "WAV", "FLOAT", 1),
+    (8000, "FLAC", "PCM_24", 1), (22050, "OGG", "VORBIS", 1)])
+@pytest.mark.parametrize("max_seconds", [None, 4.0])
+def test_window_equals_whole_decoding_cut(tmp_path, rate, fmt, subtype, channels, max_seconds):
+    rng = np.random.default_rng(rate)
+    path = tmp_path / f"noise.{fmt.lower()}"
+    sf.write(path, (0.3 * rng.standard_normal((6 * rate, channels))).astype(np.float32), rate,
+             format=fmt, subtype=subtype)
+    whole = load_audio(path, 32000, max_seconds=max_seconds)
+    window = 32000
+    for wanted in (0, 1, 12345, 10**9):  # 10**9: the last window
+        excesses: list[int] = []
+
+        def choose(excess: int, wanted: int = wanted, seen: list[int] = excesses) -> int:
+            seen.append(excess)
+            return min(wanted, excess)
+
+        got = load_audio_window(path, 32000, window, choose, max_seconds=max_seconds)
+        assert excesses == [len(whole) - window]  # drawn over the same length as the whole decoding's
+        offset = min(wanted, len(whole) - window)
+        assert got.dtype == np.float32 and got.shape == (window,)
+        expected = whole[offset:offset + window]
+        if rate == 32000:
+            np.testing.assert_array_equal(got, expected)
+        else:
+            np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+
+
+def test_window_decodes_only_around_the_crop(tmp_path, monkeypatch):
+    path = tmp_path / "long.flac"
+    sf.write(path, np.zeros((60 * 44100, 1), dtype=np.float32), 44100)
+    requested = []
+    original_read = sf.SoundFile.read
+    monkeypatch.setattr(sf.SoundFile, "read", lambda self, frames=-1, **kwargs:
+                        requested.append(frames) or original_read(self, frames, **kwargs))
+    load_audio_window(path, 32000, 320000, lambda excess: excess // 2, max_seconds=300)
+    assert len(requested) == 1 and 10 * 44100 < requested[0] < 10.3 * 44100  # 10 s and two 0.1 s margins
+
+
+def test_window_of_short_audio_and_of_bytes(tmp_path):
+    samples = ramp_file(tmp_path / "ramp.wav", 0.5, 8000)
+    never = lambda excess: pytest.fail("no offset to draw for audio shorter than the window")  # noqa: E731
+    np.testing.assert_array_equal(load_audio_window(tmp_path / "ramp.wav", 8000, 8000, never), samples)
+    encoded = (tmp_path / "ramp.wav").read_bytes()
+    np.testing.assert_array_equal(load_audio_window(encoded, 8000, 1000, lambda excess: 7), samples[7:1007])
+    with pytest.raises(ValueError, match="choose_offset returned"):
+        load_audio_window(encoded, 8000, 1000, lambda excess: excess + 1)
+    with pytest.raises(AudioReadError, match="no such file"):
+        load_audio_window(tmp_path / "missing.wav", 8000, 1000, lambda excess: 0)
+    with pytest.raises(AudioReadError, match="<bytes>"):
+        load_audio_window(b"RIFF garbage" * 10, 8000, 1000, lambda excess: 0)
+
+
+def test_resampled_length_is_soxr_s():
+    import soxr
+    for file_rate in (44100, 48000, 22050, 8000, 11025):
+        for frames in (1, 2, 3, 441, 1000, 44099, 123457):
+            out = soxr.resample(np.zeros(frames, dtype=np.float32), file_rate, 32000, quality="HQ")
+            assert resampled_length(frames, file_rate, 32000) == len(out), (file_rate, frames)

@@ -536,3 +536,20 @@ def test_trainer_defaults_are_the_reference(tiny_config, corpus, tmp_path):
     assert trainer.dataset.max_decode_seconds == 300.0
     with pytest.raises(ValueError, match="no batch to train on.*data_args.drop_last: false"):
         Trainer(parse_config(trainer_config(tiny_config, corpus, skip_missing=True, batch_size=8)), tmp_path / "x")
+
+
+def test_partial_decoding_gives_the_same_crops(tmp_path):
+    """The same torch seed gives the same crops whether the whole file or only the window is decoded."""
+    path = tmp_path / "long44k.flac"
+    rng = np.random.default_rng(5)
+    sf.write(path, (0.2 * rng.standard_normal(44100 * 4)).astype(np.float32), 44100)
+    item = CaptionItem(path, "x", 0, 4.0, "long")
+    crops = {}
+    for partial in (True, False):
+        dataset = CaptionAudioDataset([item], RATE, max_length=1.0, max_decode_seconds=3.0, partial_decoding=partial)
+        torch.manual_seed(11)
+        crops[partial] = [dataset[0]["audio"] for _ in range(5)]
+    for fast, whole in zip(crops[True], crops[False], strict=True):
+        assert fast.shape == whole.shape == (RATE,)
+        torch.testing.assert_close(fast, whole, rtol=0, atol=2e-6)
+    assert len({float(crop[0]) for crop in crops[True]}) > 1

@@ -75,6 +75,9 @@ class DataArgs:
     duration_bucket_edges: list[float] = field(default_factory=lambda: [5.0, 10.0, 15.0, 20.0, 25.0, 30.0])
     drop_last: bool = True  # each duration bucket's incomplete batch is dropped every epoch (the reference)
     max_decode_seconds: float = 300.0  # only the first seconds of a file are read (0: whole file)
+    # true: decode only the 10 s window of each clip (same samples, to float rounding) | false: decode the
+    # first max_decode_seconds and cut, as the reference
+    partial_decoding: bool = True
     check_files: bool = True  # report missing files at start-up
 
 

@@ -25,7 +25,8 @@ def build_training_loader(config: Config, dist: DistributedInfo, device: torch.d
                          f"file check): check json_files, blacklist and data_args.audio_root")
     dataset = CaptionAudioDataset(items, sample_rate=config.audio_args.sr,
                                        max_length=config.audio_args.max_length, train=True,
-                                       strict=data_args.strict, max_decode_seconds=data_args.max_decode_seconds)
+                                       strict=data_args.strict, max_decode_seconds=data_args.max_decode_seconds,
+                                       partial_decoding=data_args.partial_decoding)
     sampler = DurationBucketBatchSampler(
         dataset.durations, batch_size=data_args.batch_size, bucket_edges=data_args.duration_bucket_edges,
         shuffle=True, seed=config.seed, drop_last=data_args.drop_last, num_replicas=dist.world_size,
