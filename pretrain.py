@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data_handling.shards.manifest import ShardError
 from tools.config import Config, ConfigError, load_config, save_config
 from tools.memory import reuse_freed_memory
 from tools.train.distributed import DistributedInfo, cleanup_distributed, init_distributed
@@ -48,25 +49,25 @@ def setup_logging(experiment_dir: Path, is_main: bool) -> None:
 
 def prepare_synthetic_data(config: Config, is_main: bool) -> None:
     """Quickstart: generate the synthetic corpus if missing and point training and evaluation at it."""
-    from data_handling.synthetic import corpus_exists, generate_corpus
+    from data_handling.synthetic import ensure_corpus
+    from data_handling.synthetic.corpus import corpus_paths
     from tools.train.distributed import barrier
 
     synthetic = config.synthetic
     root = Path(synthetic.root)
-    if is_main and not corpus_exists(root):
-        log.info("generating the synthetic corpus in %s (%d train / %d test clips)", root, synthetic.num_train,
-                 synthetic.num_test)
-        summary = generate_corpus(root, num_train=synthetic.num_train, num_test=synthetic.num_test,
-                                  seed=synthetic.seed, overwrite=root.exists())
-        log.info("corpus generated in %.1f s", summary.get("seconds", float("nan")))
+    if is_main:
+        ensure_corpus(root, synthetic.num_train, synthetic.num_test, synthetic.seed)
     barrier()
+    paths = corpus_paths(root)
     if not config.json_files:
-        config.json_files = [str(root / "train" / "train.json")]
+        config.json_files = [paths["train_json"]]
     if not config.eval.retrieval_jsons:
-        config.eval.retrieval_jsons = [str(root / "retrieval" / "test.json")]
+        config.eval.retrieval_jsons = [paths["retrieval_json"]]
 
 
 def check_training_data(config: Config, config_path: Path) -> None:
+    if config.data_args.shards:
+        return  # the shards are checked when the dataset opens them
     missing = [path for path in config.json_files if not Path(path).is_file()]
     if not config.json_files or missing:
         raise SystemExit(
@@ -103,7 +104,7 @@ def print_report(report: dict) -> None:
         print(f"  {name:<30} {value:8.3f}")
 
 
-STARTUP_ERRORS = (ConfigError, FileNotFoundError, ValueError)
+STARTUP_ERRORS = (ConfigError, FileNotFoundError, ValueError, ShardError)
 """Errors of the configuration and the training data found before training starts: one line, exit 2."""
 
 

@@ -78,6 +78,11 @@ class DataArgs:
     # true: decode only the 10 s window of each clip (same samples, to float rounding) | false: decode the
     # first max_decode_seconds and cut, as the reference
     partial_decoding: bool = True
+    # WebDataset shards written by `python -m data_handling.shards` (replace json_files for training): a
+    # folder, brace ranges, `pipe:` commands or fsspec URLs, a list or joined by '::' (docs/shards.md)
+    shards: str | list[str] | None = None
+    shards_manifest: str | None = None  # default: manifest.json beside the first shard
+    shard_cache: str | None = None  # local folder for copies of remote shards
     check_files: bool = True  # report missing files at start-up
 
 

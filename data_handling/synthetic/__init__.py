@@ -42,7 +42,7 @@ timestamps, so one seed gives byte-identical files whatever the number of worker
 """
 
 from data_handling.synthetic.captions import caption_for, distinct_captions, event_phrase
-from data_handling.synthetic.corpus import corpus_exists, generate_corpus
+from data_handling.synthetic.corpus import corpus_exists, ensure_corpus, generate_corpus
 from data_handling.synthetic.events import EVENT_TYPES, SAMPLE_RATE, EventType
 from data_handling.synthetic.scenes import CLIP_SECONDS, ESC_CLIP_SECONDS, SoundEvent, render_scene
 
@@ -56,6 +56,7 @@ __all__ = [
     "caption_for",
     "corpus_exists",
     "distinct_captions",
+    "ensure_corpus",
     "event_phrase",
     "generate_corpus",
     "render_scene",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -35,6 +36,8 @@ RETRIEVAL_CAPTIONS = 5
 ESC_FOLDS = 5
 ESC_FIRST_CLIP_ID = 100000
 FORMAT_VERSION = 1
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -392,3 +395,13 @@ def corpus_paths(out_dir: Path) -> dict[str, str]:
         "done": DONE_MARKER,
     }
     return {key: str(out_dir / value) for key, value in relative.items()}
+
+
+def ensure_corpus(root: str | Path, num_train: int, num_test: int, seed: int) -> Path:
+    """The corpus folder, generated first when it is missing or incomplete (corpus_exists)."""
+    root = Path(root)
+    if not corpus_exists(root):
+        logger.info("generating the synthetic corpus in %s (%d train / %d test clips)", root, num_train, num_test)
+        summary = generate_corpus(root, num_train=num_train, num_test=num_test, seed=seed, overwrite=root.exists())
+        logger.info("corpus generated in %.1f s", summary.get("seconds", float("nan")))
+    return root

@@ -1,0 +1,107 @@
+"""Write WebDataset shards of the training data (see docs/shards.md).
+
+    python -m data_handling.shards -c settings/pretrain.yaml --out data/shards/wavcaps --workers 8
+    python -m data_handling.shards -c settings/quickstart.yaml --out data/shards/quickstart
+    python -m data_handling.shards --json-files a.json b.json --blacklist bl.json --out DIR
+    python -m data_handling.shards --verify DIR          # sizes and checksums against the manifest
+
+The clips are those training would read from the config's json_files, blacklist and data_args.audio_root
+(the quickstart's synthetic corpus is generated first when missing). A second run of the same command
+keeps the finished shards and rewrites the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+log = logging.getLogger("data_handling.shards")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m data_handling.shards", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_argument_group("what to write (a config, or json files)")
+    source.add_argument("-c", "--config", type=Path, help="a training YAML: json_files, blacklist, data_args")
+    source.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a YAML key (repeatable)")
+    source.add_argument("--json-files", nargs="+", help="WavCaps-style json files (instead of a config)")
+    source.add_argument("--blacklist", nargs="*", default=[], help="blacklist json files (with --json-files)")
+    source.add_argument("--audio-root", help="where relative audio paths are looked up (with --json-files)")
+    parser.add_argument("--out", type=Path, help="output folder (shards, manifest.json)")
+    parser.add_argument("--clips-per-shard", type=int, default=1000, help="at most this many clips per shard")
+    parser.add_argument("--shard-minutes", type=float, help="and at most this many minutes of audio per shard")
+    parser.add_argument("--workers", type=int, default=1, help="decoding processes")
+    parser.add_argument("--bits", type=int, default=24, choices=(16, 24), help="FLAC sample width")
+    parser.add_argument("--max-seconds", type=float,
+                        help="seconds kept of each file (default: the config's data_args.max_decode_seconds, 300)")
+    parser.add_argument("--overwrite", action="store_true", help="replace shards of other inputs in --out")
+    parser.add_argument("--verify", type=Path, metavar="DIR", help="check DIR's shards against its manifest")
+    args = parser.parse_args(argv)
+    if args.verify is None and (args.out is None or (args.config is None) == (args.json_files is None)):
+        parser.error("give --out and exactly one of -c/--config and --json-files (or --verify DIR)")
+    return args
+
+
+def training_sources(args: argparse.Namespace) -> tuple[list[str], list[str], str | None, float]:
+    """(json files, blacklist files, audio root, max seconds) from the config or the flags."""
+    if args.json_files is not None:
+        return list(args.json_files), list(args.blacklist), args.audio_root, \
+            300.0 if args.max_seconds is None else args.max_seconds
+    from data_handling.synthetic import ensure_corpus
+    from tools.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    if not config.json_files:
+        root = ensure_corpus(config.synthetic.root, config.synthetic.num_train, config.synthetic.num_test,
+                             config.synthetic.seed)
+        config.json_files = [str(Path(root) / "train" / "train.json")]
+    blacklist = config.blacklist
+    blacklist = [] if not blacklist else [blacklist] if isinstance(blacklist, str) else list(blacklist)
+    max_seconds = config.data_args.max_decode_seconds if args.max_seconds is None else args.max_seconds
+    return list(config.json_files), blacklist, config.data_args.audio_root, max_seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    from data_handling.audio_paths import AudioPathResolver
+    from data_handling.shards.manifest import ShardError
+    from data_handling.shards.writer import group_clips, verify_shards, write_shards
+    from data_handling.training_items import describe_clip, fill_missing_durations, resolve_audio_paths
+    from data_handling.wavcaps import read_wavcaps_jsons
+
+    try:
+        if args.verify is not None:
+            bad = verify_shards(args.verify)
+            print(f"{args.verify}: " + (f"{len(bad)} shards differ from the manifest: {', '.join(bad)}" if bad
+                                         else "every shard matches the manifest"))
+            return 1 if bad else 0
+        json_files, blacklist, audio_root, max_seconds = training_sources(args)
+        items = read_wavcaps_jsons(json_files, audio_root, blacklist or None)
+        resolution = resolve_audio_paths(items, AudioPathResolver(audio_root))
+        unresolved = [{"audio": item.audio_ref, "id": item.clip_id, "source": item.source,
+                       "reason": "audio file not found"} for item in resolution.unresolved_clips]
+        for item in resolution.unresolved_clips[:5]:
+            log.warning("not found, left out: %s", describe_clip(item))
+        clips = group_clips(fill_missing_durations(resolution.found))
+        with tqdm(total=len(clips), unit="clip", desc="writing shards", dynamic_ncols=True) as progress:
+            manifest = write_shards(clips, args.out, clips_per_shard=args.clips_per_shard,
+                                    shard_minutes=args.shard_minutes, workers=args.workers, bits=args.bits,
+                                    max_seconds=max_seconds, overwrite=args.overwrite, json_files=json_files,
+                                    blacklist=blacklist, unresolved=unresolved, on_shard=progress.update)
+    except (ShardError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {len(manifest.shards)} shards, {manifest.clips} clips, {manifest.captions} captions, "
+          f"{manifest.hours:.2f} h; {len(manifest.unreadable)} clips unreadable or missing"
+          + (" (listed in manifest.json)" if manifest.unreadable else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
