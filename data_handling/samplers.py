@@ -16,8 +16,9 @@ Each epoch, with a generator seeded by seed + epoch (identical on every rank):
    epoch, on different ranks, as with torch's DistributedSampler). When no padding is needed the
    ranks' batches are disjoint.
 
-Resuming mid-epoch: set_epoch(epoch) and set_start_batch(k) make the next iteration skip this rank's
-first k batches of that epoch; the skip applies to one iteration only.
+Resuming mid-epoch: set_epoch(epoch) and then set_start_batch(k) make the iterations skip this rank's
+first k batches of that epoch, until the next set_epoch (a DataLoader with workers iterates its batch
+sampler twice when it starts; both must skip).
 """
 
 from __future__ import annotations
@@ -107,11 +108,12 @@ class DurationBucketBatchSampler(Sampler[list[int]]):
         self.start_batch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order the next iteration yields (call it on every rank)."""
+        """Select the epoch whose order the iterations yield (call it on every rank); no batch is skipped."""
         self.epoch = epoch
+        self.start_batch = 0
 
     def set_start_batch(self, start_batch: int) -> None:
-        """Make the next iteration skip this rank's first start_batch batches (resuming mid-epoch)."""
+        """Make the iterations skip this rank's first start_batch batches of the epoch, until set_epoch."""
         if start_batch < 0:
             raise ValueError(f"start_batch must be >= 0, got {start_batch}")
         self.start_batch = start_batch
@@ -157,6 +159,4 @@ class DurationBucketBatchSampler(Sampler[list[int]]):
         return batches[:needed][self.rank::self.num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self.rank_batches()[self.start_batch:]
-        self.start_batch = 0
-        return iter(batches)
+        return iter(self.rank_batches()[self.start_batch:])

@@ -150,22 +150,28 @@ def test_fewer_batches_than_ranks():
     assert len(DurationBucketBatchSampler([6.0, 7.0], 8, num_replicas=4, rank=0)) == 0
 
 
-def test_set_start_batch_skips_once():
+def test_set_start_batch_skips_until_the_next_epoch():
     sampler = DurationBucketBatchSampler(random_durations(), batch_size=8, num_replicas=2, rank=1)
     sampler.set_epoch(3)
     full = list(sampler)
     sampler.set_start_batch(4)
     assert list(sampler) == full[4:]
-    assert list(sampler) == full  # the skip applies to one iteration
+    assert list(sampler) == full[4:]  # a DataLoader with workers iterates its batch sampler twice
     assert len(sampler) == len(full)
+    sampler.set_epoch(3)
+    assert list(sampler) == full
 
 
 def test_dataloader_uses_it_as_batch_sampler():
     durations = random_durations(40)
     sampler = DurationBucketBatchSampler(durations, batch_size=4)
-    loader = torch.utils.data.DataLoader(list(range(40)), batch_sampler=sampler)
-    sampler.set_start_batch(2)
-    assert [batch.tolist() for batch in loader] == list(sampler)[2:]
+    sampler.set_epoch(1)
+    full = list(sampler)
+    for workers in (0, 2):
+        loader = torch.utils.data.DataLoader(list(range(40)), batch_sampler=sampler, num_workers=workers)
+        sampler.set_epoch(1)
+        sampler.set_start_batch(2)
+        assert [batch.tolist() for batch in loader] == full[2:]
 
 
 def test_invalid_arguments():
