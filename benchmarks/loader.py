@@ -1,0 +1,254 @@
+"""Loader benchmark: training clips/s one data-loader worker process delivers, and the workers a GPU needs.
+
+    python -m benchmarks.loader                                   # WavCaps-like files, all four ways
+    python -m benchmarks.loader --clips 12 --batches 4 --quiet    # a quick look
+    python -m benchmarks.loader --table run.json                  # the markdown tables of a saved run
+
+It writes `--clips` audio files of WavCaps's shape into `--workdir` (kept for the next run): durations
+drawn as WavCaps's sources mix them (about 27 % AudioSet-like 10 s clips, 65 % FreeSound-like log-normal
+durations of median 30 s within 1-600 s, 8 % BBC-like 30-600 s), 44.1 kHz, every other file FLAC or WAV,
+one in four stereo; plus one caption row per clip, and the same clips written as shards. Then, in this
+one process (a DataLoader worker does the same work), it times the training rows of `--batches` batches
+of `--batch-size` (a random, duration-bucketed order, as training draws them), each read in four ways:
+
+- files, whole: decode the first 300 s, resample to 32 kHz, crop 10 s, collate (the reference's way);
+- files, partial: decode only the 10 s window (data_args.partial_decoding, the default);
+- shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards);
+- shards, streaming: the shards read front to back (webdataset's streaming reader), the window decoded.
+
+From clips/s per worker it gives the workers needed to feed a training step that consumes 516 clips/s
+(paper size, bf16, eager, one H200) and 1,810 clips/s (compiled), benchmarks/RESULTS.md. A second table
+times one clip of each length (10, 60, 300, 600 s) read whole and partially: the partial-decoding gain.
+The page cache is warm (every file is read once before timing), as on a node whose data fits in memory;
+cold reads from a disk or network add their own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+if __package__ in (None, ""):  # python benchmarks/loader.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import machine_info  # noqa: E402
+from data_handling.caption_dataset import CaptionAudioDataset, collate_captions  # noqa: E402
+from data_handling.samplers import DurationBucketBatchSampler  # noqa: E402
+from data_handling.shards.reader import open_shard_dataset  # noqa: E402
+from data_handling.shards.writer import group_clips, write_shards  # noqa: E402
+from data_handling.wavcaps import CaptionItem  # noqa: E402
+
+FILE_RATE = 44100
+STEP_CLIPS_PER_SECOND = {"paper size, bf16, eager (H200)": 516.0, "paper size, bf16, compiled (H200)": 1810.0}
+"""What a training step consumes (benchmarks/RESULTS.md): the rates the workers must deliver."""
+SINGLE_FILE_SECONDS = (10.0, 60.0, 300.0, 600.0)
+WAYS = ("files, whole", "files, partial", "shards, indexed", "shards, streaming")
+
+
+def wavcaps_like_durations(count: int, seed: int = 0) -> list[float]:
+    """Seconds per clip, mixed as WavCaps's sources (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    durations = []
+    for _ in range(count):
+        source = rng.random()
+        if source < 0.27:
+            seconds = 10.0
+        elif source < 0.92:
+            seconds = float(np.clip(rng.lognormal(np.log(30.0), 1.2), 1.0, 600.0))
+        else:
+            seconds = float(rng.uniform(30.0, 600.0))
+        durations.append(round(seconds, 2))
+    return durations
+
+
+def write_clip(path: Path, seconds: float, channels: int, seed: int) -> None:
+    if path.is_file() and abs(sf.info(str(path)).duration - seconds) < 0.01:
+        return  # kept from an earlier run
+    rng = np.random.default_rng(seed)
+    samples = (0.2 * rng.standard_normal((round(seconds * FILE_RATE), channels))).astype(np.float32)
+    sf.write(path, samples, FILE_RATE, subtype="PCM_16")
+
+
+def make_files(workdir: Path, durations: Sequence[float], prefix: str = "clip") -> list[CaptionItem]:
+    """One file per duration (FLAC and WAV alternating, every fourth stereo) and its caption row."""
+    audio = workdir / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    items = []
+    for k, seconds in enumerate(durations):
+        path = audio / f"{prefix}{k:04d}.{'flac' if k % 2 == 0 else 'wav'}"
+        write_clip(path, seconds, channels=2 if k % 4 == 3 else 1, seed=k)
+        items.append(CaptionItem(path, f"caption of clip {k}", k, seconds, f"{prefix}{k}", "bench.json", path.name))
+    return items
+
+
+def warm_page_cache(paths: Sequence[Path]) -> None:
+    for path in paths:
+        with open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+
+
+def time_rows(read_batch: Callable[[list[int]], Any], batches: Sequence[list[int]]) -> dict[str, float]:
+    """Reads every batch once; clips/s over all of them and the median seconds per batch."""
+    seconds = []
+    for batch in batches:
+        started = time.perf_counter()
+        read_batch(batch)
+        seconds.append(time.perf_counter() - started)
+    clips = sum(len(batch) for batch in batches)
+    return {"clips": clips, "seconds": sum(seconds), "clips_per_s": clips / sum(seconds),
+            "median_batch_s": statistics.median(seconds)}
+
+
+def streaming_reader(shard_dir: Path, max_samples: int) -> Callable[[list[int]], Any]:
+    """The shards front to back (webdataset's streaming reader), a random window of each clip decoded."""
+    import webdataset
+
+    from data_handling.audio_io import load_audio_window
+    from data_handling.shards.format import decode_record
+
+    urls = [str(path) for path in sorted(shard_dir.glob("shard-*.tar"))]
+    stream = iter(webdataset.WebDataset(urls, shardshuffle=False).repeat())
+
+    def choose(excess: int) -> int:
+        return int(torch.randint(0, excess + 1, (1,)))
+
+    def read_batch(batch: list[int]) -> Any:
+        rows = []
+        for _ in batch:
+            sample = next(stream)
+            record = decode_record(sample)
+            audio = torch.from_numpy(load_audio_window(sample["flac"], 32000, max_samples, choose) * record.gain)
+            rows.append({"audio": audio, "caption": record.captions[0], "idx": record.clip_index, "path": ""})
+        return collate_captions(rows)
+
+    return read_batch
+
+
+def measure_ways(workdir: Path, items: list[CaptionItem], batch_size: int, num_batches: int,
+                 seed: int) -> dict[str, dict[str, float]]:
+    """Clips/s of each way over the same rows."""
+    shard_dir = workdir / "shards"
+    write_shards(group_clips(items), shard_dir, clips_per_shard=max(1, len(items) // 4))
+    warm_page_cache([item.audio_path for item in items] + sorted(shard_dir.glob("shard-*.tar")))
+    datasets = {"files, whole": CaptionAudioDataset(items, partial_decoding=False),
+                "files, partial": CaptionAudioDataset(items, partial_decoding=True),
+                "shards, indexed": open_shard_dataset(str(shard_dir))}
+    sampler = DurationBucketBatchSampler([item.duration for item in items], batch_size, seed=seed, drop_last=False)
+    order = [index for batch in sampler for index in batch]
+    wanted = num_batches * batch_size
+    order = (order * math.ceil(wanted / len(order)))[:wanted]
+    batches = [order[k:k + batch_size] for k in range(0, wanted, batch_size)]
+    results = {}
+    for way in WAYS:
+        torch.manual_seed(seed)
+        if way == "shards, streaming":
+            read_batch = streaming_reader(shard_dir, datasets["files, partial"].max_samples)
+        else:
+            dataset = datasets[way]
+
+            def read_batch(batch: list[int], dataset=dataset) -> Any:
+                return collate_captions([dataset[index] for index in batch])
+
+        read_batch(batches[0])  # warm-up: imports, first shard opened
+        results[way] = time_rows(read_batch, batches)
+    return results
+
+
+def measure_single_lengths(workdir: Path, repeats: int) -> list[dict[str, float]]:
+    """Seconds to read one 10 s training window of a file of each length, whole and partially."""
+    rows = []
+    items = make_files(workdir / "single", SINGLE_FILE_SECONDS, prefix="single")
+    warm_page_cache([item.audio_path for item in items])
+    for item in items:
+        row = {"file_seconds": item.duration, "format": item.audio_path.suffix.lstrip(".")}
+        for way, partial in (("whole_s", False), ("partial_s", True)):
+            dataset = CaptionAudioDataset([item], partial_decoding=partial)
+            dataset[0]
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                dataset[0]
+                times.append(time.perf_counter() - started)
+            row[way] = statistics.median(times)
+        row["gain"] = row["whole_s"] / row["partial_s"]
+        rows.append(row)
+    return rows
+
+
+def workers_needed(clips_per_s: float) -> dict[str, int]:
+    return {name: math.ceil(rate / clips_per_s) for name, rate in STEP_CLIPS_PER_SECOND.items()}
+
+
+def markdown_tables(report: dict[str, Any]) -> str:
+    names = list(STEP_CLIPS_PER_SECOND)
+    lines = ["| way | clips/s per worker | median s per batch of "
+             f"{report['settings']['batch_size']} | " + " | ".join(f"workers for {name}" for name in names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    for way, figures in report["ways"].items():
+        needed = workers_needed(figures["clips_per_s"])
+        lines.append(f"| {way} | {figures['clips_per_s']:.1f} | {figures['median_batch_s']:.3f} | "
+                     + " | ".join(str(needed[name]) for name in names) + " |")
+    lines += ["", "| file length (s) | format | whole: s per clip | partial: s per clip | gain |", "|---|---|---|---|---|"]
+    for row in report["single_files"]:
+        lines.append(f"| {row['file_seconds']:g} | {row['format']} | {row['whole_s']:.4f} | {row['partial_s']:.4f} | "
+                     f"{row['gain']:.1f}x |")
+    return "\n".join(lines)
+
+
+def run(workdir: Path, clips: int, batch_size: int, batches: int, repeats: int, seed: int) -> dict[str, Any]:
+    torch.set_num_threads(1)  # a DataLoader worker runs with one thread
+    durations = wavcaps_like_durations(clips, seed)
+    items = make_files(workdir, durations)
+    return {"machine": machine_info("cpu"),
+            "settings": {"clips": clips, "batch_size": batch_size, "batches": batches, "seed": seed,
+                         "hours": sum(durations) / 3600, "median_clip_s": statistics.median(durations),
+                         "workdir": str(workdir)},
+            "ways": measure_ways(workdir, items, batch_size, batches, seed),
+            "single_files": measure_single_lengths(workdir, repeats),
+            "step_clips_per_s": STEP_CLIPS_PER_SECOND}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "mga_clap_loader",
+                        help="where the audio files and shards are written (kept between runs)")
+    parser.add_argument("--clips", type=int, default=48, help="WavCaps-like files to make")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=8, help="batches timed per way")
+    parser.add_argument("--repeats", type=int, default=5, help="reads per file in the single-file table")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--quiet", action="store_true", help="print only the tables")
+    parser.add_argument("--table", type=Path, help="print the tables of a saved report and stop")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_tables(json.loads(args.table.read_text())))
+        return 0
+    if args.clips < 1 or args.batch_size < 1 or args.batches < 1 or args.repeats < 1:
+        parser.error("--clips, --batch-size, --batches and --repeats must be >= 1")
+    report = run(args.workdir, args.clips, args.batch_size, args.batches, args.repeats, args.seed)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1))
+    if not args.quiet:
+        settings = report["settings"]
+        print(f"{settings['clips']} files, {settings['hours']:.2f} h, median {settings['median_clip_s']:.0f} s; "
+              f"{report['machine']['cpu_model']}")
+    print(markdown_tables(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
