@@ -177,37 +177,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rank_epoch(rank: int, port: int, shard_dir: str, out_dir: str) -> None:
+def rank_epochs(rank: int, port: int, shard_dirs: list[str], out_dir: str) -> None:
+    """Two epochs of each shard folder on this rank, with two loader workers; saves the batches' clip ids."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        dataset = open_shard_dataset(shard_dir, max_length=1.0)
-        sampler = DurationBucketBatchSampler(dataset.durations, batch_size=2, bucket_edges=[100.0], seed=0)
-        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=2, collate_fn=collate_captions)
         seen = {}
-        for epoch in (0, 1):
-            sampler.set_epoch(epoch)
-            seen[epoch] = [batch["idx"].tolist() for batch in loader]
-        steps = torch.tensor([len(seen[0]), len(seen[1])])
-        dist.all_reduce(steps, op=dist.ReduceOp.MAX)
-        torch.save({"seen": seen, "max_steps": steps}, Path(out_dir) / f"rank{rank}.pt")
+        for name, shard_dir in enumerate(shard_dirs):
+            dataset = open_shard_dataset(shard_dir, max_length=1.0)
+            sampler = DurationBucketBatchSampler(dataset.durations, batch_size=2, bucket_edges=[100.0], seed=0)
+            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=2, collate_fn=collate_captions)
+            for epoch in (0, 1):
+                sampler.set_epoch(epoch)
+                seen[name, epoch] = [batch["idx"].tolist() for batch in loader]
+        torch.save(seen, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def test_two_ranks_two_workers_see_every_caption_once(corpus, shards, tmp_path):
-    """20 of the 21 rows in one bucket: 10 batches of 2, 5 per rank, one row dropped (drop_last)."""
-    mp.spawn(rank_epoch, args=(free_port(), str(shards), str(tmp_path)), nprocs=2, join=True)
+def test_two_ranks_two_workers_see_every_clip_once(corpus, shards, synthetic_corpus, tmp_path):
+    """16 synthetic clips, batches of 2: 4 steps per rank, every clip once per epoch. The corpus above:
+    21 rows, 10 batches of 2 (one row dropped, drop_last), 5 steps per rank, every row at most once."""
+    from data_handling.synthetic.corpus import corpus_paths
+
+    synthetic_shards = tmp_path / "synthetic_shards"
+    assert shards_main(["--json-files", corpus_paths(synthetic_corpus)["train_json"], "--out", str(synthetic_shards),
+                        "--clips-per-shard", "3"]) == 0
+    mp.spawn(rank_epochs, args=(free_port(), [str(synthetic_shards), str(shards)], str(tmp_path)), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
     for epoch in (0, 1):
-        per_rank = [result["seen"][epoch] for result in results]
-        assert [len(batches) for batches in per_rank] == [5, 5]  # equal step counts
-        rows = [clip for batches in per_rank for batch in batches for clip in batch]
-        counts = np.bincount(rows, minlength=11)
+        per_rank = [result[0, epoch] for result in results]
+        assert [len(batches) for batches in per_rank] == [4, 4]  # equal step counts
+        assert sorted(clip for batches in per_rank for batch in batches for clip in batch) == list(range(16))
+        per_rank = [result[1, epoch] for result in results]
+        assert [len(batches) for batches in per_rank] == [5, 5]
+        counts = np.bincount([clip for batches in per_rank for batch in batches for clip in batch], minlength=11)
         # clips 0-5 FreeSound (one row each), 6 broken and 7 missing (in no shard), 8-10 Clotho (5 rows each)
         expected = np.array([1, 1, 1, 1, 1, 1, 0, 0, 5, 5, 5])
-        assert len(rows) == 20 and np.all(counts <= expected)  # every row at most once, one row dropped
-    assert results[0]["max_steps"].tolist() == [5, 5]
+        assert counts.sum() == 20 and np.all(counts <= expected)  # every row at most once, one row dropped
+    assert results[0][0, 0] != results[0][0, 1]  # another order each epoch
 
 
 def test_resume_mid_epoch_continues_with_the_same_batches(shards):
