@@ -267,7 +267,10 @@ def test_remote_shards_are_copied_to_the_cache(shards, tmp_path):
     got = dataset[20]
     torch.manual_seed(0)
     assert torch.equal(got["audio"], local[20]["audio"]) and got["path"].startswith("pipe:cat")
-    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == ["shard-000003.tar"]
+    assert sorted(path.name for path in (tmp_path / "cache").glob("shard-*")) == ["shard-000003.tar"]
+    broken = [f"pipe:head -c 5000 {shards}/shard-000001.tar"]
+    with pytest.raises(ShardError, match="5000 bytes downloaded"):
+        open_shard_dataset(broken, str(shards / "manifest.json"), cache_dir=tmp_path / "cache2")[0]
 
 
 def test_pretrain_reports_bad_shards_in_one_line(tiny_config, tmp_path, capsys):

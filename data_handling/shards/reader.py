@@ -15,6 +15,7 @@ undecodable clip inside a shard is skipped and counted like an unreadable file i
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -44,29 +45,35 @@ from data_handling.text_preprocess import preprocess_caption
 
 logger = logging.getLogger(__name__)
 
-OPEN_SHARDS_PER_PROCESS = 64
+OPEN_SHARDS_PER_PROCESS = 128
 """Memory-mapped shards kept open per process (least recently used closed first)."""
 MAX_FAILURES_LOGGED = 5
 
 
 def fetch_to_cache(url: str, cache_dir: Path, expected_bytes: int) -> Path:
-    """A local copy of a remote shard in cache_dir (downloaded once; a copy of the wrong size is replaced)."""
+    """A local copy of a remote shard in cache_dir (downloaded once per cache: the processes that need it
+    at the same time wait for one download; a copy of the wrong size is replaced)."""
     local = cache_dir / shard_name(url)
     if local.is_file() and local.stat().st_size == expected_bytes:
         return local
     cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = local.with_name(f"{local.name}.partial.{os.getpid()}")
-    try:
-        with open_url(url) as source, open(partial, "wb") as target:
-            shutil.copyfileobj(source, target, length=1 << 22)
-        if partial.stat().st_size != expected_bytes:
-            raise ShardError(f"shard {url!r}: {partial.stat().st_size} bytes downloaded, the manifest says "
-                             f"{expected_bytes}: the shard or the manifest is stale")
-        os.replace(partial, local)
-    except OSError as error:
-        raise ShardError(f"cannot download shard {url!r} to {cache_dir}: {type(error).__name__}: {error}") from error
-    finally:
-        partial.unlink(missing_ok=True)
+    with open(cache_dir / f".{local.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if local.is_file() and local.stat().st_size == expected_bytes:  # another process fetched it meanwhile
+            return local
+        partial = local.with_name(f"{local.name}.partial.{os.getpid()}")
+        try:
+            with open_url(url) as source, open(partial, "wb") as target:
+                shutil.copyfileobj(source, target, length=1 << 22)
+            if partial.stat().st_size != expected_bytes:
+                raise ShardError(f"shard {url!r}: {partial.stat().st_size} bytes downloaded, the manifest says "
+                                 f"{expected_bytes}: the shard or the manifest is stale")
+            os.replace(partial, local)
+        except OSError as error:
+            raise ShardError(f"cannot download shard {url!r} to {cache_dir}: {type(error).__name__}: "
+                             f"{error}") from error
+        finally:
+            partial.unlink(missing_ok=True)
     return local
 
 
