@@ -138,6 +138,21 @@ def load_audio(path: AudioSource, sample_rate: int | None = 32000, mono: bool = 
     return samples if mono else np.ascontiguousarray(samples.T)
 
 
+def _window_frames(offset: int, window_samples: int, file_frames: int, file_rate: int,
+                   sample_rate: int) -> tuple[int, int, int]:
+    """(first file frame, end file frame, output index of the first frame) to decode for the output window
+    [offset, offset + window_samples), with RESAMPLER_MARGIN_SECONDS on each side. The first frame is chosen
+    so that its output index is a whole number (a multiple of out_step), i.e. the resampler's phase there
+    is the whole file's."""
+    common = math.gcd(file_rate, sample_rate)
+    out_step, in_step = sample_rate // common, file_rate // common
+    margin = math.ceil(RESAMPLER_MARGIN_SECONDS * sample_rate)
+    first_out = max(0, offset - margin) // out_step * out_step
+    first_frame = first_out // out_step * in_step
+    last_frame = min(file_frames, math.ceil((offset + window_samples + margin) * file_rate / sample_rate))
+    return first_frame, last_frame, first_out
+
+
 def load_audio_window(source: AudioSource, sample_rate: int, window_samples: int,
                       choose_offset: Callable[[int], int], max_seconds: float | None = None) -> np.ndarray:
     """One window of `load_audio(source, sample_rate, mono=True, max_seconds)`, decoding only around it.
@@ -168,18 +183,14 @@ def load_audio_window(source: AudioSource, sample_rate: int, window_samples: int
         limit = _frames_to_read(max_seconds, file_rate)
         file_frames = sound_file.frames if limit < 0 else min(sound_file.frames, limit)
         total = resampled_length(file_frames, file_rate, sample_rate)
-        if total <= window_samples:
-            return load_audio(source, sample_rate, mono=True, max_seconds=max_seconds)
-        offset = int(choose_offset(total - window_samples))
-        if not 0 <= offset <= total - window_samples:
-            raise ValueError(f"choose_offset returned {offset}, expected 0..{total - window_samples}")
-        # An output sample index that is a multiple of out_step starts at a whole input frame.
-        common = math.gcd(file_rate, sample_rate)
-        out_step, in_step = sample_rate // common, file_rate // common
-        margin = math.ceil(RESAMPLER_MARGIN_SECONDS * sample_rate)
-        first_out = max(0, offset - margin) // out_step * out_step
-        first_frame = first_out // out_step * in_step
-        last_frame = min(file_frames, math.ceil((offset + window_samples + margin) * file_rate / sample_rate))
+        if total <= window_samples:  # the whole (decoded part of the) file is the window
+            first_frame, last_frame, first_out, offset = 0, file_frames, 0, 0
+        else:
+            offset = int(choose_offset(total - window_samples))
+            if not 0 <= offset <= total - window_samples:
+                raise ValueError(f"choose_offset returned {offset}, expected 0..{total - window_samples}")
+            first_frame, last_frame, first_out = _window_frames(offset, window_samples, file_frames, file_rate,
+                                                                sample_rate)
         try:
             sound_file.seek(first_frame)
             samples = sound_file.read(frames=last_frame - first_frame, dtype="float32", always_2d=True)
