@@ -3,8 +3,8 @@
 Run from the repository root (`python benchmarks/benchmark.py ...` works the same):
 
     python -m benchmarks.benchmark --preset paper --batch-size 4 --threads 2 --warmup 1 --repeats 3
-    python -m benchmarks.benchmark --preset paper --mode train --emulate-reference-overheads
-    python -m benchmarks.benchmark --table a.json b.json          # one markdown table from saved runs
+    python -m benchmarks.benchmark --preset paper --mode train --reference-checkout /tmp/mgaclap_ref
+    python -m benchmarks.benchmark --table ours.json reference.json   # one markdown table from saved runs
 
 What is measured (random inputs, weights randomly initialised: speed does not depend on them):
 - train: clips/s of a full step on a batch of random 10 s clips and random ~12-word captions:
@@ -20,7 +20,7 @@ What is measured (random inputs, weights randomly initialised: speed does not de
   state and the activations. On CUDA: torch.cuda.max_memory_allocated for the mode.
 - the process allocator: like pretrain.py and the scripts, the benchmark first calls
   `tools.memory.reuse_freed_memory` (glibc keeps freed tensor memory instead of unmapping it);
-  `--no-reuse-freed-memory` measures glibc's defaults, which the reference emulation keeps.
+  `--no-reuse-freed-memory` measures glibc's defaults, which the reference and its emulation keep.
 - FLOPs of one step (torch.utils.flop_counter.FlopCounterMode, matmuls/convs/attention, forward and
   backward) and the achieved FLOP/s; on CUDA also the share of the GPU's dense bf16 peak
   (`GPU_PEAK_BF16_TFLOPS`; a float32 run is compared with the same bf16 peak).
@@ -30,22 +30,29 @@ JSON also has the minimum and every step time, and the process CPU time per step
 only comparable on an otherwise idle machine: other processes on the same cores slow a run down
 by up to several times (benchmarks/RESULTS.md says how its figures were protected from that).
 
-Reference figures: the speed quoted for the reference code on a 2-core CPU machine (paper size,
-batch 4, float32, 2 threads; not measured by this repository) is kept in
-`REFERENCE_S_PER_CLIP`; the speed-up against it is printed when a run has those settings.
-`--emulate-reference-overheads` is an APPROXIMATION of the reference on our code, not the
-reference's code: it switches fused attention, the oneDNN linear layers and the allocator setting
-off, uses torch's for-loop Adam and, through forward hooks, adds the extra work
-the reference is documented to do (shared/reference/REFERENCE.md): the LAB value path in every
-Swin block, attention maps collected and averaged per stage in eval mode, the tscam/head tagging
-output computed and discarded, and a conv1d STFT with two 513 x 1024 kernels (whose log-mel replaces
-ours; torch.stft still runs, a small extra cost the reference does not have). The reference's other
-differences (its training loop, fp16 autocast on GPU, its sparsemax, ...) are not emulated.
+The reference, measured: `--reference-checkout PATH` runs the same steps on the reference's own
+code (Ming-er/MGA-CLAP) imported from a checkout at PATH, with run-time patches only (a CPU device
+for its sparsemax, its BERT built from bert-base-uncased's config and its tokenizer class read from
+a local uncased vocabulary, stand-ins for imports its model never uses; benchmarks/reference_code.py
+lists them and why none changes the cost). Its training step is pretrain.py's (its Adam from its
+tools/optim_utils.py), its inference example.py's audio path (`encode_audio` + `msc`, eval, no_grad).
+It runs with glibc's malloc defaults, as the reference did; our switches (fused attention, oneDNN,
+compile, channels-last) do not apply to it. Presets paper and tiny. `--table ours.json
+reference.json` puts both runs in one table, each row of ours with the reference's s/clip of the
+same preset, mode, device, dtype, batch, threads and clip length, and the speed-up.
+`--emulate-reference-overheads` is an older APPROXIMATION of the reference on our code, for when no
+checkout is at hand: it switches fused attention, the oneDNN linear layers and the allocator setting
+off, uses torch's for-loop Adam and, through forward hooks, adds the extra work the reference does
+(the LAB value path in every Swin block, attention maps collected and averaged per stage in eval
+mode, the tscam/head tagging output computed and discarded, a conv1d STFT with two 513 x 1024
+kernels whose log-mel replaces ours; torch.stft still runs). The reference's other differences
+(its training loop, fp16 autocast on GPU, its sparsemax, ...) are not emulated: prefer the real code.
 
 Code: benchmarks/settings.py (the options), presets.py (model sizes), steps.py (model and steps),
-reference_overheads.py (the emulation's hooks), measure.py (timing, FLOPs, figures), machine.py
-(memory and machine probes), runner.py (modes in process or in subprocesses, the JSON report),
-report.py (tables), profiling.py (--profile); this file is the command line.
+reference_code.py (the reference's code from a checkout), reference_overheads.py (the emulation's
+hooks), measure.py (timing, FLOPs, figures), machine.py (memory and machine probes), runner.py
+(modes in process or in subprocesses, the JSON report), report.py (tables), profiling.py
+(--profile); this file is the command line.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Timing: `warmup` untimed steps, then `repeats` timed steps; the median step time
 the minimum, every step time and the process CPU time per step. FLOPs of one step come from
 torch.utils.flop_counter.FlopCounterMode (matmuls, convs, attention; forward and backward). Peak
 memory is torch.cuda.max_memory_allocated on CUDA, the process's peak RSS on CPU (benchmarks.machine).
+The model measured is ours or, with `--reference-checkout`, the reference's (benchmarks.steps); the
+comparison of the two is a table of both runs (benchmarks.report), not a figure quoted here.
 """
 
 from __future__ import annotations
@@ -18,12 +20,8 @@ import torch
 
 from benchmarks.machine import peak_cpu_memory_mb, proc_status_mb
 from benchmarks.settings import BenchmarkSettings
-from benchmarks.steps import build_model, make_infer_step, make_train_step
+from benchmarks.steps import build_model, import_model_code, make_infer_step, make_train_step
 from tools.memory import reuse_freed_memory
-
-# Figures quoted for the reference code on 2 CPU cores (paper size, batch 4, float32, 2 threads).
-REFERENCE_S_PER_CLIP = {"train": 0.9, "infer": 0.17}
-REFERENCE_CONDITIONS = {"preset": "paper", "device": "cpu", "dtype": "float32", "batch_size": 4, "threads": 2}
 
 # Dense (no sparsity) bf16 tensor-core peak in TFLOP/s from the vendors' data sheets. The first
 # entry whose key is in torch.cuda.get_device_name() wins, so more specific names come first.
@@ -117,10 +115,15 @@ def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
 
 
 def measure_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
-    """`run_mode` after the thread setting: build, time, read peak memory, count FLOPs."""
+    """`run_mode` after the thread setting: import the model's code, build, time, read peak memory, count FLOPs.
+
+    `rss_at_start_mb` is read after the model's code is imported (for the reference, with the
+    packages its model module imports), before the model is built.
+    """
     is_cuda = torch.device(settings.device).type == "cuda"
     if is_cuda:
         torch.cuda.reset_peak_memory_stats(settings.device)
+    import_model_code(settings)
     rss_at_start = proc_status_mb("VmRSS")
     model = build_model(settings)
     step = make_train_step(model, settings) if mode == "train" else make_infer_step(model, settings)
@@ -147,7 +150,6 @@ def mode_figures(settings: BenchmarkSettings, mode: str, times: list[float], pea
         "memory_measure": "cuda_max_memory_allocated" if settings.device.startswith("cuda") else "process_peak_rss",
         "rss_after_model_build_mb": rss_after_build, "flops_per_step": flops,
         "achieved_tflops": flops / median / 1e12 if flops else None,
-        "speedup_vs_reference": reference_speedup(settings, mode, median / settings.batch_size),
     }
     if settings.device.startswith("cuda"):
         peak = gpu_peak_bf16_tflops(torch.cuda.get_device_name(settings.device))
@@ -155,11 +157,3 @@ def mode_figures(settings: BenchmarkSettings, mode: str, times: list[float], pea
         figures["share_of_bf16_peak"] = figures["achieved_tflops"] / peak if peak and flops else None
     return figures
 
-
-def reference_speedup(settings: BenchmarkSettings, mode: str, s_per_clip: float) -> float | None:
-    """Reference s/clip over ours when the run has the reference figures' settings, else None."""
-    actual = {"preset": settings.preset, "device": settings.device, "dtype": settings.dtype,
-              "batch_size": settings.batch_size, "threads": settings.threads}
-    if actual != REFERENCE_CONDITIONS:
-        return None
-    return REFERENCE_S_PER_CLIP[mode] / s_per_clip

@@ -1,6 +1,8 @@
 """Emulation of the reference's documented extra work on our model, through forward hooks.
 
-An APPROXIMATION of the reference (shared/reference/REFERENCE.md), not its code: the LAB value
+For when no checkout of the reference is at hand: `--reference-checkout` (benchmarks/reference_code.py)
+measures the reference's real code and is the comparison to quote. This is an APPROXIMATION of the
+reference (shared/reference/REFERENCE.md), not its code: the LAB value
 path in every Swin block, attention maps collected and averaged per stage in eval mode, the
 tscam/head tagging output computed and discarded, and a conv1d STFT with two 513 x 1024 kernels
 whose log-mel replaces ours (torch.stft still runs, a small extra cost the reference does not

@@ -2,6 +2,8 @@
 
 On CPU with `--mode both`, each mode runs by default in its own `python -m benchmarks.benchmark`
 process, rebuilt from the settings (`settings_to_argv`), so that its peak RSS is its own.
+The report says which code was measured (`code`): ours, or the reference's from a checkout
+(`--reference-checkout`), with a fingerprint of the reference's files and the run-time patches.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 
 from benchmarks.machine import machine_info
-from benchmarks.measure import REFERENCE_CONDITIONS, REFERENCE_S_PER_CLIP, run_mode
+from benchmarks.measure import run_mode
 from benchmarks.settings import BenchmarkSettings, settings_to_argv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,24 +43,48 @@ def run_mode_in_subprocess(settings: BenchmarkSettings, mode: str) -> dict[str, 
 
 
 def default_label(settings: BenchmarkSettings) -> str:
-    parts = ["emulated reference" if settings.emulate_reference_overheads else "ours"]
-    if not settings.fused_attention and not settings.emulate_reference_overheads:
-        parts.append("no fused attn")
-    if not settings.onednn_linear and not settings.emulate_reference_overheads:
-        parts.append("no oneDNN linear")
-    parts += [name for name, on in (("compile", settings.compile), ("channels_last", settings.channels_last)) if on]
+    """The run's name in tables: which code, and every setting that differs from that code's defaults."""
+    if settings.reference_checkout:
+        parts = ["reference (real code)"]
+    else:
+        parts = ["emulated reference" if settings.emulate_reference_overheads else "ours"]
+        if not settings.fused_attention and not settings.emulate_reference_overheads:
+            parts.append("no fused attn")
+        if not settings.onednn_linear and not settings.emulate_reference_overheads:
+            parts.append("no oneDNN linear")
+        parts += [name for name, on in (("compile", settings.compile), ("channels_last", settings.channels_last))
+                  if on]
     if settings.optimizer_impl != "default" and settings.mode != "infer":
         parts.append(f"{settings.optimizer_impl} Adam")
-    if settings.effective_reuse_freed_memory == settings.emulate_reference_overheads:
-        parts.append("reusing freed memory" if settings.emulate_reference_overheads else "glibc malloc defaults")
+    reuses_by_default = not (settings.emulate_reference_overheads or settings.reference_checkout)
+    if settings.effective_reuse_freed_memory != reuses_by_default:
+        parts.append("reusing freed memory" if settings.effective_reuse_freed_memory else "glibc malloc defaults")
     return ", ".join(parts)
+
+
+def code_info(settings: BenchmarkSettings) -> dict[str, Any]:
+    """Which code a run measured: ours, or the reference's checkout (path, fingerprint of its files, patches)."""
+    if not settings.reference_checkout:
+        return {"measured": "emulated reference" if settings.emulate_reference_overheads else "ours"}
+    from benchmarks.reference_code import (
+        REFERENCE_REPOSITORY,
+        check_checkout,
+        code_fingerprint,
+        unused_imports_to_stand_in,
+    )
+
+    checkout = check_checkout(settings.reference_checkout)
+    return {"measured": "reference", "repository": REFERENCE_REPOSITORY, "checkout": str(checkout),
+            "files_sha256": code_fingerprint(checkout),
+            "stand_ins_for_unused_imports": unused_imports_to_stand_in(),
+            "patches": "run time only, see benchmarks/reference_code.py"}
 
 
 def run_benchmark(**kwargs: Any) -> dict[str, Any]:
     """Run the benchmark; keyword arguments are `BenchmarkSettings` fields. Returns the JSON report.
 
-    The report has `machine`, `settings`, `results` ({mode: figures}) and `reference`
-    (`reference_s_per_clip` and the settings those figures were measured with).
+    The report has `machine`, `settings` (with the switches as run: `effective_*`), `results`
+    ({mode: figures}) and `code` (which code was measured: `code_info`).
     """
     settings = BenchmarkSettings(**kwargs)
     settings.validate()
@@ -72,10 +98,8 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
     machine["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return {"machine": machine,
             "settings": {**dataclasses.asdict(settings), "isolate": isolate,
-                         "effective_fused_attention": settings.fused_attention
-                         and not settings.emulate_reference_overheads,
+                         "effective_fused_attention": settings.effective_fused_attention,
                          "effective_reuse_freed_memory": settings.effective_reuse_freed_memory,
-                         "effective_onednn_linear": settings.onednn_linear and not settings.emulate_reference_overheads},
+                         "effective_onednn_linear": settings.effective_onednn_linear},
             "results": results,
-            "reference": {"reference_s_per_clip": REFERENCE_S_PER_CLIP, "conditions": REFERENCE_CONDITIONS,
-                          "source": "figures quoted for the reference code on 2 CPU cores, not measured here"}}
+            "code": code_info(settings)}

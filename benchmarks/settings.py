@@ -4,6 +4,10 @@ Each option is declared once, as a dataclass field made by `option(...)`: its de
 choices and flag style live in the field's metadata. From that table come the argparse arguments
 (`add_setting_arguments`), the settings of parsed arguments (`settings_from_args`), the argv that
 rebuilds a run in a subprocess (`settings_to_argv`) and the choice checks of `validate`.
+
+Two kinds of run: our model (the default), or the reference's own code from a checkout
+(`--reference-checkout`, benchmarks.reference_code), to which our switches (fused attention,
+oneDNN linear, compile, channels-last, the emulation, the allocator setting) do not apply.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ OPTIMIZER_IMPLS = ("default", "for-loop", "foreach", "fused")
 DTYPES = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("train", "infer")
 PRESETS = ("paper", "quickstart", "tiny")
+REFERENCE_PRESETS = ("paper", "tiny")  # sizes the reference's code can be built at (benchmarks.reference_code)
+MAX_REFERENCE_SECONDS = 10.23  # the reference's HTS-AT takes at most 1024 log-mel frames (hop 320 at 32 kHz)
 
 # Flag styles of `option`:
 VALUE = "value"            # --flag VALUE, converted with the field's annotated type
@@ -58,8 +64,13 @@ class BenchmarkSettings:
                                        "(models.onednn_linear)", style=ON_OFF)
     compile: bool = option(False, "torch.compile the audio and text towers", style=SWITCH)
     channels_last: bool = option(False, "4-D weights in channels-last layout", style=SWITCH)
+    reference_checkout: str | None = option(
+        None, "measure the REAL reference code (Ming-er/MGA-CLAP) from this checkout instead of our model, "
+              "with run-time patches only (benchmarks/reference_code.py); presets paper and tiny")
     emulate_reference_overheads: bool = option(
-        False, "approximate the reference's extra work on our model (see the module docstring)", style=SWITCH)
+        False, "APPROXIMATION of the reference's extra work on our model, for when no checkout of the reference "
+               "is at hand (benchmarks/reference_overheads.py); --reference-checkout measures its real code",
+        style=SWITCH)
     count_flops: bool = option(True, "skip the FLOP count (one extra step)", flag="--no-flops", style=OFF_SWITCH)
     optimizer_impl: str = option("default", "torch's Adam implementation for the training step "
                                             "(default: torch's choice)", choices=OPTIMIZER_IMPLS)
@@ -67,7 +78,7 @@ class BenchmarkSettings:
                                   style=ON_OFF)
     reuse_freed_memory: bool | None = option(
         None, "glibc keeps freed tensor memory for reuse (tools.memory.reuse_freed_memory; "
-              "default: on, off with --emulate-reference-overheads)", style=ON_OFF)
+              "default: on, off for the reference and its emulation, which had glibc's defaults)", style=ON_OFF)
     audio_seconds: float = option(10.0, "length of the random clips", flag="--seconds")
     caption_words: int = option(12, "mean words per random caption")
     seed: int = option(0)
@@ -86,13 +97,41 @@ class BenchmarkSettings:
         if "train" in self.modes() and self.batch_size < 2:
             raise ValueError("a training step needs --batch-size >= 2 (a contrastive batch of one clip has no "
                              "negatives and gives NaN gradients); use --mode infer for batch 1")
+        if self.reference_checkout:
+            self.validate_reference_run()
+
+    def validate_reference_run(self) -> None:
+        """Raise ValueError for a switch that only applies to our model, FileNotFoundError for a bad checkout."""
+        ours_only = [flag for flag, on in (("--emulate-reference-overheads", self.emulate_reference_overheads),
+                                           ("--compile", self.compile), ("--channels-last", self.channels_last)) if on]
+        if ours_only:
+            raise ValueError(f"--reference-checkout measures the reference's code; {', '.join(ours_only)} "
+                             "only apply to our model")
+        if self.preset not in REFERENCE_PRESETS:
+            raise ValueError(f"--reference-checkout runs the presets {list(REFERENCE_PRESETS)}, not {self.preset!r}: "
+                             "the reference's HTS-AT has four stages of 4x4 patches")
+        if self.audio_seconds > MAX_REFERENCE_SECONDS:
+            raise ValueError(f"the reference's HTS-AT takes clips of at most {MAX_REFERENCE_SECONDS} s; "
+                             f"got --seconds {self.audio_seconds}")
+        from benchmarks.reference_code import check_checkout
+        check_checkout(self.reference_checkout)
 
     @property
     def effective_reuse_freed_memory(self) -> bool:
-        """The allocator setting of the project's entry points; the reference had glibc's defaults."""
+        """The allocator setting of the project's entry points; the reference (and its emulation) had glibc's."""
         if self.reuse_freed_memory is None:
-            return not self.emulate_reference_overheads
+            return not (self.emulate_reference_overheads or self.reference_checkout)
         return self.reuse_freed_memory
+
+    @property
+    def effective_fused_attention(self) -> bool:
+        """Our fused window attention as run: off in the emulation; the reference's code has no such switch."""
+        return self.fused_attention and not self.emulate_reference_overheads and not self.reference_checkout
+
+    @property
+    def effective_onednn_linear(self) -> bool:
+        """Our oneDNN linear layers as run: off in the emulation; the reference's code has no such switch."""
+        return self.onednn_linear and not self.emulate_reference_overheads and not self.reference_checkout
 
     def modes(self) -> list[str]:
         return list(MODES) if self.mode == "both" else [self.mode]

