@@ -1,4 +1,5 @@
-"""Building a model ready for inference from a checkpoint (ours, the reference's or the released model.pt).
+"""Building a model ready for inference from a checkpoint (ours, the reference's or the released model.pt)
+or a model folder (model.safetensors + config.json, models/model_folder.py).
 
 A checkpoint of ours is self-describing: it stores the `ModelConfig` it was built from ("model_config";
 older files of ours: the whole training config under "config", whose model keys are read). The
@@ -19,6 +20,7 @@ import torch
 from models.ase_model import ASE, as_model_config
 from models.checkpoint import load_state, read_checkpoint
 from models.config import ConfigError, ModelConfig
+from models.model_folder import is_model_folder, load_folder_weights, read_folder_config
 from models.runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ def model_from_checkpoint(ckpt_path: str | Path | None, config: ModelConfig | di
     """Build an ASE, load a checkpoint into it, move it to `device`, eval mode.
 
     Args:
-        ckpt_path: our or the reference's checkpoint; None builds a model with random weights (tests).
+        ckpt_path: our or the reference's checkpoint file, or a model folder (models/model_folder.py: read
+            without pickle); None builds a model with random weights (tests).
         config: the model for checkpoints that store none (default: the paper's model), as a ModelConfig or
             a YAML-shaped dict; with use_checkpoint_config=False it is used for every checkpoint.
         device: 'auto', 'cpu', 'cuda', 'cuda:1' or a torch.device.
@@ -55,6 +58,12 @@ def model_from_checkpoint(ckpt_path: str | Path | None, config: ModelConfig | di
     Errors of the loaders (missing file, refused pickle, mis-shaped tensors) pass through.
     """
     config = ModelConfig() if config is None else as_model_config(config)
+    if ckpt_path is not None and is_model_folder(ckpt_path):
+        if use_checkpoint_config:
+            config = read_folder_config(ckpt_path).replace(overrides, f"{ckpt_path} (its config.json)")
+        model = ASE(config.for_inference())
+        load_folder_weights(model, ckpt_path)
+        return model.to(resolve_device(device)).eval()
     checkpoint: dict[str, Any] | None = None
     if ckpt_path is not None:
         checkpoint = read_checkpoint(ckpt_path)

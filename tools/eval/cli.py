@@ -17,6 +17,7 @@ from torch import nn
 from data_handling.audio_io import AudioReadError
 from models.checkpoint import CheckpointError, CheckpointMismatchError
 from models.factory import model_from_checkpoint
+from models.model_folder import is_model_folder
 from models.runtime import resolve_device
 from tools.config import Config, load_config
 from tools.eval.report_card import task_root
@@ -36,7 +37,7 @@ def script_parser(description: str, default_config: str = INFERENCE_CONFIG, out_
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", default=default_config, help="YAML file (default: %(default)s)")
-    parser.add_argument("--ckpt", help="checkpoint (default: eval.ckpt of the YAML)")
+    parser.add_argument("--ckpt", help="checkpoint file or model folder (default: eval.ckpt of the YAML)")
     parser.add_argument("--data-root", help="dataset folder (default: eval.data_root_dir of the YAML)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: device of the YAML)")
     parser.add_argument("--batch-size", type=int, help="audio files per batch (default: eval.batch_size)")
@@ -115,11 +116,12 @@ def load_script_config(args: argparse.Namespace) -> Config:
 def load_script_model(args: argparse.Namespace, config: Config) -> tuple[nn.Module, torch.device]:
     """The model of eval.ckpt on config.device (checkpoint config preferred unless --ignore-ckpt-config)."""
     ckpt = resolve_path(config.eval.ckpt)
-    if ckpt is None or not ckpt.is_file():
+    if ckpt is None or not (ckpt.is_file() or is_model_folder(ckpt)):
         raise FileNotFoundError(
             f"checkpoint {ckpt} not found. Train the quickstart model first (python pretrain.py -c "
             f"settings/quickstart.yaml writes outputs/quickstart/best.pt), or pass --ckpt, e.g. "
-            f"--ckpt pretrained_models/model.pt for the released MGA-CLAP checkpoint")
+            f"--ckpt pretrained_models/model.pt for the released MGA-CLAP checkpoint (or a model folder written by "
+            f"python -m models.convert)")
     device = resolve_device(config.device)
     model = model_from_checkpoint(ckpt, config.model_config(), device, overrides=args.overrides,
                                   use_checkpoint_config=not args.ignore_ckpt_config)
