@@ -6,7 +6,9 @@
 #
 # Stages (default: tests bench): tests (pytest of the CUDA and golden tests), bench (paper preset,
 # batch 64/128, bf16/fp16/float32, the emulated reference, compiled), profile (top operators of a
-# bf16 batch-64 step, each mode), compile128 (compiled bf16 at batch 128).
+# bf16 batch-64 step, each mode), compile128 (compiled bf16 at batch 128), shards (paper-size bf16
+# training from WebDataset shards with the machine's CPU cores as loader workers: clips/s of the
+# whole loop, to compare with the bench stage's step alone; SHARD_CLIPS synthetic clips, default 8192).
 #
 # Optional inputs beside the checkout (ignored by git, carried to the machine):
 #   .whl/       wheels of packages that machine lacks (librosa, soundfile, soxr and their needs),
@@ -54,7 +56,24 @@ for stage in $STAGES; do
     compile128)
         timeout 240 $B --mode both --dtype bf16 --batch-size 128 --compile --no-flops --label "ours bf16 compiled" \
             --out "$OUT/paper_cuda_bf16_b128_compile.json" ;;
-    *) echo "unknown stage $stage (tests, bench, profile, compile128)"; exit 2 ;;
+    shards)
+        CLIPS=${SHARD_CLIPS:-8192}
+        WORKERS=$(( $(nproc) > 2 ? $(nproc) - 1 : 1 ))
+        python3 -m data_handling.synthetic --out /tmp/gpu_corpus --num-train "$CLIPS" --num-test 8 \
+            --num-esc-per-class 1 --workers "$(nproc)" || exit 1
+        python3 -m data_handling.shards --json-files /tmp/gpu_corpus/train/train.json --out /tmp/gpu_shards \
+            --workers "$(nproc)" || exit 1
+        timeout 900 python3 pretrain.py -c settings/pretrain.yaml --exp-name gpu_shards \
+            --set output_dir="$OUT" --set device=cuda --set training.amp=bf16 --set training.epochs=2 \
+            --set audio_encoder_args.pretrained=false --set text_encoder_args.pretrained=false \
+            --set eval.retrieval_jsons=[] --set data_args.shards=/tmp/gpu_shards \
+            --set data_args.num_workers="$WORKERS" --set training.snapshot_epochs=[] 2>&1 | tail -n 20 \
+            | tee "$OUT/shards_training.log"
+        grep -h "epoch [0-9]*: mean loss" "$OUT/gpu_shards/train.log" \
+            | awk -v b=128 '{for (i = 1; i <= NF; i++) if ($i == "steps,") s = $(i - 1); \
+                for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1); \
+                printf "epoch of %d steps in %s s: %.0f clips/s\n", s, t, s * b / t}' | tee "$OUT/shards_clips_per_s.txt" ;;
+    *) echo "unknown stage $stage (tests, bench, profile, compile128, shards)"; exit 2 ;;
     esac
 done
 compgen -G "$OUT/paper_cuda_*.json" >/dev/null && python3 -m benchmarks.benchmark --table "$OUT"/paper_cuda_*.json \
