@@ -150,16 +150,19 @@ def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, devi
         trainer.epoch_callback = log_to_wandb
     log.info("training on %s with %d process(es): %d captions, %d batches per epoch per process", device,
              dist_info.world_size, len(trainer.dataset), trainer.batches_per_epoch)
+    exit_code = 1  # an exception leaves the wandb run marked as failed
     try:
         trainer.fit(resume)
+        exit_code = 0
     except TrainingInterrupted as interruption:
         log.warning("%s", interruption)
-        return 130
-    if wandb_run is not None:
-        wandb_run.finish()
-    if dist_info.is_main and config.synthetic is not None:
+        exit_code = 130
+    finally:
+        if wandb_run is not None:
+            finish_wandb(wandb_run, exit_code)
+    if exit_code == 0 and dist_info.is_main and config.synthetic is not None:
         print_report(report_card(trainer, experiment_dir))
-    return 0
+    return exit_code
 
 
 def report_startup_error(error: Exception) -> int:
@@ -178,6 +181,15 @@ def start_wandb(config: Config, experiment_dir: Path):
         raise SystemExit("wandb.enabled is true but wandb is not installed: pip install wandb") from error
     return wandb.init(project=config.wandb.project, name=config.exp_name, mode=config.wandb.mode,
                       dir=str(experiment_dir), config=config.to_dict())
+
+
+def finish_wandb(run, exit_code: int) -> None:
+    """Close the run whatever ended training, so that its files are complete before the process exits:
+    0 marks it finished, any other code (130: interrupted, 1: an error) failed."""
+    if exit_code:
+        run.finish(exit_code=exit_code)
+    else:
+        run.finish()
 
 
 def seed_everything(seed: int) -> None:
