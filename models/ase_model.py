@@ -97,9 +97,12 @@ class ASE(nn.Module):
         [CLS] is dropped; the mask is 1 for real tokens and 0 for [SEP] and padding.
         """
         hidden, special_tokens_mask = self.text_encoder(texts)
-        word_embeds = self.word_proj(hidden[:, 1:])
         attn_mask = 1 - special_tokens_mask[:, 1:]
-        return hidden, word_embeds, attn_mask
+        return hidden, self.project_words(hidden), attn_mask
+
+    def project_words(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The text tower's hidden states [B, L, H] -> word embeddings [B, L-1, E] ([CLS] dropped)."""
+        return self.word_proj(hidden[:, 1:])
 
     def msc(self, features: torch.Tensor, codebook: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Aggregate [B, L, E] frames or words into [B, E] (model_args.aggregation: codebook, or mean)."""
