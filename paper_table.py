@@ -97,7 +97,7 @@ PAPER_DATASETS = (
     PaperDataset("UrbanSED", "sed", "sed", ("UrbanSED", "URBAN-SED"), (Metric("PSDS1", "psds1", 0.087, 3),)),
     PaperDataset("AudioGrounding", "grounding", "grounding", ("",),
                  (Metric("PSDS (dtc = gtc = 0.5)", GROUNDING_KEY, 0.487, 3),)),
-    # The reference's notes (REFERENCE.md) give no retrieval numbers: the paper column stays empty.
+    # The paper's retrieval R@k are not filled in here: the paper column stays empty for them.
     PaperDataset("AudioCaps", "retrieval", "retrieval", retrieval_folders("AudioCaps"), retrieval_metrics()),
     PaperDataset("Clotho", "retrieval", "retrieval", retrieval_folders("Clotho"), retrieval_metrics()),
 )
@@ -114,7 +114,7 @@ SYNTHETIC_METRICS = {
 
 TASK_LABELS = {"classification": "classification", "sed": "SED", "grounding": "grounding", "retrieval": "retrieval"}
 NOTES = (
-    "Retrieval: the paper's R@k are not in the reference's notes (REFERENCE.md): the paper column is empty.",
+    "Retrieval: the paper's R@k are not filled in; compare with the paper's retrieval table.",
     "Grounding: PSDS at dtc = gtc = 0.5, the report card's headline; psds_0.7 and psds_0.1 are in the JSON.",
     "Units: accuracy and R@k in percent, PSDS as fractions (0..1). Absent: no data found under the data root.",
 )
