@@ -28,7 +28,27 @@ MAX_FAILURES_LOGGED = 5
 """Per dataset copy (i.e. per worker process): failures logged at WARNING level; later ones at DEBUG."""
 
 
-class CaptionAudioDataset(Dataset):
+class TrainingClips(Dataset):
+    """What the training datasets (files: CaptionAudioDataset, shards: ShardCaptionDataset) share: the random
+    crop's offset and the counted, logged skip of a clip that cannot be read. Subclasses set `train` and
+    `num_failures`."""
+
+    train: bool
+    num_failures: int
+
+    def _crop_offset(self, excess: int) -> int:
+        """The window's first sample, for a clip max_samples + excess samples long (excess > 0)."""
+        return int(torch.randint(0, excess + 1, (1,)).item()) if self.train else 0
+
+    def _report_failure(self, error: AudioReadError) -> None:
+        self.num_failures += 1
+        level = logging.WARNING if self.num_failures <= MAX_FAILURES_LOGGED else logging.DEBUG
+        suffix = " (further failures of this process are logged at DEBUG level)" \
+            if self.num_failures == MAX_FAILURES_LOGGED else ""
+        logger.log(level, "skipping a training clip: %s%s", error, suffix)
+
+
+class CaptionAudioDataset(TrainingClips):
     """(audio, caption) pairs for contrastive training.
 
     __getitem__(i) returns dict(audio=float32 tensor [samples] at sample_rate, caption=preprocessed str,
@@ -70,10 +90,6 @@ class CaptionAudioDataset(Dataset):
         """Seconds per item, as listed in the json (for DurationBucketBatchSampler)."""
         return [float(item.duration) for item in self.items]
 
-    def _crop_offset(self, excess: int) -> int:
-        """The window's first sample, for a clip max_samples + excess samples long (excess > 0)."""
-        return int(torch.randint(0, excess + 1, (1,)).item()) if self.train else 0
-
     def _crop(self, audio: torch.Tensor) -> torch.Tensor:
         """[samples] -> [min(samples, max_samples)]."""
         excess = audio.shape[0] - self.max_samples
@@ -89,13 +105,6 @@ class CaptionAudioDataset(Dataset):
                                                       self._crop_offset, max_seconds=self.max_decode_seconds))
         samples = load_audio(item.audio_path, self.sample_rate, mono=True, max_seconds=self.max_decode_seconds)
         return self._crop(torch.from_numpy(samples))
-
-    def _report_failure(self, error: AudioReadError) -> None:
-        self.num_failures += 1
-        level = logging.WARNING if self.num_failures <= MAX_FAILURES_LOGGED else logging.DEBUG
-        suffix = " (further failures of this process are logged at DEBUG level)" \
-            if self.num_failures == MAX_FAILURES_LOGGED else ""
-        logger.log(level, "skipping a training clip: %s%s", error, suffix)
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         item = self.items[index]

@@ -53,13 +53,14 @@ def training_sources(args: argparse.Namespace) -> tuple[list[str], list[str], st
         return list(args.json_files), list(args.blacklist), args.audio_root, \
             300.0 if args.max_seconds is None else args.max_seconds
     from data_handling.synthetic import ensure_corpus
+    from data_handling.synthetic.corpus import corpus_paths
     from tools.config import load_config
 
     config = load_config(args.config, args.overrides)
     if not config.json_files:
         root = ensure_corpus(config.synthetic.root, config.synthetic.num_train, config.synthetic.num_test,
                              config.synthetic.seed)
-        config.json_files = [str(Path(root) / "train" / "train.json")]
+        config.json_files = [corpus_paths(root)["train_json"]]
     blacklist = config.blacklist
     blacklist = [] if not blacklist else [blacklist] if isinstance(blacklist, str) else list(blacklist)
     max_seconds = config.data_args.max_decode_seconds if args.max_seconds is None else args.max_seconds

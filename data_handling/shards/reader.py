@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from data_handling.audio_io import AudioReadError, load_audio, load_audio_window
+from data_handling.caption_dataset import DEFAULT_MAX_DECODE_SECONDS, TrainingClips
 from data_handling.shards.format import ClipRecord, clip_key, decode_record
 from data_handling.shards.manifest import (
     ShardError,
@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 OPEN_SHARDS_PER_PROCESS = 128
 """Memory-mapped shards kept open per process (least recently used closed first)."""
-MAX_FAILURES_LOGGED = 5
 
 
 def fetch_to_cache(url: str, cache_dir: Path, expected_bytes: int) -> Path:
@@ -104,7 +103,7 @@ class OpenShard:
         self.samples.close()
 
 
-class ShardCaptionDataset(Dataset):
+class ShardCaptionDataset(TrainingClips):
     """(audio, caption) rows of sharded clips; the interface of CaptionAudioDataset (see the module doc).
 
     __getitem__(row) returns dict(audio=float32 [<= max_length * sample_rate], caption=preprocessed str,
@@ -113,7 +112,7 @@ class ShardCaptionDataset(Dataset):
 
     def __init__(self, urls: Sequence[str], manifest: ShardManifest, sample_rate: int = 32000,
                  max_length: float = 10.0, train: bool = True, strict: bool = False,
-                 max_decode_seconds: float = 300.0, cache_dir: str | Path | None = None) -> None:
+                 max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS, cache_dir: str | Path | None = None) -> None:
         if manifest.sample_rate != sample_rate:
             raise ShardError(f"the shards hold {manifest.sample_rate} Hz audio, audio_args.sr is {sample_rate}: "
                              f"write shards at the model's rate")
@@ -168,9 +167,6 @@ class ShardCaptionDataset(Dataset):
             self._open.popitem(last=False)[1].close()
         return self._open[shard]
 
-    def _crop_offset(self, excess: int) -> int:
-        return int(torch.randint(0, excess + 1, (1,)).item()) if self.train else 0
-
     def _read_audio(self, flac: bytes, record: ClipRecord) -> torch.Tensor:
         max_seconds = self.max_decode_seconds or None
         if self.max_samples > 0:
@@ -199,9 +195,7 @@ class ShardCaptionDataset(Dataset):
         except AudioReadError as error:
             if self.strict:
                 raise AudioReadError(where, error.reason) from error
-            self.num_failures += 1
-            level = logging.WARNING if self.num_failures <= MAX_FAILURES_LOGGED else logging.DEBUG
-            logger.log(level, "skipping a training clip: %s: %s", where, error.reason)
+            self._report_failure(AudioReadError(where, error.reason))
             return None
         caption = record.captions[int(self.caption_of_row[row])]
         return {"audio": audio.contiguous(), "caption": preprocess_caption(caption), "idx": record.clip_index,
@@ -214,7 +208,7 @@ def open_shard_dataset(shards: str | Sequence[str], manifest_url: str | None = N
     first shard). Raises ShardError before any training when the shards or the manifest are missing."""
     urls = expand_shard_urls(shards)
     manifest = read_manifest(manifest_url or default_manifest_url(urls[0]))
-    requested = kwargs.get("max_decode_seconds", 300.0)
+    requested = kwargs.get("max_decode_seconds", DEFAULT_MAX_DECODE_SECONDS)
     if manifest.max_seconds and (not requested or requested > manifest.max_seconds):
         logger.warning("data_args.max_decode_seconds is %s but the shards hold only the first %s s of each file",
                        requested or "0 (whole file)", manifest.max_seconds)
