@@ -1,18 +1,56 @@
 """Audio front end: waveform -> log-mel spectrogram, and SpecAugment.
 
 The log-mel equals the reference's (torchlibrosa conv-STFT) numerically, but is computed with
-`torch.stft` and the librosa mel basis held as a non-persistent buffer, always in float32 (also
-under autocast) on any device.
+`torch.stft` and librosa's mel basis (Slaney scale and area normalisation, `slaney_mel_basis`, equal to
+`librosa.filters.mel` with its defaults; tests/test_model_parts.py compares them) held as a non-persistent
+buffer, always in float32 (also under autocast) on any device. The basis is computed here rather than
+imported: importing `librosa.filters` pulls in scipy.signal and numba, 1.7 s of every script's start-up.
 """
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 import torch
 from torch import nn
 
 AMIN = 1e-10  # floor of the mel power before the log, as in the reference
+
+
+_SLANEY_LINEAR_HZ_PER_MEL = 200.0 / 3.0   # below 1 kHz the Slaney scale is linear, 200/3 Hz per mel
+_SLANEY_LOG_START_HZ = 1000.0
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0      # above 1 kHz: 27 mels per factor 6.4 in frequency
+
+
+def hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Frequencies (Hz) -> Slaney mels (Auditory Toolbox): linear below 1 kHz, logarithmic above."""
+    hz = np.asanyarray(hz, dtype=np.float64)
+    mel = hz / _SLANEY_LINEAR_HZ_PER_MEL
+    log_start_mel = _SLANEY_LOG_START_HZ / _SLANEY_LINEAR_HZ_PER_MEL
+    above = hz >= _SLANEY_LOG_START_HZ
+    return np.where(above, log_start_mel + np.log(np.maximum(hz, _SLANEY_LOG_START_HZ) / _SLANEY_LOG_START_HZ)
+                    / _SLANEY_LOG_STEP, mel)
+
+
+def slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Slaney mels -> Hz, the inverse of `hz_to_slaney_mel`."""
+    mel = np.asanyarray(mel, dtype=np.float64)
+    log_start_mel = _SLANEY_LOG_START_HZ / _SLANEY_LINEAR_HZ_PER_MEL
+    return np.where(mel >= log_start_mel, _SLANEY_LOG_START_HZ * np.exp(_SLANEY_LOG_STEP * (mel - log_start_mel)),
+                    mel * _SLANEY_LINEAR_HZ_PER_MEL)
+
+
+def slaney_mel_basis(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Triangular mel filters [n_mels, n_fft // 2 + 1] (float32): centres equally spaced on the Slaney mel
+    scale between f_min and f_max, each filter's area normalised (2 / its bandwidth in Hz), as
+    `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax)` with htk=False, norm='slaney'."""
+    fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges_hz = slaney_mel_to_hz(np.linspace(hz_to_slaney_mel(f_min), hz_to_slaney_mel(f_max), n_mels + 2))
+    widths_hz = np.diff(edges_hz)                                  # [n_mels + 1]
+    distance = edges_hz[:, None] - fft_hz[None, :]                 # [n_mels + 2, bins]
+    rising = -distance[:-2] / widths_hz[:-1, None]                 # lower edge -> centre
+    falling = distance[2:] / widths_hz[1:, None]                   # centre -> upper edge
+    filters = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)   # rounded first, as librosa
+    return (filters * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]).astype(np.float32)
 
 
 class LogMelFrontend(nn.Module):
@@ -27,7 +65,7 @@ class LogMelFrontend(nn.Module):
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
-        mel_basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
+        mel_basis = slaney_mel_basis(sample_rate, n_fft, n_mels, f_min, f_max)
         self.register_buffer("mel_basis", torch.from_numpy(mel_basis.T.astype(np.float32)), persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
 

@@ -42,6 +42,18 @@ def stored_model_config(checkpoint: dict[str, Any], path: str | Path, overrides:
                           ) from error
 
 
+def build_without_random_init(config: ModelConfig) -> ASE:
+    """An ASE whose parameters are left uninitialised (`torch.empty`): for a model whose every parameter is
+    then loaded, which the loaders check (a missing key is an error). Skips the random initialisation of
+    BERT and the linear layers (transformers' `no_init_weights`, which silences torch.nn.init's functions):
+    2.2 of the 2.8 s that building the paper-size model takes on a 2-core CPU. Buffers (position ids, mel
+    filters, attention masks) are computed as usual."""
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():
+        return ASE(config)
+
+
 def model_from_checkpoint(ckpt_path: str | Path | None, config: ModelConfig | dict[str, Any] | None = None,
                           device: str | torch.device | None = "auto", overrides: Sequence[str] = (),
                           use_checkpoint_config: bool = True) -> ASE:
@@ -61,7 +73,7 @@ def model_from_checkpoint(ckpt_path: str | Path | None, config: ModelConfig | di
     if ckpt_path is not None and is_model_folder(ckpt_path):
         if use_checkpoint_config:
             config = read_folder_config(ckpt_path).replace(overrides, f"{ckpt_path} (its config.json)")
-        model = ASE(config.for_inference())
+        model = build_without_random_init(config.for_inference())
         load_folder_weights(model, ckpt_path)
         return model.to(resolve_device(device)).eval()
     checkpoint: dict[str, Any] | None = None
@@ -69,9 +81,10 @@ def model_from_checkpoint(ckpt_path: str | Path | None, config: ModelConfig | di
         checkpoint = read_checkpoint(ckpt_path)
         stored = stored_model_config(checkpoint, ckpt_path, overrides) if use_checkpoint_config else None
         config = stored or config
-    model = ASE(config.for_inference())
     if checkpoint is not None:
+        model = build_without_random_init(config.for_inference())
         load_state(model, checkpoint, ckpt_path)
     else:
         log.warning("no checkpoint given: the model has random weights")
+        model = ASE(config.for_inference())
     return model.to(resolve_device(device)).eval()

@@ -246,6 +246,29 @@ def test_loader_errors_pass_through(tiny_config, tmp_path):
         model_from_checkpoint(tmp_path / "absent.pt", tiny_config, "cpu")
 
 
+def test_fast_loading_paths_give_the_same_model_and_refuse_a_missing_weight(tiny_config, tmp_path):
+    """The model is built without random initialisation (every weight comes from the file) and zip-format
+    files are memory-mapped: a legacy-format file loads the same, and a file lacking one parameter is refused
+    rather than leaving that parameter uninitialised."""
+    torch.manual_seed(2)
+    original = ASE(tiny_config).eval()
+    state = reference_state_dict(original)
+    zipped, legacy = tmp_path / "zip.pt", tmp_path / "legacy.pt"
+    torch.save({"model": state}, zipped)
+    torch.save({"model": state}, legacy, _use_new_zipfile_serialization=False)
+    waveform = noise(2.0)[None]
+    with torch.no_grad():
+        expected = original.embed_audio(waveform)
+        for path in (zipped, legacy):
+            loaded = model_from_checkpoint(path, tiny_config, "cpu")
+            assert all(torch.equal(loaded.state_dict()[key], value) for key, value in original.state_dict().items())
+            assert torch.equal(loaded.embed_audio(waveform), expected)
+    incomplete = tmp_path / "incomplete.pt"
+    torch.save({"model": {key: value for key, value in state.items() if key != "codebook"}}, incomplete)
+    with pytest.raises(CheckpointMismatchError, match="1 missing: codebook"):
+        model_from_checkpoint(incomplete, tiny_config, "cpu")
+
+
 def test_resolve_device():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.audio_frontend import SpecAugment
+from models.audio_frontend import SpecAugment, slaney_mel_basis
 from models.codebook import codebook_aggregate, mean_aggregate
 from models.htsat import HTSAT, fold_spectrogram_to_image, unfold_grid_to_frames
 
@@ -42,6 +42,22 @@ def runs(mask_row: torch.Tensor) -> list[tuple[int, int]]:
             found.append((start, position - start))
             start = None
     return found
+
+
+@pytest.mark.parametrize(("sample_rate", "n_fft", "n_mels", "f_min", "f_max"), [
+    (32000, 1024, 64, 50, 14000),      # the paper's front end
+    (16000, 512, 40, 0, 8000),
+    (44100, 2048, 128, 20, 20000),
+    (48000, 960, 64, 50, 14000),
+])
+def test_slaney_mel_basis_is_librosas_bit_for_bit(sample_rate, n_fft, n_mels, f_min, f_max):
+    """The front end computes its mel basis itself (no librosa import at start-up); it must stay
+    librosa.filters.mel's, whose basis the reference's log-mel uses."""
+    librosa = pytest.importorskip("librosa")
+    ours = slaney_mel_basis(sample_rate, n_fft, n_mels, f_min, f_max)
+    theirs = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
 
 
 def test_spec_augment_zeroes_whole_time_and_mel_stripes_within_the_default_limits():

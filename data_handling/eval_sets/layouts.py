@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from data_handling.synthetic import corpus_exists
+
 
 @dataclass(frozen=True)
 class EvalLayout:
@@ -114,3 +116,20 @@ def find_eval_files(root: str | Path, task: str) -> EvalFiles:
             return EvalFiles(root / layout.folder, paths, layout.description)
     raise FileNotFoundError(f"no {task} dataset found under {root}; the layouts tried (each path must exist):\n"
                             f"{tried}\nPass --data-root with the folder of one of them.")
+
+
+SYNTHETIC_SPLITS = {"retrieval": "retrieval", "sed": "sed", "grounding": "grounding", "esc50": "esc50"}
+
+
+def task_root(root: str | Path, task: str) -> Path:
+    """The dataset folder of a task: `root` itself, or its split folder when `root` is a synthetic corpus.
+
+    task: retrieval | sed | grounding | esc50 | urbansound8k | vggsound.
+    """
+    root = Path(root)
+    if corpus_exists(root):
+        if task not in SYNTHETIC_SPLITS:
+            raise FileNotFoundError(f"{root} is the synthetic corpus, which has no {task} split (it has "
+                                    f"{sorted(SYNTHETIC_SPLITS)}); pass --data-root with the {task} dataset folder")
+        return root / SYNTHETIC_SPLITS[task]
+    return root

@@ -9,31 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from data_handling.eval_sets.layouts import (
-    find_eval_files,
-)
+from data_handling.eval_sets.layouts import find_eval_files, task_root
 from data_handling.synthetic import corpus_exists
 from tools.eval.classification import evaluate_classification_dataset
 from tools.eval.grounding import evaluate_grounding
 from tools.eval.retrieval import evaluate_retrieval
 from tools.eval.sed import evaluate_sed
-
-SYNTHETIC_SPLITS = {"retrieval": "retrieval", "sed": "sed", "grounding": "grounding", "esc50": "esc50"}
-
-
-def task_root(root: str | Path, task: str) -> Path:
-    """The dataset folder of a task: `root` itself, or its split folder when `root` is a synthetic corpus.
-
-    task: retrieval | sed | grounding | esc50 | urbansound8k | vggsound.
-    """
-    root = Path(root)
-    if corpus_exists(root):
-        if task not in SYNTHETIC_SPLITS:
-            raise FileNotFoundError(f"{root} is the synthetic corpus, which has no {task} split (it has "
-                                    f"{sorted(SYNTHETIC_SPLITS)}); pass --data-root with the {task} dataset folder")
-        return root / SYNTHETIC_SPLITS[task]
-    return root
-
 
 SYNTHETIC_TASKS = ("retrieval", "classification", "sed", "grounding")
 """The report card's tasks, in its order; classification is the ESC-50 protocol on the esc50/ split."""
