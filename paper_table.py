@@ -174,7 +174,7 @@ def protocol_options(config: Config, task: str) -> dict[str, Any]:
 def evaluate_dataset(model: nn.Module, dataset: PaperDataset, files: EvalFiles, root: Path, config: Config,
                      device) -> dict[str, Any]:
     """The dataset's evaluation, by the function its zero_shot_*.py script calls."""
-    options = {"device": device, "batch_size": config.eval.batch_size, "num_workers": config.data_args.num_workers,
+    options = {"device": device, "batch_size": config.eval.batch_size, "num_workers": config.eval.num_workers,
                "precision": config.eval.precision, **protocol_options(config, dataset.task)}
     paths = files.paths
     if dataset.task == "classification":
@@ -226,7 +226,7 @@ def build_table(model: nn.Module, root: Path, found: dict[str, EvalFiles], synth
         name = f"synthetic corpus: {task}"
         datasets[name] = run_guarded(name, partial(
             evaluate_synthetic_task, model, synthetic, task, device, config.eval.batch_size,
-            config.data_args.num_workers, config.eval.precision, protocol_options(config, task)))
+            config.eval.num_workers, config.eval.precision, protocol_options(config, task)))
         rows += table_rows("synthetic corpus", task, SYNTHETIC_METRICS[task], datasets[name], synthetic=True)
     return {"rows": rows, "datasets": datasets, "notes": list(NOTES)}
 

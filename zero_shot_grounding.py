@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
         durations = durations or files.get("durations")
     model, device = load_script_model(args, config)
     result = evaluate_grounding(model, json_path, audio_dir, device, config.eval.batch_size,
-                                config.data_args.num_workers, durations_file=durations,
+                                config.eval.num_workers, durations_file=durations,
                                 long_audio=config.eval.long_audio, score_tiled_tail=config.eval.score_tiled_tail,
                                 precision=config.eval.precision)
     report("Zero-shot text-to-audio grounding", result, args.out,

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     if json_path is None:
         json_path = find_eval_files(data_root(config, "retrieval"), "retrieval").paths["json"]
     model, device = load_script_model(args, config)
-    result = evaluate_retrieval(model, json_path, device, config.eval.batch_size, config.data_args.num_workers,
+    result = evaluate_retrieval(model, json_path, device, config.eval.batch_size, config.eval.num_workers,
                                 audio_root=resolve_path(args.audio_root), long_audio=config.eval.long_audio,
                                 crop_seed=config.eval.crop_seed, padding=config.eval.retrieval_padding, precision=config.eval.precision,
                                 search_roots=[root] if root is not None else [])

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     label_map = load_label_map(resolve_path(args.label_map)) if args.label_map else None
     model, device = load_script_model(args, config)
     result = evaluate_sed(model, audio_dir, tsv, durations, device, config.eval.batch_size,
-                          config.data_args.num_workers, label_map=label_map, plot_dir=plot_folder(args),
+                          config.eval.num_workers, label_map=label_map, plot_dir=plot_folder(args),
                           num_plots=args.plot, long_audio=config.eval.long_audio,
                           score_tiled_tail=config.eval.score_tiled_tail, precision=config.eval.precision)
     report("Zero-shot sound event detection", result, args.out,

@@ -11,13 +11,12 @@
    and the reference's strict loader accepts it too.
 3. Runs `python zero_shot_clas.py --dataset esc50 --data-root ... --ckpt ... --device cpu --out ...` as a
    subprocess --repeats times: the wall time is the user's number.
-4. Explains it with an in-process split in a fresh process (`--split-child`): import of the script,
-   config + model load, then the script's own call of `evaluate_classification_dataset` with timers
-   around the functions it calls (embed_audio_files, its model part `_encode_items`, embed_texts,
-   clip_text_similarity + classification_accuracy); then, apart, decoding + resampling every clip in one
-   process (AudioFileDataset items, as a loader worker makes them) and the model alone (benchmarks.steps'
-   infer step at the script's batch size). Nothing of the protocol is changed: the timers wrap the
-   module attributes the protocol looks up, for that process only.
+4. Explains it with benchmarks.script_suite's in-process split in a fresh process: import of the script,
+   config + model load, then the script's own `main` with timers around the functions it calls
+   (embed_audio_files, its model part `_encode_items`, embed_texts; the rest is metrics and output); then,
+   apart, decoding + resampling every clip in one process (AudioFileDataset items, as a loader process makes
+   them) and the model alone (benchmarks.steps' infer step at the script's batch size). Nothing of the
+   protocol is changed: the timers wrap the module attributes the script looks up, for that process only.
 5. `--reference-checkout PATH`: the reference's own zero_shot_classification.py on the same files and
    checkpoint, through benchmarks/reference_script.py (run-time patches only; see there).
 
@@ -160,117 +159,6 @@ def run_script_repeats(command: list[str], out: Path, repeats: int) -> dict[str,
             "wall_s_all": walls, "accuracy_percent": runs[-1].get("accuracy_percent")}
 
 
-# ---------------------------------------------------------------------------------------------- in-process split
-class _Timer:
-    """Wraps a callable and adds its wall time to a total (the wrapped function itself is unchanged)."""
-
-    def __init__(self, function: Any):
-        self.function, self.seconds, self.calls = function, 0.0, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return self.function(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - start
-            self.calls += 1
-
-
-def split_child(argv: list[str], preset: str, model_repeats: int) -> dict[str, Any]:
-    """In this (fresh) process: the script's stages with timers; then decoding alone and the model alone."""
-    start = time.perf_counter()
-    import zero_shot_clas
-    import_s = time.perf_counter() - start
-
-    from tools.eval import classification, cli, embedding
-    from tools.memory import reuse_freed_memory
-
-    start = time.perf_counter()
-    reuse_freed_memory()  # as the script's run_script does before its main
-    args = zero_shot_clas.parse_args(argv)
-    config = cli.load_script_config(args)
-    root = cli.data_root(config, args.dataset)
-    model, device = cli.load_script_model(args, config)
-    load_s = time.perf_counter() - start
-
-    timers = {name: _Timer(getattr(classification, name)) for name in
-              ("embed_audio_files", "embed_texts", "clip_text_similarity", "classification_accuracy")}
-    timers["_encode_items"] = _Timer(embedding._encode_items)
-    for name, timer in timers.items():
-        setattr(embedding if name == "_encode_items" else classification, name, timer)
-    batch_size, num_workers = config.eval.batch_size, config.data_args.num_workers
-    start = time.perf_counter()
-    try:
-        result = classification.evaluate_classification_dataset(
-            model, args.dataset, root, device, batch_size, num_workers, long_audio=config.eval.long_audio,
-            crop_seed=config.eval.crop_seed, precision=config.eval.precision)
-    finally:
-        for name, timer in timers.items():
-            setattr(embedding if name == "_encode_items" else classification, name, timer.function)
-    evaluate_s = time.perf_counter() - start
-    audio_s, model_s = timers["embed_audio_files"].seconds, timers["_encode_items"].seconds
-    metrics_s = timers["clip_text_similarity"].seconds + timers["classification_accuracy"].seconds
-    num_clips = result["num_clips"]
-
-    decode_s, decoded = decode_alone(root, model.sample_rate, result["protocol"]["long_audio"])
-    model_alone = model_alone_per_clip(model, preset, batch_size, model_repeats)
-    return {
-        "accuracy_percent": result["accuracy_percent"], "num_clips": num_clips, "batch_size": batch_size,
-        "num_workers": num_workers, "torch_threads": _torch_threads(),
-        "stages_s": {"import": import_s, "config_and_model_load": load_s, "evaluate": evaluate_s,
-                     "audio_embedding": audio_s, "audio_model": model_s, "audio_waiting_for_loader": audio_s - model_s,
-                     "text_embedding": timers["embed_texts"].seconds, "metrics": metrics_s,
-                     "other_csv_prompts": evaluate_s - audio_s - timers["embed_texts"].seconds - metrics_s},
-        "model_batches": timers["_encode_items"].calls,
-        "decode_alone": {"seconds": decode_s, "clips": decoded, "s_per_clip": decode_s / max(decoded, 1)},
-        "model_alone": model_alone,
-    }
-
-
-def _torch_threads() -> int:
-    import torch
-    return torch.get_num_threads()
-
-
-def decode_alone(root: Path, sample_rate: int, long_audio: str) -> tuple[float, int]:
-    """Read, resample and pad every clip in this one process, as the loader's workers do (AudioFileDataset)."""
-    from data_handling.eval_sets.classification import read_esc50
-    from data_handling.eval_sets.layouts import find_eval_files
-    from tools.eval.embedding import AudioFileDataset
-
-    items, _ = read_esc50(find_eval_files(root, "esc50").folder, check_audio=False)
-    dataset = AudioFileDataset([item.audio_path for item in items], sample_rate, "zero", long_audio=long_audio)
-    start = time.perf_counter()
-    for index in range(len(dataset)):
-        dataset[index]
-    return time.perf_counter() - start, len(dataset)
-
-
-def model_alone_per_clip(model: Any, preset: str, batch_size: int, repeats: int) -> dict[str, Any]:
-    """benchmarks.steps' infer step (encode_audio + msc, 10 s random clips) on the loaded model, the script's
-    batch size: one warm-up step, then `repeats` timed ones (median)."""
-    from benchmarks.measure import time_steps
-    from benchmarks.settings import BenchmarkSettings
-    from benchmarks.steps import make_infer_step
-
-    settings = BenchmarkSettings(preset=preset, batch_size=batch_size, device="cpu", warmup=1, repeats=repeats)
-    walls, _ = time_steps(make_infer_step(model, settings), settings)
-    step_s = statistics.median(walls)
-    return {"batch_size": batch_size, "step_s_all": walls, "step_s_median": step_s, "s_per_clip": step_s / batch_size}
-
-
-def run_split_child(command_args: list[str], preset: str, model_repeats: int, workdir: Path) -> dict[str, Any]:
-    """`split_child` in a fresh process (so that the script's imports are timed from nothing)."""
-    out = workdir / "split_child.json"
-    out.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "benchmarks.scripts", "--split-child", "--preset", preset,
-               "--model-repeats", str(model_repeats), "--split-out", str(out), "--", *command_args]
-    run = timed_run(command, REPO_ROOT)
-    if run["returncode"] != 0 or not out.is_file():
-        raise RuntimeError(f"the in-process split failed (exit {run['returncode']}):\n{run['stderr_tail']}")
-    return {**json.loads(out.read_text()), "wall_s": run["wall_s"]}
-
-
 # ---------------------------------------------------------------------------------------------- reference
 REFERENCE_ACCURACY = re.compile(r"ESC-50 Accuracy ([0-9.eE+-]+)")
 
@@ -321,7 +209,10 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     command = script_command(root, ckpt, out, args.batch_size, args.num_workers)
     startup_s = python_startup_s()
     script = run_script_repeats(command, out, args.repeats)
-    split = run_split_child(command[2:], args.preset, args.model_repeats, workdir)
+    from benchmarks.script_suite import run_split
+
+    split = run_split("esc50", command, args.preset, args.model_repeats, workdir)
+    split["accuracy_percent"] = split["metrics"].get("accuracy_percent")
     reference = None
     if args.reference_checkout:
         reference = run_reference(Path(args.reference_checkout), args.reference_site, root, ckpt, workdir,
@@ -366,13 +257,12 @@ def markdown(report: dict[str, Any]) -> str:
              row("import zero_shot_clas", stages["import"], "in-process split from here on"),
              row("config + model load", stages["config_and_model_load"], ""),
              row("audio embedding (embed_audio_files)", stages["audio_embedding"],
-                 f"{split['model_batches']} model calls"),
+                 f"{split['model_calls']} model calls"),
              row("- of which model (_encode_items)", stages["audio_model"], ""),
              row("- of which waiting for the loader", stages["audio_waiting_for_loader"],
-                 "decode + resample in workers, not hidden"),
+                 "decoding in loader processes or inline"),
              row("text embedding (one prompt per class)", stages["text_embedding"], ""),
-             row("metrics (similarity + accuracy)", stages["metrics"], ""),
-             row("other (csv, prompts)", stages["other_csv_prompts"], ""),
+             row("metrics, csv, prompts, output", stages["metrics_and_other"], ""),
              row("decode + resample alone, 1 process", split["decode_alone"]["seconds"], "AudioFileDataset items"),
              row("model alone (benchmarks infer step) x clips", model_clip * clips,
                  f"batch {split['model_alone']['batch_size']}, median step {split['model_alone']['step_s_median']:.2f} s"),
@@ -396,26 +286,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=312, help="ESC-50-shaped clips (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="subprocess runs of the script (median reported)")
     parser.add_argument("--model-repeats", type=int, default=3, help="timed infer steps of the model alone")
-    parser.add_argument("--batch-size", type=int, help="passed to the script (default: the script's, 32)")
-    parser.add_argument("--num-workers", type=int, help="passed to the script (default: the script's, 2)")
+    parser.add_argument("--batch-size", type=int, help="passed to the script (default: the script's, auto)")
+    parser.add_argument("--num-workers", type=int, help="passed to the script (default: the script's, auto)")
     parser.add_argument("--reference-checkout", help="also run the reference's zero_shot_classification.py from "
                                                      "this checkout (benchmarks/reference_script.py)")
     parser.add_argument("--reference-site", action="append", default=[], metavar="DIR",
                         help="a folder put on the reference run's PYTHONPATH (its torchaudio, torchcodec and "
                              "ruamel.yaml; see docs/scripts_benchmark.md); repeatable")
     parser.add_argument("--out", help="write the JSON report here")
-    parser.add_argument("--split-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--split-out", help=argparse.SUPPRESS)
-    parser.add_argument("script_args", nargs="*", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
-    if args.split_child:
-        result = split_child(args.script_args, args.preset, args.model_repeats)
-        Path(args.split_out).write_text(json.dumps(result, indent=1))
-        return None
     report = build_report(args)
     print(markdown(report))
     if not report["script"]["succeeded"]:

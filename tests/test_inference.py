@@ -147,11 +147,16 @@ def test_embed_audio_files_matches_the_window_function(model, audio_files):
     torch.testing.assert_close(result.frames[1], F.normalize(frames, dim=-1), atol=1e-5, rtol=1e-5)
 
 
-def test_embed_audio_files_batching_does_not_change_results(model, audio_files):
-    paths = [audio_files[name] for name in ("ten", "short", "long")]
-    one = embed_audio_files(model, paths, "cpu", batch_size=1)
-    three = embed_audio_files(model, paths, "cpu", batch_size=3)
-    torch.testing.assert_close(one.clip, three.clip, atol=1e-5, rtol=1e-5)
+def test_embed_audio_files_batching_and_loader_processes_do_not_change_results(model, audio_files):
+    """eval.batch_size and eval.num_workers ('auto' or not) change the wall time only."""
+    paths = [audio_files[name] for name in ("ten", "short", "long", "silent", "short")]
+    one = embed_audio_files(model, paths, "cpu", batch_size=1, num_workers=0)
+    for batch_size, num_workers in ((3, 0), (2, 2), ("auto", "auto"), (32, 1)):
+        other = embed_audio_files(model, paths, "cpu", batch_size=batch_size, num_workers=num_workers)
+        assert other.indices == one.indices and other.durations == one.durations
+        torch.testing.assert_close(other.clip, one.clip, atol=1e-5, rtol=1e-5)
+        for frames, expected in zip(other.frames, one.frames, strict=True):
+            torch.testing.assert_close(frames, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_pad_modes_and_cut(model, audio_files):

@@ -6,6 +6,7 @@ import csv
 import json
 
 from benchmarks.scripts import ESC50_CATEGORIES, main, markdown
+from tools.eval.loader_defaults import usable_cpus
 
 
 def test_scripts_benchmark_tiny(tmp_path):
@@ -30,8 +31,33 @@ def test_scripts_benchmark_tiny(tmp_path):
     split = report["split"]
     assert split["num_clips"] == 10
     assert set(split["stages_s"]) == {"import", "config_and_model_load", "evaluate", "audio_embedding",
-                                      "audio_model", "audio_waiting_for_loader", "text_embedding", "metrics",
-                                      "other_csv_prompts"}
+                                      "audio_model", "audio_waiting_for_loader", "text_embedding",
+                                      "metrics_and_other"}
+    assert split["batch_size"] == 4 and split["num_workers"] == (0 if usable_cpus() <= 2 else 1)  # auto on a CPU
     assert split["decode_alone"]["clips"] == 10
     assert split["model_alone"]["batch_size"] == split["batch_size"]
     assert "zero_shot_clas.py, wall" in markdown(report)
+
+
+def test_script_suite_runs_every_script_and_training_tiny(tmp_path, synthetic_corpus):
+    """benchmarks.script_suite on tiny data sets shaped as AudioSet-strong, AudioGrounding and Clotho (ESC-50:
+    the test above) and two short training runs: every script succeeds, its in-process split gives the script's
+    numbers, and the stages add up."""
+    from benchmarks.script_suite import main as suite_main
+    from benchmarks.script_suite import markdown as suite_markdown
+
+    corpus = [f"synthetic.root={synthetic_corpus}", "synthetic.num_train=16", "synthetic.num_test=6"]
+    report = suite_main(["--preset", "tiny", "--tasks", "sed,grounding,retrieval,train", "--clips",
+                         "sed=4,grounding=3,retrieval=3", "--model-repeats", "1", "--train-steps", "1,3",
+                         *[item for override in corpus for item in ("--train-set", override)],
+                         "--workdir", str(tmp_path / "suite"), "--out", str(tmp_path / "suite.json")])
+    assert set(report["scripts"]) == {"sed", "grounding", "retrieval"}
+    for task, run in report["scripts"].items():
+        assert run["succeeded"], (task, run["runs"][-1]["stderr_tail"])
+        assert run["metrics_match"], (task, run["runs"][-1]["result"], run["split"]["metrics"])
+        stages = run["split"]["stages_s"]
+        assert 0 < stages["audio_model"] <= stages["audio_embedding"] <= stages["evaluate"]
+        assert run["split"]["decode_alone"]["clips"] == {"sed": 4, "grounding": 3, "retrieval": 3}[task]
+    assert report["scripts"]["retrieval"]["split"]["num_clips"] == 3
+    assert report["training"]["s_per_step"] is not None and set(report["training"]["runs"]) == {"1", "3"}
+    assert "zero_shot_grounding.py" in suite_markdown(report)

@@ -91,7 +91,11 @@ class EvalArgs:
     data_root_dir: str | None = None
     ckpt: str | None = None
     retrieval_jsons: list[str] = field(default_factory=list)  # evaluated after each epoch
-    batch_size: int = 32
+    # Audio files per batch and loading processes of the scripts and the per-epoch retrieval evaluation. auto:
+    # the machine's measured best (tools/eval/loader_defaults.py: batch 4 on a CPU, 32 on a GPU; no loader
+    # process on a CPU of two cores or fewer, up to 8 with a GPU). Neither changes a number.
+    batch_size: int | str = "auto"
+    num_workers: int | str = "auto"
     # Zero-shot scripts on CUDA: float32 (exact, TF32 off: the CPU's numbers) | bf16 (autocast: about 2x
     # faster on a GPU, numbers differ by about 1 %). The CPU always runs float32.
     precision: str = "float32"
@@ -192,6 +196,10 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
         value = getattr(getattr(config, section), name)
         if value not in allowed:
             raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
+    for key, minimum in (("batch_size", 1), ("num_workers", 0)):
+        value = getattr(config.eval, key)
+        if value != "auto" and not (isinstance(value, int) and value >= minimum):
+            raise ConfigError(f"{source}: 'eval.{key}' is {value!r}; expected an integer >= {minimum} or 'auto'")
     config.model_config().validate(source)
     return config
 

@@ -74,9 +74,10 @@ CLASSIFICATION_PROTOCOLS = {
 
 
 def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem], class_names: Sequence[str],
-                            prompt_template: str, device: str | torch.device | None = None, batch_size: int = 32,
-                            num_workers: int = 0, long_audio: str = "window", crop_seed: int = 0,
-                            precision: str = "float32") -> dict[str, Any]:
+                            prompt_template: str, device: str | torch.device | None = None,
+                            batch_size: int | str = "auto", num_workers: int | str = "auto",
+                            long_audio: str = "window", crop_seed: int = 0, precision: str = "float32"
+                            ) -> dict[str, Any]:
     """Zero-shot classification: argmax of cosine(clip embedding, prompt embedding).
 
     Audio zero-padded to 10 s; longer audio cut, cropped (seeded by crop_seed and the item's position) or
@@ -106,8 +107,8 @@ def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem
 
 
 def evaluate_classification_dataset(model: nn.Module, dataset: str, root: str | Path,
-                                    device: str | torch.device | None = None, batch_size: int = 32,
-                                    num_workers: int = 0, long_audio: str | None = None, crop_seed: int = 0,
+                                    device: str | torch.device | None = None, batch_size: int | str = "auto",
+                                    num_workers: int | str = "auto", long_audio: str | None = None, crop_seed: int = 0,
                                     precision: str = "float32") -> dict[str, Any]:
     """Read a dataset (`CLASSIFICATION_PROTOCOLS`; `root`: its own folder or the reference's parent folder) and
     evaluate it with its published protocol."""

@@ -40,8 +40,11 @@ def script_parser(description: str, default_config: str = INFERENCE_CONFIG, out_
     parser.add_argument("--ckpt", help="checkpoint file or model folder (default: eval.ckpt of the YAML)")
     parser.add_argument("--data-root", help="dataset folder (default: eval.data_root_dir of the YAML)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: device of the YAML)")
-    parser.add_argument("--batch-size", type=int, help="audio files per batch (default: eval.batch_size)")
-    parser.add_argument("--num-workers", type=int, help="audio loading processes (default: data_args.num_workers)")
+    parser.add_argument("--batch-size", type=int, help="audio files per batch (default: eval.batch_size; auto = "
+                                                          "4 on a CPU, 32 on a GPU)")
+    parser.add_argument("--num-workers", type=int, help="audio loading processes (default: eval.num_workers; auto = "
+                                                           "none on a CPU of two cores or fewer, else 1; up to 8 "
+                                                           "with a GPU)")
     parser.add_argument("--precision", choices=["float32", "bf16"],
                         help="on CUDA: float32 (exact, the default of eval.precision) or bf16 autocast (faster, "
                              "numbers differ by about 1 %%); the CPU always runs float32")
@@ -99,7 +102,7 @@ def load_script_config(args: argparse.Namespace) -> Config:
     if args.batch_size is not None:
         config.eval.batch_size = args.batch_size
     if args.num_workers is not None:
-        config.data_args.num_workers = args.num_workers
+        config.eval.num_workers = args.num_workers
     if args.precision is not None:
         config.eval.precision = args.precision
     if getattr(args, "long_audio", None) is not None:

@@ -38,6 +38,7 @@ from models.windowing import (
     shorten_waveform,
     window_samples,
 )
+from tools.eval.loader_defaults import AUTO, eval_batch_size, eval_num_workers
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _pad_to_span(item: dict[str, Any], span: tuple[int, int], lengths: Mapping[i
 
 
 def embed_audio_files(model: nn.Module, paths: Sequence[str | Path], device: str | torch.device | None = None,
-                      batch_size: int = 32, num_workers: int = 0, pad_mode: PadMode = "tile",
+                      batch_size: int | str = AUTO, num_workers: int | str = AUTO, pad_mode: PadMode = "tile",
                       target_seconds: float = WINDOW_SECONDS, long_audio: LongAudio = "window",
                       crop_seed: int = 0, padding_spans: Sequence[tuple[int, int]] | None = None,
                       window_seconds: float = WINDOW_SECONDS, precision: str = "float32") -> AudioEmbeddings:
@@ -172,8 +173,9 @@ def embed_audio_files(model: nn.Module, paths: Sequence[str | Path], device: str
         paths: N audio files.
         device: where the audio goes (default: the model's device).
         precision: float32 (exact) or bf16 (autocast), on CUDA only (`models.runtime.inference_context`).
-        batch_size: files per DataLoader batch.
-        num_workers: DataLoader processes that read and resample audio.
+        batch_size: files per DataLoader batch; 'auto': the device's measured best (tools.eval.loader_defaults).
+        num_workers: DataLoader processes that read and resample audio; 'auto': the machine's best
+            (tools.eval.loader_defaults). Neither changes a number, only the wall time.
         padding_spans: None, or N pairs (first, last): file i is zero-padded to the longest of files
             first..last (after cutting or cropping, at most one window; skipped files count as 0 samples).
             Needs pad_mode 'zero'. Files are streamed: a file waits only until its span's last file has
@@ -190,9 +192,10 @@ def embed_audio_files(model: nn.Module, paths: Sequence[str | Path], device: str
         padding_spans = check_padding_spans(padding_spans, len(paths))
     dataset = AudioFileDataset(paths, ase.sample_rate, "none" if padding_spans else pad_mode, target_seconds,
                                long_audio, crop_seed, window_seconds)
-    batch_size = max(1, batch_size)
-    num_workers = min(num_workers, math.ceil(len(paths) / batch_size))    # no idle loader processes
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_as_list)
+    batch_size = eval_batch_size(batch_size, device)
+    num_workers = min(eval_num_workers(num_workers, device), math.ceil(len(paths) / batch_size))  # none idle
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_as_list,
+                        pin_memory=device.type == "cuda")
     window = window_samples(ase, window_seconds)
     encoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     durations: dict[int, float] = {}

@@ -44,8 +44,8 @@ def _grounding_durations(audio_ids: Sequence[str], audio: AudioEmbeddings, durat
 
 
 def evaluate_grounding(model: nn.Module, json_path: str | Path, audio_dir: str | Path,
-                       device: str | torch.device | None = None, batch_size: int = 32,
-                       num_workers: int = 0, durations_file: str | Path | None = None,
+                       device: str | torch.device | None = None, batch_size: int | str = "auto",
+                       num_workers: int | str = "auto", durations_file: str | Path | None = None,
                        long_audio: str | None = None, score_tiled_tail: bool = True,
                        precision: str = "float32") -> dict[str, Any]:
     """Zero-shot text-to-audio grounding (AudioGrounding protocol).

@@ -21,7 +21,7 @@ SYNTHETIC_TASKS = ("retrieval", "classification", "sed", "grounding")
 
 
 def synthetic_report_card(model: nn.Module, synthetic_root: str | Path, device: str | torch.device | None = None,
-                          batch_size: int = 32, num_workers: int = 0, precision: str = "float32"
+                          batch_size: int | str = "auto", num_workers: int | str = "auto", precision: str = "float32"
                           ) -> dict[str, dict[str, Any]]:
     """Zero-shot results on the synthetic corpus's test splits, with the scripts' protocols and defaults.
 
@@ -44,9 +44,9 @@ def require_synthetic_corpus(root: str | Path) -> Path:
 
 
 def evaluate_synthetic_task(model: nn.Module, synthetic_root: str | Path, task: str,
-                            device: str | torch.device | None = None, batch_size: int = 32, num_workers: int = 0,
-                            precision: str = "float32", protocol: Mapping[str, Any] | None = None
-                            ) -> dict[str, Any]:
+                            device: str | torch.device | None = None, batch_size: int | str = "auto",
+                            num_workers: int | str = "auto", precision: str = "float32",
+                            protocol: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One task of the report card (`SYNTHETIC_TASKS`) on its split of the synthetic corpus.
 
     protocol: extra keyword arguments of the task's evaluate function (e.g. long_audio); default: the

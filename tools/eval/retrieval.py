@@ -55,7 +55,8 @@ def reference_padding_spans(captions_per_clip: Sequence[int], rows_per_batch: in
 
 
 def evaluate_retrieval(model: nn.Module, json_path: str | Path, device: str | torch.device | None = None,
-                       batch_size: int = 32, num_workers: int = 0, audio_root: str | Path | None = None,
+                       batch_size: int | str = "auto", num_workers: int | str = "auto",
+                       audio_root: str | Path | None = None,
                        long_audio: str | None = None, crop_seed: int = 0, padding: str = "batch",
                        search_roots: Sequence[str | Path] = (), precision: str = "float32") -> dict[str, Any]:
     """Text-to-audio and audio-to-text retrieval on a Clotho/AudioCaps-style json.

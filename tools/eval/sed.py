@@ -42,7 +42,8 @@ def _classes_with_events(class_names: Sequence[str], truth: Mapping[str, list]) 
 
 
 def evaluate_sed(model: nn.Module, audio_dir: str | Path, tsv: str | Path, durations_tsv: str | Path,
-                 device: str | torch.device | None = None, batch_size: int = 32, num_workers: int = 0,
+                 device: str | torch.device | None = None, batch_size: int | str = "auto",
+                 num_workers: int | str = "auto",
                  label_map: Mapping[str, str] | None = None, plot_dir: str | Path | None = None,
                  num_plots: int = 0, long_audio: str | None = None, score_tiled_tail: bool = True,
                  precision: str = "float32") -> dict[str, Any]:
