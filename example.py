@@ -12,7 +12,6 @@ similarities below on the same time axis. Model and checkpoint: settings/inferen
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -21,7 +20,14 @@ from data_handling.audio_io import load_audio
 from models.runtime import unwrap
 from models.similarity import clip_text_similarity, frame_text_similarity
 from models.windowing import FRAME_HOP_SECONDS
-from tools.eval.cli import load_script_config, load_script_model, resolve_path, run_script, script_parser
+from tools.eval.cli import (
+    exit_script,
+    load_script_config,
+    load_script_model,
+    resolve_path,
+    run_script,
+    script_parser,
+)
 from tools.eval.embedding import embed_texts, embed_waveform, log_mel_spectrogram
 from tools.eval.plots import plot_frame_similarities
 
@@ -72,4 +78,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main))
+    exit_script(run_script(main))

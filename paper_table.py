@@ -24,7 +24,6 @@ run) and OUT.md (the table); prints the table.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +37,7 @@ from data_handling.synthetic import corpus_exists
 from tools.config import Config
 from tools.eval.classification import evaluate_classification_dataset
 from tools.eval.cli import (
+    exit_script,
     load_script_config,
     load_script_model,
     resolve_path,
@@ -287,4 +287,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main))
+    exit_script(run_script(main))

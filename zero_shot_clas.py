@@ -14,12 +14,11 @@ averaged over the folds of ESC-50 and UrbanSound8K. Dataset layouts: docs/datase
 
 from __future__ import annotations
 
-import sys
-
 from tools.eval.classification import CLASSIFICATION_PROTOCOLS, evaluate_classification_dataset
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
+    exit_script,
     load_script_config,
     load_script_model,
     report,
@@ -50,4 +49,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main))
+    exit_script(run_script(main))

@@ -13,12 +13,11 @@ reference (--drop-tiled-tail clips them). PSDS at 0.7 / 0.5 / 0.1, as fractions 
 
 from __future__ import annotations
 
-import sys
-
 from data_handling.eval_sets.layouts import find_eval_files
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
+    exit_script,
     load_script_config,
     load_script_model,
     report,
@@ -59,4 +58,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main))
+    exit_script(run_script(main))

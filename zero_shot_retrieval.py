@@ -15,12 +15,11 @@ percent, medR and meanR, both directions.
 
 from __future__ import annotations
 
-import sys
-
 from data_handling.eval_sets.layouts import find_eval_files
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
+    exit_script,
     load_script_config,
     load_script_model,
     report,
@@ -58,4 +57,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main))
+    exit_script(run_script(main))

@@ -16,7 +16,6 @@ window scores every 10 s window), all 32 frames scored up to 10 s also past a sh
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from data_handling.eval_sets.layouts import find_eval_files
@@ -24,6 +23,7 @@ from data_handling.eval_sets.sed import load_label_map
 from tools.eval.cli import (
     add_protocol_options,
     data_root,
+    exit_script,
     load_script_config,
     load_script_model,
     report,
@@ -80,4 +80,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main))
+    exit_script(run_script(main))
