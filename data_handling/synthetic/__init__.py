@@ -42,7 +42,7 @@ timestamps, so one seed gives byte-identical files whatever the number of worker
 """
 
 from data_handling.synthetic.captions import caption_for, distinct_captions, event_phrase
-from data_handling.synthetic.corpus import corpus_exists, ensure_corpus, generate_corpus
+from data_handling.synthetic.corpus import corpus_exists, ensure_corpus, generate_corpus, generate_sed_split
 from data_handling.synthetic.events import EVENT_TYPES, SAMPLE_RATE, EventType
 from data_handling.synthetic.scenes import CLIP_SECONDS, ESC_CLIP_SECONDS, SoundEvent, render_scene
 
@@ -59,5 +59,6 @@ __all__ = [
     "ensure_corpus",
     "event_phrase",
     "generate_corpus",
+    "generate_sed_split",
     "render_scene",
 ]

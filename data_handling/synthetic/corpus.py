@@ -405,3 +405,38 @@ def ensure_corpus(root: str | Path, num_train: int, num_test: int, seed: int) ->
         summary = generate_corpus(root, num_train=num_train, num_test=num_test, seed=seed, overwrite=root.exists())
         logger.info("corpus generated in %.1f s", summary.get("seconds", float("nan")))
     return root
+
+
+def generate_sed_split(
+    out_dir: str | Path,
+    num_clips: int = 100,
+    seed: int = 1,
+    event_names: list[str] | None = None,
+    num_workers: int | None = None,
+    prefix: str = "dev",
+) -> dict:
+    """A labelled SED split on its own, e.g. a development set to calibrate detection thresholds on.
+
+    Layout (the corpus's sed/ split): out_dir/audio/<prefix>_00000.wav ..., out_dir/metadata/eval.tsv
+    (filename, onset, offset, event_label) and out_dir/metadata/eval_durations.tsv. Clip i is drawn as clip i
+    of a corpus's SED split with this seed, so with a seed other than the corpus's (0 by default) the clips
+    differ from every clip of the corpus. out_dir must not hold audio/ or metadata/ yet.
+    Returns: out_dir, seed, num_clips, events, paths (tsv, durations, audio) and seconds taken.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir).expanduser().resolve()
+    check_counts(num_clips=num_clips)
+    types = resolve_event_types(event_names)
+    if (out_dir / "audio").exists() or (out_dir / "metadata").exists():
+        raise ValueError(f"{out_dir} already holds audio/ or metadata/; choose an empty folder")
+    (out_dir / "audio").mkdir(parents=True)
+    names = tuple(event_type.name for event_type in types)
+    jobs = [ClipJob("sed", index, str(out_dir / "audio" / f"{prefix}_{index:05d}.wav"), seed, names)
+            for index in range(num_clips)]
+    results = run_jobs(jobs, num_workers if num_workers is not None else min(2, os.cpu_count() or 1))
+    write_sed(out_dir, results)
+    return {"out_dir": str(out_dir), "seed": seed, "num_clips": num_clips, "events": list(names),
+            "paths": {"tsv": str(out_dir / "metadata" / "eval.tsv"),
+                      "durations": str(out_dir / "metadata" / "eval_durations.tsv"),
+                      "audio": str(out_dir / "audio")},
+            "seconds": round(time.perf_counter() - started, 3)}

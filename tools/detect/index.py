@@ -1,0 +1,295 @@
+"""A searchable index of audio files: clip and frame embeddings on disk, text queries -> clips and spans.
+
+    DIR/index.json   format, version, model (fingerprint, checkpoint, embed_size), overlap, row counts
+    DIR/files.tsv    path, size, mtime_ns, duration, clip_row, frame_offset, num_frames (one line per file)
+    DIR/clip.f16     float16 [clip rows, E]: L2-normalised clip embeddings, appended row by row
+    DIR/frames.f16   float16 [frame rows, E]: L2-normalised frame embeddings (10 / 32 s each), all files
+                     concatenated; a file's frames are rows frame_offset .. frame_offset + num_frames - 1
+
+Adding files appends rows and never recomputes the others; a file whose size or modification time changed
+is embedded again (its old rows become unused; the files are rewritten without them once unused rows
+outnumber used ones). Embeddings come from `tools.detect.streaming.embed_files` (any length, streamed);
+queries are `embed_texts`' sentence embeddings, scored by plain matrix products in chunks, reading the
+matrices through numpy memory maps (a collection need not fit in memory). The model is checked by a
+fingerprint of its codebook: an index answers only queries embedded by the model that built it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.runtime import unwrap
+from models.windowing import FRAME_HOP_SECONDS
+from tools.detect.detector import StreamOptions
+from tools.detect.streaming import DEFAULT_OVERLAP, EmbeddedFile, SkippedFile, embed_files
+from tools.eval.embedding import embed_texts
+from tools.eval.sed_metrics import median_filter_time
+
+INDEX_FORMAT = "mga-clap-search-index"
+INDEX_VERSION = 1
+FILE_COLUMNS = ("path", "size", "mtime_ns", "duration", "clip_row", "frame_offset", "num_frames")
+ROWS_PER_CHUNK = 65536
+"""Embedding rows multiplied at once (float32 copies of [65536, E])."""
+SPAN_LEVEL = 0.5
+"""The best span of a hit: the frames around its peak whose smoothed score stays above baseline + 0.5 x
+(peak - baseline), baseline = the file's median smoothed score (a half-maximum width)."""
+
+
+@dataclass
+class IndexedFile:
+    """One line of files.tsv."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    duration: float
+    clip_row: int
+    frame_offset: int
+    num_frames: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the file, its score (clip cosine, or peak frame cosine with rank 'frame'), and the
+    best-matching span in seconds with the peak smoothed frame score."""
+
+    path: str
+    score: float
+    onset: float
+    offset: float
+    span_score: float
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 (16 hex digits) of the model's codebook: the same weights give the same fingerprint."""
+    codebook = unwrap(model).codebook.detach().float().cpu().contiguous().numpy()
+    return hashlib.sha256(codebook.tobytes()).hexdigest()[:16]
+
+
+def _file_state(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+class SearchIndex:
+    """An index folder (see the module docstring). `SearchIndex.open(folder)` or `SearchIndex.create(...)`."""
+
+    def __init__(self, folder: Path, meta: dict[str, Any], files: list[IndexedFile]):
+        self.folder, self.meta, self.files = folder, meta, files
+
+    # --------------------------------------------------------------------------------------------------
+    # Opening, creating, saving
+    # --------------------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | Path, model: nn.Module, checkpoint: str = "",
+               overlap: float = DEFAULT_OVERLAP) -> SearchIndex:
+        """A new, empty index in `folder` (which must not hold one already)."""
+        folder = Path(folder)
+        if (folder / "index.json").exists():
+            raise ValueError(f"{folder} already holds an index; add files with 'search.py add --index {folder}' or "
+                             f"choose another folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "overlap": overlap, "frame_hop": FRAME_HOP_SECONDS,
+                "model": {"fingerprint": model_fingerprint(model), "checkpoint": str(checkpoint),
+                          "embed_size": unwrap(model).config.embed_size}}
+        for name in ("clip.f16", "frames.f16"):
+            (folder / name).write_bytes(b"")
+        index = cls(folder, meta, [])
+        index.save()
+        return index
+
+    @classmethod
+    def open(cls, folder: str | Path) -> SearchIndex:
+        folder = Path(folder)
+        meta_path = folder / "index.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"no index in {folder} (index.json missing); build one with "
+                                    f"'search.py build --index {folder} AUDIO...'")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") != INDEX_FORMAT or meta.get("version") != INDEX_VERSION:
+            raise ValueError(f"{meta_path} is not a version {INDEX_VERSION} {INDEX_FORMAT}; build the index again")
+        with (folder / "files.tsv").open(newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream, delimiter="\t"))
+        files = [IndexedFile(row["path"], int(row["size"]), int(row["mtime_ns"]), float(row["duration"]),
+                             int(row["clip_row"]), int(row["frame_offset"]), int(row["num_frames"])) for row in rows]
+        return cls(folder, meta, files)
+
+    def save(self) -> None:
+        """Write files.tsv and index.json (each through a temporary file and a rename)."""
+        lines = ["\t".join(FILE_COLUMNS)] + ["\t".join(str(value) for value in asdict(entry).values())
+                                            for entry in self.files]
+        _write_atomically(self.folder / "files.tsv", "\n".join(lines) + "\n")
+        meta = {**self.meta, "num_files": len(self.files), "num_clip_rows": self._rows("clip.f16"),
+                "num_frame_rows": self._rows("frames.f16")}
+        _write_atomically(self.folder / "index.json", json.dumps(meta, indent=2) + "\n")
+
+    @property
+    def embed_size(self) -> int:
+        return int(self.meta["model"]["embed_size"])
+
+    def _rows(self, name: str) -> int:
+        return (self.folder / name).stat().st_size // (2 * self.embed_size)
+
+    def matrix(self, name: str) -> np.ndarray:
+        """The float16 [rows, E] memory map of clip.f16 or frames.f16 (read only)."""
+        rows = self._rows(name)
+        if rows == 0:
+            return np.zeros((0, self.embed_size), dtype=np.float16)
+        return np.memmap(self.folder / name, dtype=np.float16, mode="r", shape=(rows, self.embed_size))
+
+    def check_model(self, model: nn.Module) -> None:
+        expected, found = self.meta["model"]["fingerprint"], model_fingerprint(model)
+        if expected != found:
+            raise ValueError(f"the index in {self.folder} was built with another model (checkpoint "
+                             f"{self.meta['model']['checkpoint']}, fingerprint {expected}; this one: {found}); "
+                             f"pass its --ckpt or build a new index")
+
+    # --------------------------------------------------------------------------------------------------
+    # Adding files
+    # --------------------------------------------------------------------------------------------------
+    def add(self, model: nn.Module, paths: Sequence[str | Path], device=None, options: StreamOptions | None = None
+            ) -> dict[str, Any]:
+        """Embed the new and changed files among `paths` and append them; unchanged files are not read.
+
+        Returns: num_added, num_updated, num_unchanged, num_skipped, skipped [{path, reason}], num_files.
+        """
+        self.check_model(model)
+        options = options or StreamOptions()
+        by_path = {entry.path: entry for entry in self.files}
+        todo, unchanged, skipped = [], 0, []
+        for path in dict.fromkeys(Path(path).resolve() for path in paths):
+            entry = by_path.get(str(path))
+            if entry is not None and path.is_file() and (entry.size, entry.mtime_ns) == _file_state(path):
+                unchanged += 1
+            else:
+                todo.append(path)
+        added = updated = 0
+        with (self.folder / "clip.f16").open("ab") as clip_file, (self.folder / "frames.f16").open("ab") as frame_file:
+            for embedded in embed_files(model, todo, lambda frames: frames.half(), device, self.meta["overlap"],
+                                        options.batch_size, options.num_workers, options.precision, need_clip=True,
+                                        progress=options.progress):
+                if isinstance(embedded, SkippedFile):
+                    skipped.append({"path": str(embedded.path), "reason": embedded.reason})
+                    continue
+                entry = self._append(embedded, clip_file, frame_file)
+                updated += entry.path in by_path
+                added += entry.path not in by_path
+                by_path[entry.path] = entry
+        self.files = sorted(by_path.values(), key=lambda entry: entry.clip_row)
+        self.save()
+        if self._rows("frames.f16") > 2 * sum(entry.num_frames for entry in self.files):
+            self.compact()
+        return {"num_added": added, "num_updated": updated, "num_unchanged": unchanged, "num_skipped": len(skipped),
+                "skipped": skipped, "num_files": len(self.files)}
+
+    def _append(self, embedded: EmbeddedFile, clip_file, frame_file) -> IndexedFile:
+        clip_file.flush()
+        frame_file.flush()
+        clip_row = clip_file.tell() // (2 * self.embed_size)
+        frame_offset = frame_file.tell() // (2 * self.embed_size)
+        clip_file.write(embedded.clip.half().numpy().tobytes())
+        frame_file.write(embedded.frame_outputs.contiguous().numpy().tobytes())
+        size, mtime_ns = _file_state(embedded.path)
+        return IndexedFile(str(embedded.path.resolve()), size, mtime_ns, round(embedded.duration, 6), clip_row,
+                           frame_offset, embedded.num_frames)
+
+    def compact(self) -> None:
+        """Rewrite the matrices with the rows of the listed files only (after re-embedded files)."""
+        clips, frames = self.matrix("clip.f16"), self.matrix("frames.f16")
+        new_clips = np.stack([clips[entry.clip_row] for entry in self.files]) if self.files else clips[:0]
+        new_frames = [frames[entry.frame_offset:entry.frame_offset + entry.num_frames] for entry in self.files]
+        offsets = np.concatenate([[0], np.cumsum([entry.num_frames for entry in self.files])]).astype(int)
+        for row, entry in enumerate(self.files):
+            entry.clip_row, entry.frame_offset = row, int(offsets[row])
+        _write_atomically(self.folder / "clip.f16", np.ascontiguousarray(new_clips).tobytes(), binary=True)
+        _write_atomically(self.folder / "frames.f16", b"".join(np.ascontiguousarray(part).tobytes()
+                                                               for part in new_frames), binary=True)
+        self.save()
+
+    # --------------------------------------------------------------------------------------------------
+    # Queries
+    # --------------------------------------------------------------------------------------------------
+    def search(self, model: nn.Module, queries: Sequence[str], top_k: int = 10, rank: str = "clip",
+               device=None) -> list[list[Hit]]:
+        """The top_k files per query with each one's best span.
+
+        rank: 'clip' (cosine of clip and query embeddings, retrieval's score) or 'frame' (the highest
+        median-filtered frame cosine of the file: better for long files whose events are short).
+        Returns: one list of Hit per query, best first.
+        """
+        self.check_model(model)
+        if not self.files:
+            raise ValueError(f"the index in {self.folder} holds no file; add some with 'search.py add'")
+        if rank not in ("clip", "frame"):
+            raise ValueError(f"rank must be 'clip' or 'frame', got {rank!r}")
+        query_embeds = embed_texts(model, list(queries), device)                                   # [Q, E]
+        scores = self.clip_scores(query_embeds) if rank == "clip" else self.peak_frame_scores(query_embeds)
+        top = torch.topk(scores, min(top_k, len(self.files)), dim=0)                                # [k, Q]
+        return [[self._hit(int(file), float(score), query_embeds[column])
+                 for score, file in zip(top.values[:, column], top.indices[:, column], strict=True)]
+                for column in range(len(queries))]
+
+    def clip_scores(self, query_embeds: torch.Tensor) -> torch.Tensor:
+        """[files, Q] cosine of each listed file's clip embedding with each query."""
+        clips = self.matrix("clip.f16")
+        rows = np.array([entry.clip_row for entry in self.files])
+        parts = [_scores(clips[rows[start:start + ROWS_PER_CHUNK]], query_embeds)
+                 for start in range(0, len(rows), ROWS_PER_CHUNK)]
+        return torch.cat(parts)
+
+    def peak_frame_scores(self, query_embeds: torch.Tensor) -> torch.Tensor:
+        """[files, Q] highest median-filtered (3 frames) frame cosine of each listed file."""
+        frames = self.matrix("frames.f16")
+        peaks = torch.empty(len(self.files), query_embeds.shape[0])
+        for position, entry in enumerate(self.files):
+            block = frames[entry.frame_offset:entry.frame_offset + entry.num_frames]
+            peaks[position] = torch.from_numpy(median_filter_time(_scores(block, query_embeds).numpy(), 3).max(axis=0))
+        return peaks
+
+    def _hit(self, position: int, score: float, query_embed: torch.Tensor) -> Hit:
+        entry = self.files[position]
+        block = self.matrix("frames.f16")[entry.frame_offset:entry.frame_offset + entry.num_frames]
+        smoothed = median_filter_time(_scores(block, query_embed[None])[:, 0].numpy(), 3)
+        start, end = best_span(smoothed)
+        return Hit(entry.path, score, start * FRAME_HOP_SECONDS, min(end * FRAME_HOP_SECONDS, entry.duration),
+                   float(smoothed.max()))
+
+
+def best_span(smoothed: np.ndarray, level: float = SPAN_LEVEL) -> tuple[int, int]:
+    """(first frame, end frame exclusive) of the run around the peak of a [T] curve that stays above
+    baseline + level x (peak - baseline), baseline = the curve's median."""
+    peak_frame = int(np.argmax(smoothed))
+    baseline = float(np.median(smoothed))
+    cut = baseline + level * (float(smoothed[peak_frame]) - baseline)
+    above = smoothed >= cut
+    start, end = peak_frame, peak_frame + 1
+    while start > 0 and above[start - 1]:
+        start -= 1
+    while end < len(smoothed) and above[end]:
+        end += 1
+    return start, end
+
+
+def _scores(rows: np.ndarray, query_embeds: torch.Tensor) -> torch.Tensor:
+    """float16 rows [n, E] x queries [Q, E] -> float32 [n, Q] cosine (rows and queries are unit vectors)."""
+    return torch.from_numpy(np.asarray(rows, dtype=np.float32)) @ query_embeds.float().T
+
+
+def _write_atomically(path: Path, content: str | bytes, binary: bool = False) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    if binary:
+        temporary.write_bytes(content)
+    else:
+        temporary.write_text(content, encoding="utf-8")
+    os.replace(temporary, path)
