@@ -8,7 +8,11 @@
 # batch 64/128, bf16/fp16/float32, the emulated reference, compiled), profile (top operators of a
 # bf16 batch-64 step, each mode), compile128 (compiled bf16 at batch 128), shards (paper-size bf16
 # training from WebDataset shards with the machine's CPU cores as loader workers: clips/s of the
-# whole loop, to compare with the bench stage's step alone; SHARD_CLIPS synthetic clips, default 8192).
+# whole loop, to compare with the bench stage's step alone; SHARD_CLIPS synthetic clips, default 8192),
+# scripts (every zero-shot script and the training loop end to end on CUDA, benchmarks.script_suite, with
+# the paper-size model: ESC-50 2000 clips, AudioSet-strong 1000, AudioGrounding 500, Clotho 500; with
+# REF_CHECKOUT=<the reference's checkout> [REF_SITE=<its torchaudio/torchcodec folder; FFmpeg needed>] also
+# zero_shot_clas.py beside the reference's zero_shot_classification.py on CUDA, benchmarks.scripts).
 #
 # Optional inputs beside the checkout (ignored by git, carried to the machine):
 #   .whl/       wheels of packages that machine lacks (librosa, soundfile, soxr and their needs),
@@ -73,7 +77,16 @@ for stage in $STAGES; do
             | awk -v b=128 '{for (i = 1; i <= NF; i++) if ($i == "steps,") s = $(i - 1); \
                 for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1); \
                 printf "epoch of %d steps in %s s: %.0f clips/s\n", s, t, s * b / t}' | tee "$OUT/shards_clips_per_s.txt" ;;
-    *) echo "unknown stage $stage (tests, bench, profile, compile128, shards)"; exit 2 ;;
+    scripts)
+        python3 -m benchmarks.script_suite --preset paper --device cuda --workdir /tmp/gpu_suite \
+            --clips esc50=2000,sed=1000,grounding=500,retrieval=500 --train-set training.amp=bf16 \
+            --out "$OUT/script_suite_cuda.json" 2>&1 | tail -n 20 | tee "$OUT/script_suite_cuda.md"
+        if [ -n "${REF_CHECKOUT:-}" ]; then
+            timeout 1200 python3 -m benchmarks.scripts --preset paper --device cuda --clips 2000 --repeats 1 \
+                --workdir /tmp/gpu_suite --reference-checkout "$REF_CHECKOUT" ${REF_SITE:+--reference-site "$REF_SITE"} \
+                --out "$OUT/esc50_side_by_side_cuda.json" 2>&1 | tail -n 25 | tee "$OUT/esc50_side_by_side_cuda.md"
+        fi ;;
+    *) echo "unknown stage $stage (tests, bench, profile, compile128, shards, scripts)"; exit 2 ;;
     esac
 done
 compgen -G "$OUT/paper_cuda_*.json" >/dev/null && python3 -m benchmarks.benchmark --table "$OUT"/paper_cuda_*.json \

@@ -5,9 +5,10 @@ patches only (benchmarks/scripts.py calls this as a subprocess; the patches are 
         --run-dir DIR --tokenizer-dir MINILM_FOLDER
 
 Nothing of the checkout is copied or edited. What this process does before `runpy` runs the script's file:
-- its settings/inference_cls.yaml is read, device set to cpu, eval.data_root_dir and eval.ckpt filled in
-  (the two placeholders it ships with), and written to <run-dir>/settings/inference_cls.yaml; the process
-  works in <run-dir>, since the script opens that relative path;
+- its settings/inference_cls.yaml is read, device set to --device (cpu by default), eval.data_root_dir and
+  eval.ckpt filled in (the two placeholders it ships with), and written to
+  <run-dir>/settings/inference_cls.yaml; the process works in <run-dir>, since the script opens that relative
+  path;
 - `models` and `tools` are the checkout's packages (benchmarks.reference_code), the checkout is first on
   sys.path (its data_handling);
 - the imports its model never uses and that are not installed get stand-ins (reference_code);
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--tokenizer-dir", required=True, help="a folder with bert-base-uncased's vocabulary")
+    parser.add_argument("--device", default="cpu", help="the YAML's device: cpu (default) or cuda")
     args = parser.parse_args(argv)
 
     from transformers import BertConfig
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     checkout = check_checkout(args.checkout)
     run_dir = Path(args.run_dir).resolve()
     config = yaml.safe_load((checkout / "settings" / "inference_cls.yaml").read_text())
-    config["device"] = "cpu"
+    config["device"] = args.device
     config["eval"]["data_root_dir"] = str(Path(args.data_root).resolve()) + os.sep
     config["eval"]["ckpt"] = str(Path(args.ckpt).resolve())
     (run_dir / "settings").mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,10 @@ of its `main` in a fresh process with timers around the stages (`run_split`): im
 audio embedding (of which the model's forward passes and the wait for the loader), text embedding, the rest
 (metrics, metadata, output). Apart from the script: decoding + resampling every file in one process
 (`AudioFileDataset`, what a loader process does), and the model alone at the script's batch size
-(benchmarks.steps' infer step on 10 s clips: every protocol here encodes 10 s inputs). The ratio
-`evaluation / (model + decode)` says how close the script comes to the model's speed.
+(benchmarks.steps' infer step on 10 s clips: every protocol here encodes 10 s inputs), and the text tower
+alone on the script's own texts (`embed_texts` called again with the same arguments: prompts, class names,
+phrases or captions). The ratio `evaluation / (model x clips + decode + text tower)` says how close the
+script comes to the speed of the model's own forward passes; the rest is loading overhead and metrics.
 
 Training (`train`): `pretrain.py -c settings/quickstart.yaml` for two step counts (`--train-steps`), one epoch
 each; the difference gives the time per step without start-up and the end-of-epoch evaluation.
@@ -156,9 +158,11 @@ class Timer:
 
     def __init__(self, function: Any):
         self.function, self.seconds, self.calls, self.last = function, 0.0, 0, None
+        self.arguments: list[tuple[tuple, dict]] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
+        self.arguments.append((args, kwargs))
         try:
             self.last = self.function(*args, **kwargs)
             return self.last
@@ -204,6 +208,10 @@ def split_child(task: str, argv: list[str], preset: str, model_repeats: int) -> 
     batch_size = eval_batch_size(config.eval.batch_size, device)
     decode_s, decoded = decode_alone(task, config, model.sample_rate)
     num_clips = result.get("num_clips", decoded)
+    start = time.perf_counter()
+    for call_args, call_kwargs in timers["embed_texts"].arguments:   # the text tower on the script's own texts
+        timers["embed_texts"].function(*call_args, **call_kwargs)
+    text_alone_s = time.perf_counter() - start
     return {
         "task": task, "script": SCRIPTS[task], "num_clips": num_clips, "batch_size": batch_size,
         "num_workers": eval_num_workers(config.eval.num_workers, device), "torch_threads": torch.get_num_threads(),
@@ -214,6 +222,7 @@ def split_child(task: str, argv: list[str], preset: str, model_repeats: int) -> 
         "model_calls": timers["_encode_items"].calls,
         "decode_alone": {"seconds": decode_s, "clips": decoded, "s_per_clip": decode_s / max(decoded, 1)},
         "model_alone": model_alone_per_clip(model, preset, batch_size, model_repeats, device),
+        "text_alone_s": text_alone_s,
     }
 
 
@@ -283,11 +292,11 @@ def run_script(task: str, root: Path, ckpt: Path, args: argparse.Namespace, work
     walls = [run["wall_s"] for run in runs]
     split = run_split(task, command, args.preset, args.model_repeats, workdir)
     clips = split["num_clips"]
-    floor = clips * (split["model_alone"]["s_per_clip"] + split["decode_alone"]["s_per_clip"])
+    floor = clips * (split["model_alone"]["s_per_clip"] + split["decode_alone"]["s_per_clip"]) + split["text_alone_s"]
     wall = statistics.median(walls)
     return {"command": command, "succeeded": all(run["returncode"] == 0 for run in runs), "runs": runs,
             "wall_s_median": wall, "wall_s_all": walls, "clips_per_s": clips / wall, "split": split,
-            "model_plus_decode_s": floor, "evaluation_over_floor": split["stages_s"]["evaluate"] / floor,
+            "model_decode_text_s": floor, "evaluation_over_floor": split["stages_s"]["evaluate"] / floor,
             "wall_over_floor": wall / floor,
             "metrics_match": runs[-1]["result"] is not None and all(
                 runs[-1]["result"].get(key) == value for key, value in split["metrics"].items())}
@@ -344,15 +353,17 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(report: dict[str, Any]) -> str:
     """One row per script: wall, clips/s, the stages, and how close evaluation comes to model + decoding."""
     lines = ["| script | clips | wall s | clips/s | import s | load s | evaluation s | of which model s | "
-             "loader wait s | model alone s/clip | decode s/clip | evaluation / (model + decode) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "loader wait s | text s | model alone s/clip | decode s/clip | text alone s | "
+             "evaluation / (model + decode + text) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in report["scripts"].values():
         split, stages = run["split"], run["split"]["stages_s"]
         lines.append(f"| {split['script']} | {split['num_clips']} | {run['wall_s_median']:.1f} | "
                      f"{run['clips_per_s']:.2f} | {stages['import']:.1f} | {stages['config_and_model_load']:.1f} | "
                      f"{stages['evaluate']:.1f} | {stages['audio_model']:.1f} | "
-                     f"{stages['audio_waiting_for_loader']:.1f} | {split['model_alone']['s_per_clip']:.4f} | "
-                     f"{split['decode_alone']['s_per_clip']:.4f} | {run['evaluation_over_floor']:.3f} |")
+                     f"{stages['audio_waiting_for_loader']:.1f} | {stages['text_embedding']:.1f} | "
+                     f"{split['model_alone']['s_per_clip']:.4f} | {split['decode_alone']['s_per_clip']:.4f} | "
+                     f"{split['text_alone_s']:.1f} | {run['evaluation_over_floor']:.3f} |")
     if report["scripts"]:
         first = next(iter(report["scripts"].values()))["split"]
         lines.append(f"\nbatch {first['batch_size']}, {first['num_workers']} loader processes, "

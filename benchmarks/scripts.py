@@ -121,9 +121,10 @@ def make_checkpoint(workdir: Path, preset: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- subprocess runs
-def script_command(root: Path, ckpt: Path, out: Path, batch_size: int | None, num_workers: int | None) -> list[str]:
+def script_command(root: Path, ckpt: Path, out: Path, batch_size: int | None, num_workers: int | None,
+                   device: str = "cpu") -> list[str]:
     command = [sys.executable, SCRIPT, "--dataset", "esc50", "--data-root", str(root), "--ckpt", str(ckpt),
-               "--device", "cpu", "--out", str(out)]
+               "--device", device, "--out", str(out)]
     if batch_size is not None:
         command += ["--batch-size", str(batch_size)]
     if num_workers is not None:
@@ -164,7 +165,7 @@ REFERENCE_ACCURACY = re.compile(r"ESC-50 Accuracy ([0-9.eE+-]+)")
 
 
 def run_reference(checkout: Path, site: list[str], root: Path, ckpt: Path, workdir: Path, preset: str,
-                  repeats: int) -> dict[str, Any]:
+                  repeats: int, device: str = "cpu") -> dict[str, Any]:
     """The reference's zero_shot_classification.py through benchmarks/reference_script.py, `repeats` times."""
     from benchmarks.reference_code import check_checkout
 
@@ -177,7 +178,7 @@ def run_reference(checkout: Path, site: list[str], root: Path, ckpt: Path, workd
     env["PYTHONPATH"] = os.pathsep.join([*site, str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     command = [sys.executable, "-m", "benchmarks.reference_script", "--checkout", str(checkout),
                "--data-root", str(root.parent), "--ckpt", str(ckpt), "--run-dir", str(workdir / "reference_run"),
-               "--tokenizer-dir", tokenizer_dir]
+               "--tokenizer-dir", tokenizer_dir, "--device", device]
     runs = []
     for _ in range(repeats):
         run = timed_run(command, REPO_ROOT, env)
@@ -206,7 +207,7 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     root = make_esc50(workdir, args.clips)
     ckpt = make_checkpoint(workdir, args.preset)
     out = workdir / "script_result.json"
-    command = script_command(root, ckpt, out, args.batch_size, args.num_workers)
+    command = script_command(root, ckpt, out, args.batch_size, args.num_workers, args.device)
     startup_s = python_startup_s()
     script = run_script_repeats(command, out, args.repeats)
     from benchmarks.script_suite import run_split
@@ -216,7 +217,7 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
     reference = None
     if args.reference_checkout:
         reference = run_reference(Path(args.reference_checkout), args.reference_site, root, ckpt, workdir,
-                                  args.preset, args.repeats)
+                                  args.preset, args.repeats, args.device)
     import torch
     return {
         "settings": {"preset": args.preset, "clips": args.clips, "repeats": args.repeats, "workdir": str(workdir),
@@ -283,6 +284,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="data, checkpoint and run files (kept)")
     parser.add_argument("--preset", default="paper", choices=("paper", "tiny"))
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, for both scripts")
     parser.add_argument("--clips", type=int, default=312, help="ESC-50-shaped clips (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="subprocess runs of the script (median reported)")
     parser.add_argument("--model-repeats", type=int, default=3, help="timed infer steps of the model alone")

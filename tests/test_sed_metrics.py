@@ -127,6 +127,19 @@ def test_grounding_threshold_is_strict():
     assert GROUNDING_THRESHOLDS[0] == pytest.approx(0.01) and GROUNDING_THRESHOLDS[-1] == pytest.approx(0.99)
 
 
+def test_grounding_median_filter_once_equals_binarise_then_filter_at_every_threshold():
+    """grounding_psds filters each curve once, then thresholds it: the regions of the reference's order
+    (binarise, median filter, join gaps) at every threshold, ties at the threshold included."""
+    rng = np.random.default_rng(0)
+    probs = {f"p{index}": np.round(rng.random(int(rng.integers(1, 40))), 1) for index in range(200)}
+    durations = dict.fromkeys(probs, 10.0)
+    smoothed = {phrase: median_filter_time(curve, 3) for phrase, curve in probs.items()}
+    for threshold in (*GROUNDING_THRESHOLDS, 0.3, 0.5, 0.7):
+        expected = grounding_detections(probs, durations, threshold)
+        once = grounding_detections(smoothed, durations, threshold, median_size=1)
+        assert expected.equals(once), threshold
+
+
 def test_grounding_detections_are_not_clipped_unless_asked():
     """The reference turns regions into seconds as they are; clipping to the duration is our switch."""
     probs = {"p": np.ones(32), "q": np.r_[np.zeros(30), np.ones(2)]}

@@ -29,6 +29,7 @@ GROUNDING_JOIN_SECONDS = 0.5
 GROUNDING_DTC_GTC = (0.7, 0.5, 0.1)
 GROUNDING_MAX_EFPR = 800.0
 GROUNDING_EVENT_LABEL = "phrase"
+GROUNDING_MEDIAN_FRAMES = 3
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -165,8 +166,11 @@ def grounding_psds(
     """
     gt_table, metadata, probs, num_dropped = _grounding_tables(phrase_probs, ground_truth, durations)
     max_gap = math.ceil(GROUNDING_JOIN_SECONDS / hop)
+    # A median filter of odd length commutes with thresholding (median > t exactly when most values are > t):
+    # filtering each curve once gives the regions that binarising and then filtering give at every threshold.
+    smoothed = {phrase: median_filter_time(curve, GROUNDING_MEDIAN_FRAMES) for phrase, curve in probs.items()}
     operating_points = _unique_tables(
-        grounding_detections(probs, durations, threshold, hop, max_gap=max_gap,
+        grounding_detections(smoothed, durations, threshold, hop, median_size=1, max_gap=max_gap,
                              clip_to_duration=clip_to_duration) for threshold in thresholds
     )
     results: dict[str, float] = {}
