@@ -2,7 +2,7 @@
 data sets shaped like the real ones.
 
     python -m benchmarks.script_suite [--preset paper|tiny] [--tasks esc50,sed,grounding,retrieval,train]
-        [--clips esc50=312,sed=200,grounding=100,retrieval=100] [--repeats 1] [--device cpu|cuda]
+        [--clips esc50=312,sed=200,grounding=100,retrieval=100] [--repeats 1] [--model-repeats 10] [--device cpu|cuda]
         [--train-steps 20,200] [--workdir /tmp/mga_clap_suite] [--out FILE.json]
 
 Data (written once, kept in --workdir; a tone over noise, mono 16-bit):
@@ -383,7 +383,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips", default="", help="task=count,... (defaults: esc50=312,sed=200,grounding=100,"
                                                     "retrieval=100)")
     parser.add_argument("--repeats", type=int, default=1, help="subprocess runs of each script (median)")
-    parser.add_argument("--model-repeats", type=int, default=3, help="timed infer steps of the model alone")
+    parser.add_argument("--model-repeats", type=int, default=10, help="timed infer steps of the model alone")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (passed to every script)")
     parser.add_argument("--train-steps", default="20,200", help="two step counts of the training runs")
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",

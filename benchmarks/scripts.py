@@ -287,7 +287,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, for both scripts")
     parser.add_argument("--clips", type=int, default=312, help="ESC-50-shaped clips (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="subprocess runs of the script (median reported)")
-    parser.add_argument("--model-repeats", type=int, default=3, help="timed infer steps of the model alone")
+    parser.add_argument("--model-repeats", type=int, default=10, help="timed infer steps of the model alone")
     parser.add_argument("--batch-size", type=int, help="passed to the script (default: the script's, auto)")
     parser.add_argument("--num-workers", type=int, help="passed to the script (default: the script's, auto)")
     parser.add_argument("--reference-checkout", help="also run the reference's zero_shot_classification.py from "
