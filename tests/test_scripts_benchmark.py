@@ -6,6 +6,7 @@ import csv
 import json
 
 from benchmarks.scripts import ESC50_CATEGORIES, main, markdown
+from tools.eval.loader_defaults import usable_cpus
 
 
 def test_scripts_benchmark_tiny(tmp_path):
@@ -32,7 +33,7 @@ def test_scripts_benchmark_tiny(tmp_path):
     assert set(split["stages_s"]) == {"import", "config_and_model_load", "evaluate", "audio_embedding",
                                       "audio_model", "audio_waiting_for_loader", "text_embedding",
                                       "metrics_and_other"}
-    assert (split["batch_size"], split["num_workers"]) == (4, 1)  # auto on a CPU
+    assert split["batch_size"] == 4 and split["num_workers"] == (0 if usable_cpus() <= 2 else 1)  # auto, CPU
     assert split["decode_alone"]["clips"] == 10
     assert split["model_alone"]["batch_size"] == split["batch_size"]
     assert "zero_shot_clas.py, wall" in markdown(report)
@@ -60,3 +61,10 @@ def test_script_suite_runs_every_script_and_training_tiny(tmp_path, synthetic_co
     assert report["scripts"]["retrieval"]["split"]["num_clips"] == 3
     assert report["training"]["s_per_step"] is not None and set(report["training"]["runs"]) == {"1", "3"}
     assert "zero_shot_grounding.py" in suite_markdown(report)
+
+
+def test_embedding_overhead_benchmark_tiny(tmp_path):
+    from benchmarks.embedding_overhead import main as overhead_main
+
+    result = overhead_main(["--preset", "tiny", "--files", "4", "--rounds", "1", "--workdir", str(tmp_path)])
+    assert len(result) == 3 and all(len(case["s_per_clip"]) == 1 and case["median"] > 0 for case in result.values())

@@ -92,8 +92,8 @@ class EvalArgs:
     ckpt: str | None = None
     retrieval_jsons: list[str] = field(default_factory=list)  # evaluated after each epoch
     # Audio files per batch and loading processes of the scripts and the per-epoch retrieval evaluation. auto:
-    # the machine's measured best (tools/eval/loader_defaults.py: batch 4 on a CPU, 32 on a GPU; one loader
-    # process on a CPU, up to 8 with a GPU). Neither changes a number.
+    # the machine's measured best (tools/eval/loader_defaults.py: batch 4 on a CPU, 32 on a GPU; no loader
+    # process on a CPU of two cores or fewer, else 1, up to 8 with a GPU). Neither changes a number.
     batch_size: int | str = "auto"
     num_workers: int | str = "auto"
     # Zero-shot scripts on CUDA: float32 (exact, TF32 off: the CPU's numbers) | bf16 (autocast: about 2x

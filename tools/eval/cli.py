@@ -45,7 +45,8 @@ def script_parser(description: str, default_config: str = INFERENCE_CONFIG, out_
     parser.add_argument("--batch-size", type=int, help="audio files per batch (default: eval.batch_size; auto = "
                                                           "4 on a CPU, 32 on a GPU)")
     parser.add_argument("--num-workers", type=int, help="audio loading processes (default: eval.num_workers; auto = "
-                                                           "1 on a CPU, up to 8 with a GPU)")
+                                                           "none on a CPU of two cores or fewer, else 1; up to 8 "
+                                                           "with a GPU)")
     parser.add_argument("--precision", choices=["float32", "bf16"],
                         help="on CUDA: float32 (exact, the default of eval.precision) or bf16 autocast (faster, "
                              "numbers differ by about 1 %%); the CPU always runs float32")

@@ -5,10 +5,12 @@ best setting of the machine the scripts run on, as measured (docs/scripts_benchm
   2-core CPU the paper-size model takes 0.13-0.15 s per clip at batches of 2 or 4 against 0.19-0.22 s at 32
   (`python -m benchmarks.benchmark --preset paper --mode infer --batch-size B`), so `auto` is 4. On a GPU
   the larger batch fills the device: `auto` is 32.
-- Loader processes: decoding and resampling a clip costs about 4 % of its model time on a CPU (5 ms against
-  0.14 s for a 5 s clip at 44.1 kHz), so one process keeps up with the model, and hides the decoding: on a
-  2-core CPU `zero_shot_clas.py` took 57.8 / 57.3 s with one loader process against 58.1 / 61.3 s with none
-  and 57.9 / 60.4 s with two (two interleaved rounds). `auto` is 1 on a CPU. On a GPU the model is much
+- Loader processes: decoding and resampling a clip costs about 5 % of its model time on a CPU (5-8 ms against
+  0.14 s for a 5-10 s clip at 32-44.1 kHz). With two cores or fewer a loader process can only take them
+  from torch's two threads: on 2 cores, embedding 40 AudioSet-shaped files took 0.153 s per clip decoding in
+  the main process against 0.180 with one loader process (in the whole ESC-50 script, 312 clips, the two
+  were within run-to-run noise: 58.1 / 61.3 s against 57.8 / 57.3 s). `auto` is 0 there, and 1 on larger
+  CPUs, where one process keeps up with the decoding on a core of its own. On a GPU the model is much
   faster than decoding: up to 8 processes, one core left to the main process, and pinned memory.
 
 Batch size and loader processes change the wall time only: every protocol gives the same numbers for any
@@ -24,8 +26,9 @@ import torch
 AUTO = "auto"
 CPU_BATCH_SIZE = 4
 CUDA_BATCH_SIZE = 32
-CPU_WORKERS = 1
 CUDA_MAX_WORKERS = 8
+SMALL_CPU_CORES = 2
+"""At or below this many usable cores, `auto` decodes in the main process on a CPU."""
 
 
 def usable_cpus() -> int:
@@ -55,11 +58,11 @@ def eval_batch_size(batch_size: int | str, device: torch.device | str) -> int:
 
 def eval_num_workers(num_workers: int | str, device: torch.device | str, cpus: int | None = None) -> int:
     """Audio loading processes: `num_workers` itself, or for 'auto': on a GPU min(8, cores - 1), at least 1;
-    on a CPU 1."""
+    on a CPU 0 with two cores or fewer, else 1."""
     explicit = _check(num_workers, "eval.num_workers", 0)
     if explicit is not None:
         return explicit
+    cpus = usable_cpus() if cpus is None else cpus
     if torch.device(device).type == "cuda":
-        cpus = usable_cpus() if cpus is None else cpus
         return max(1, min(CUDA_MAX_WORKERS, cpus - 1))
-    return CPU_WORKERS
+    return 0 if cpus <= SMALL_CPU_CORES else 1
