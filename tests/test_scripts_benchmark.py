@@ -68,3 +68,11 @@ def test_embedding_overhead_benchmark_tiny(tmp_path):
 
     result = overhead_main(["--preset", "tiny", "--files", "4", "--rounds", "1", "--workdir", str(tmp_path)])
     assert len(result) == 3 and all(len(case["s_per_clip"]) == 1 and case["median"] > 0 for case in result.values())
+
+
+def test_exit_teardown_benchmark_tiny(tiny_config, tmp_path):
+    from benchmarks.exit_teardown import main as teardown_main
+    from tests.conftest import write_tiny_checkpoint
+
+    result = teardown_main(["--ckpt", str(write_tiny_checkpoint(tiny_config, tmp_path)), "--rounds", "1"])
+    assert set(result) == {"sys.exit", "exit_script"} and all(len(way["seconds"]) == 1 for way in result.values())
