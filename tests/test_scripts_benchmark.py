@@ -76,3 +76,14 @@ def test_exit_teardown_benchmark_tiny(tiny_config, tmp_path):
 
     result = teardown_main(["--ckpt", str(write_tiny_checkpoint(tiny_config, tmp_path)), "--rounds", "1"])
     assert set(result) == {"sys.exit", "exit_script"} and all(len(way["seconds"]) == 1 for way in result.values())
+
+
+def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_path):
+    """benchmarks.detection (docs/detection.md's throughput figures) runs on a tiny model and the small corpus."""
+    from benchmarks.detection import main as detection_main
+    from tests.conftest import write_tiny_checkpoint
+
+    result = detection_main(["throughput", "--ckpt", str(write_tiny_checkpoint(tiny_config, tmp_path)),
+                             "--data", str(synthetic_corpus)])
+    assert result["index_files_per_second"] > 0 and result["detect_real_time_factor_overlap_0.5"] > 0
+    assert set(result["matmul_ms_per_query"]) == {"10000", "100000", "1000000"}

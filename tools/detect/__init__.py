@@ -8,5 +8,4 @@
     calibration.py  labelled development set -> thresholds per class (best collar F1)
     scoring.py      written outputs and search hits scored against strong labels
     index.py        the search index (float16 clip and frame embeddings, incremental)
-    measure.py      the measurements of docs/detection.md
 """

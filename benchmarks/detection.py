@@ -1,7 +1,7 @@
 """Measurements behind docs/detection.md: window overlap on long recordings, and throughput.
 
-    python -m tools.detect.measure overlap      # long files made of the synthetic SED split: overlap 0 vs 0.5
-    python -m tools.detect.measure throughput   # real-time factor (10-minute file), files/s indexing, queries/s
+    python -m benchmarks.detection overlap      # long files made of the synthetic SED split: overlap 0 vs 0.5
+    python -m benchmarks.detection throughput   # real-time factor (10-minute file), files/s indexing, queries/s
 
 Both use the quickstart model (outputs/quickstart/best.pt) and data/synthetic on the CPU by default.
 """
