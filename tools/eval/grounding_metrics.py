@@ -18,8 +18,10 @@ import pandas as pd
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")
     from psds_eval import PSDSEval
+    from psds_eval.psds import WORLD
 
 from models.windowing import FRAME_HOP_SECONDS
+from tools.eval.psds_counts import Segments, count_detections
 from tools.eval.retrieval_metrics import to_numpy
 from tools.eval.sed_metrics import Segment, median_filter_time, merge_same_class_events
 
@@ -138,6 +140,42 @@ def grounding_detections(
     return pd.DataFrame(rows, columns=PSDSEval.detection_cols)
 
 
+def _detections_at_thresholds(curves: Sequence[np.ndarray], durations: np.ndarray, thresholds: Sequence[float],
+                               hop: float, max_gap: int, clip_to_duration: bool) -> list[Segments]:
+    """`grounding_detections` (median_size=1) at many thresholds, all curves at once.
+
+    The curves are laid end to end with a never-active frame between two, so a region never spans two
+    curves; regions of one curve closer than `max_gap` frames are joined.
+
+    Args:
+        curves: per file, its [T_i] (already smoothed) probabilities.
+        durations: [num_files] seconds (used with `clip_to_duration`).
+    Returns:
+        per threshold, the detections as Segments (file = index into `curves`).
+    """
+    flat = np.concatenate([np.append(np.asarray(curve, dtype=np.float64), -np.inf) for curve in curves])
+    first_frame = np.concatenate(([0], np.cumsum([np.size(curve) + 1 for curve in curves])[:-1]))
+    operating_points = []
+    for threshold in thresholds:
+        padded = np.concatenate(([False], flat > threshold, [False]))
+        changes = np.flatnonzero(padded[1:] != padded[:-1])
+        starts, ends = changes[0::2], changes[1::2]
+        file = np.searchsorted(first_frame, starts, side="right") - 1
+        opens_region = np.ones(starts.size, dtype=bool)
+        opens_region[1:] = (starts[1:] - ends[:-1] > max_gap) | (file[1:] != file[:-1])
+        first = np.flatnonzero(opens_region)
+        last = np.append(first[1:], starts.size)[:first.size] - 1
+        file, starts, ends = file[first], starts[first], ends[last]
+        onset = (starts - first_frame[file]) * hop
+        offset = (ends - first_frame[file]) * hop
+        if clip_to_duration:
+            offset = np.minimum(offset, durations[file])
+            kept = offset > onset
+            file, onset, offset = file[kept], onset[kept], offset[kept]
+        operating_points.append(Segments(file, onset.astype(np.float64), offset.astype(np.float64)))
+    return operating_points
+
+
 def grounding_psds(
     phrase_probs: Mapping[str, Any],
     ground_truth: Mapping[str, Sequence[Sequence[float]]],
@@ -153,6 +191,10 @@ def grounding_psds(
     entirely (ground truth, metadata and detections), because psds_eval would count every detection on
     them as a false positive although they are unannotated rather than silent. Their number is reported.
 
+    The detections of each threshold are those of `grounding_detections`; psds_eval prepares the ground
+    truth and computes the PSD-ROC and its area, `tools.eval.psds_counts` counts true and false positives
+    as psds_eval's `add_operating_point` does (tests/test_psds_counts.py compares the two).
+
     Args:
         phrase_probs: phrase_id -> [T] probabilities (sigmoid of phrase-frame cosine), numpy or torch.
         ground_truth: phrase_id -> [(onset, offset), ...] in seconds; [0, 0] entries are ignored.
@@ -165,17 +207,22 @@ def grounding_psds(
         psds_0.7, psds_0.5, psds_0.1, num_phrases (evaluated), num_phrases_without_segments (dropped).
     """
     gt_table, metadata, probs, num_dropped = _grounding_tables(phrase_probs, ground_truth, durations)
-    max_gap = math.ceil(GROUNDING_JOIN_SECONDS / hop)
+    evaluator = _PSDSEval(ground_truth=gt_table, metadata=metadata)
+    files = evaluator.metadata.filename.tolist()
+    file_durations = evaluator.metadata.duration.to_numpy(dtype=np.float64)
+    events = evaluator.single_label_events(files)
     # A median filter of odd length commutes with thresholding (median > t exactly when most values are > t):
     # filtering each curve once gives the regions that binarising and then filtering give at every threshold.
-    smoothed = {phrase: median_filter_time(curve, GROUNDING_MEDIAN_FRAMES) for phrase, curve in probs.items()}
-    operating_points = _unique_tables(
-        grounding_detections(smoothed, durations, threshold, hop, median_size=1, max_gap=max_gap,
-                             clip_to_duration=clip_to_duration) for threshold in thresholds
-    )
+    smoothed = [median_filter_time(probs[file], GROUNDING_MEDIAN_FRAMES) for file in files]
+    detections = _detections_at_thresholds(smoothed, file_durations, thresholds, hop,
+                                           math.ceil(GROUNDING_JOIN_SECONDS / hop), clip_to_duration)
+    unique = list({operating_point.key(): operating_point for operating_point in detections}.values())
+    counts = [count_detections(operating_point, events, file_durations, GROUNDING_DTC_GTC)
+              for operating_point in unique]
     results: dict[str, float] = {}
-    for criterion in GROUNDING_DTC_GTC:
-        results[f"psds_{criterion}"] = _single_label_psds(gt_table, metadata, operating_points, criterion)
+    for index, criterion in enumerate(GROUNDING_DTC_GTC):
+        results[f"psds_{criterion}"] = evaluator.psds_of_counts([per_criterion[index] for per_criterion in counts],
+                                                                GROUNDING_MAX_EFPR)
     results["num_phrases"] = len(metadata)
     results["num_phrases_without_segments"] = num_dropped
     return results
@@ -206,31 +253,45 @@ class _PSDSEval(PSDSEval):
             y = np.insert(y, position, y[position - 1])
         return PSDSEval._auc(x, y, max_x, decreasing_y)
 
+    def single_label_events(self, files: Sequence[str]) -> Segments:
+        """The ground truth as psds_eval prepared it (zero-length events dropped, sorted), WORLD excluded.
 
-def _single_label_psds(gt_table: pd.DataFrame, metadata: pd.DataFrame,
-                       operating_points: Sequence[pd.DataFrame], criterion: float) -> float:
-    """psds_eval PSDS with dtc = gtc = criterion, cttc 0, alpha_ct 0, alpha_st 0, max_efpr 800."""
-    with warnings.catch_warnings():
-        # Expected noise with a single class (NaN cross-trigger means) and pandas 2 (fillna(method=)).
-        warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", message="Degrees of freedom", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", message=".*fillna with 'method'", category=FutureWarning)
-        warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
-        evaluator = _PSDSEval(dtc_threshold=criterion, gtc_threshold=criterion, cttc_threshold=0.0,
-                              ground_truth=gt_table, metadata=metadata)
-        for detections in operating_points:
-            evaluator.add_operating_point(detections)
-        psds = evaluator.psds(alpha_ct=0.0, alpha_st=0.0, max_efpr=GROUNDING_MAX_EFPR)
-    return float(psds.value)
+        Args:
+            files: file names; `Segments.file` indexes this list.
+        """
+        table = self.ground_truth[self.ground_truth.event_label != WORLD]
+        labels = set(table.event_label)
+        if len(labels) > 1:
+            raise ValueError(f"expected ground truth with one event label, got {sorted(labels)}")
+        index_of = {name: index for index, name in enumerate(files)}
+        file = table.filename.map(index_of).to_numpy(dtype=np.int64)
+        onset = table.onset.to_numpy(dtype=np.float64)
+        offset = table.offset.to_numpy(dtype=np.float64)
+        order = np.lexsort((onset, file))
+        return Segments(file[order], onset[order], offset[order])
 
+    def psds_of_counts(self, counts: Sequence[tuple[int, int]], max_efpr: float) -> float:
+        """PSDS (alpha_ct = alpha_st = 0) of operating points given as (true positives, false positives).
 
-def _unique_tables(tables: Iterable[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Drop repeated detection tables (psds_eval would skip them with a warning)."""
-    seen: set[tuple] = set()
-    unique = []
-    for table in tables:
-        key = tuple(table.itertuples(index=False, name=None))
-        if key not in seen:
-            seen.add(key)
-            unique.append(table)
-    return unique
+        The rates are computed as `add_operating_point` computes them (true positives / events, false
+        positives * seconds per unit / dataset duration); the PSD-ROC and its area are psds_eval's.
+        """
+        [label] = sorted(set(self.class_names) - {WORLD})
+        num_events = self._get_dataset_counts()[label]
+        _, dataset_duration = self._get_dataset_duration()
+        rows = []
+        for index, (true_positives, false_positives) in enumerate(counts):
+            confusion = np.zeros((2, 2))                 # rows: detections of (label, WORLD); columns: truth
+            confusion[0, 0], confusion[0, 1] = true_positives, false_positives
+            rows.append({"id": f"op{index}", "counts": confusion,
+                         "tpr": np.array([confusion[0, 0] / num_events]),
+                         "fpr": np.array([confusion[0, 1] * self.nseconds / dataset_duration]),
+                         "ctr": np.full((1, 1), np.nan)})
+        self.operating_points = pd.DataFrame(rows, columns=["id", "counts", "tpr", "fpr", "ctr"])
+        with warnings.catch_warnings():
+            # Expected noise with a single class (NaN cross-trigger means) and pandas 2 (fillna(method=)).
+            warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
+            warnings.filterwarnings("ignore", message="Degrees of freedom", category=RuntimeWarning)
+            warnings.filterwarnings("ignore", message=".*fillna with 'method'", category=FutureWarning)
+            warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
+            return float(self.psds(alpha_ct=0.0, alpha_st=0.0, max_efpr=max_efpr).value)
