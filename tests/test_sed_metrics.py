@@ -102,6 +102,24 @@ def test_random_scores_are_poor():
     assert metrics["segment_f1"] < oracle["segment_f1"] - 0.25
 
 
+def test_metrics_side_by_side_equal_one_process_and_fall_back_on_failure(monkeypatch):
+    import tools.eval.sed_metrics as sed_metrics_module
+
+    scores = sed_scores_from_frames(random_frames(), CLASSES)
+    here = sed_metrics(scores, ground_truth(), DURATIONS, processes=1)
+    assert sed_metrics(scores, ground_truth(), DURATIONS, processes=2) == here
+
+    class BrokenPool:
+        def __init__(self, *args, **kwargs):
+            raise sed_metrics_module.BrokenProcessPool("no processes here")
+
+    monkeypatch.setattr(sed_metrics_module, "ProcessPoolExecutor", BrokenPool)
+    with pytest.warns(RuntimeWarning, match="computing them in this process"):
+        assert sed_metrics(scores, ground_truth(), DURATIONS, processes=3) == here
+    with pytest.raises(ValueError, match="processes must be an integer >= 1 or 'auto'"):
+        sed_metrics(scores, ground_truth(), DURATIONS, processes=0)
+
+
 def test_missing_scores_and_unknown_classes_are_errors():
     scores = sed_scores_from_frames(oracle_frames(), CLASSES)
     del scores["clip_a"]

@@ -11,8 +11,12 @@ event only (clips without events are dropped from scores, ground truth and durat
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -26,6 +30,7 @@ with warnings.catch_warnings():
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
 from models.windowing import FRAME_HOP_SECONDS
+from tools.eval.loader_defaults import usable_cpus
 from tools.eval.retrieval_metrics import to_numpy
 
 Event = tuple[float, float, str]
@@ -178,11 +183,56 @@ def _check_labels(scores: Mapping[str, pd.DataFrame], ground_truth: Mapping[str,
                          f"{sorted(columns - labels)[:10]}; build class_names from the ground-truth labels")
 
 
+SED_METRICS = ("psds1", "psds2", "collar_f1", "segment_f1")
+
+
+def _one_sed_metric(name: str, scores: Mapping[str, pd.DataFrame], truth: Mapping[str, list[Event]],
+                    durations: Mapping[str, float], num_jobs: int) -> float:
+    """One of SED_METRICS with sed_scores_eval (macro average for the F1s)."""
+    if name == "psds1":
+        return float(intersection_based.psds(scores, truth, durations, num_jobs=num_jobs, **PSDS1_ARGS)[0])
+    if name == "psds2":
+        return float(intersection_based.psds(scores, truth, durations, num_jobs=num_jobs, **PSDS2_ARGS)[0])
+    if name == "collar_f1":
+        return float(collar_based.best_fscore(scores, truth, num_jobs=num_jobs, **COLLAR_ARGS)[0]["macro_average"])
+    if name == "segment_f1":
+        return float(segment_based.best_fscore(scores, truth, durations, segment_length=SEGMENT_LENGTH,
+                                               num_jobs=num_jobs)[0]["macro_average"])
+    raise ValueError(f"unknown SED metric {name!r}; expected one of {SED_METRICS}")
+
+
+def metric_processes(processes: int | str) -> int:
+    """Processes computing the SED metrics side by side: `processes` itself, or for 'auto' one per metric up
+    to the usable cores, on Linux (forked workers inherit the loaded modules); 1 elsewhere."""
+    if processes != "auto":
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"processes must be an integer >= 1 or 'auto', got {processes!r}")
+        return processes
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(len(SED_METRICS), usable_cpus()))
+
+
+def _sed_metrics_side_by_side(scores: Mapping[str, pd.DataFrame], truth: Mapping[str, list[Event]],
+                              durations: Mapping[str, float], num_jobs: int, processes: int) -> dict[str, float]:
+    """SED_METRICS in `processes` forked processes; computed here instead if the processes fail (a warning)."""
+    try:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {name: pool.submit(_one_sed_metric, name, scores, truth, durations, num_jobs)
+                       for name in SED_METRICS}
+            return {name: future.result() for name, future in futures.items()}
+    except (BrokenProcessPool, OSError) as error:
+        warnings.warn(f"computing the SED metrics in {processes} processes failed ({error!r}); computing them "
+                      f"in this process", RuntimeWarning, stacklevel=3)
+        return {name: _one_sed_metric(name, scores, truth, durations, num_jobs) for name in SED_METRICS}
+
+
 def sed_metrics(
     scores: Mapping[str, pd.DataFrame],
     ground_truth: Mapping[str, Sequence[Sequence[Any]]],
     durations: Mapping[str, float],
     num_jobs: int = 1,
+    processes: int | str = "auto",
 ) -> dict[str, float]:
     """PSDS1, PSDS2, collar-based and segment-based best F1 (macro) with sed_scores_eval.
 
@@ -194,21 +244,18 @@ def sed_metrics(
         scores: clip_id -> DataFrame from `sed_scores_from_frames`.
         ground_truth: clip_id -> [(onset, offset, label), ...].
         durations: clip_id -> seconds.
-        num_jobs: processes used by sed_scores_eval.
+        num_jobs: processes used by sed_scores_eval within each metric.
+        processes: the four metrics are computed side by side in this many forked processes ('auto': one
+            per metric up to the usable cores on Linux, `metric_processes`); 1 computes them in this
+            process. The values are the same either way.
     Returns:
         psds1, psds2, collar_f1, segment_f1 (all in 0..1), num_clips (scored clips).
     """
     scores, truth, durations = _select_scored_clips(scores, ground_truth, durations)
     _check_labels(scores, truth)
-    psds1 = intersection_based.psds(scores, truth, durations, num_jobs=num_jobs, **PSDS1_ARGS)[0]
-    psds2 = intersection_based.psds(scores, truth, durations, num_jobs=num_jobs, **PSDS2_ARGS)[0]
-    collar_f1 = collar_based.best_fscore(scores, truth, num_jobs=num_jobs, **COLLAR_ARGS)[0]
-    segment_f1 = segment_based.best_fscore(scores, truth, durations, segment_length=SEGMENT_LENGTH,
-                                           num_jobs=num_jobs)[0]
-    return {
-        "psds1": float(psds1),
-        "psds2": float(psds2),
-        "collar_f1": float(collar_f1["macro_average"]),
-        "segment_f1": float(segment_f1["macro_average"]),
-        "num_clips": len(scores),
-    }
+    workers = metric_processes(processes)
+    if workers > 1:
+        results = _sed_metrics_side_by_side(scores, truth, durations, num_jobs, workers)
+    else:
+        results = {name: _one_sed_metric(name, scores, truth, durations, num_jobs) for name in SED_METRICS}
+    return {**results, "num_clips": len(scores)}
