@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.metrics import main as metrics_benchmark
+from benchmarks.metrics import psds_eval_grounding_psds
 from models.windowing import FRAME_HOP_SECONDS
 from tools.eval.grounding_metrics import (
     GROUNDING_DTC_GTC,
     GROUNDING_JOIN_SECONDS,
-    GROUNDING_MAX_EFPR,
     GROUNDING_THRESHOLDS,
     _detections_at_thresholds,
-    _grounding_tables,
     _PSDSEval,
     grounding_detections,
     grounding_psds,
@@ -42,25 +42,6 @@ def psds_eval_counts(detections: pd.DataFrame, truth: pd.DataFrame, metadata: pd
         warnings.simplefilter("ignore")
         counts, *_ = evaluator._evaluate_detections(evaluator._init_det_table(detections))
     return int(counts[0, 0]), int(counts[0, -1])
-
-
-def psds_eval_grounding(probs: dict, truth: dict, durations: dict, clip_to_duration: bool) -> dict[str, float]:
-    """The grounding PSDS computed by psds_eval end to end: every threshold's table added as an operating
-    point, at each criterion."""
-    gt_table, metadata, curves, _ = _grounding_tables(probs, truth, durations)
-    smoothed = {phrase: median_filter_time(curve, 3) for phrase, curve in curves.items()}
-    tables = [grounding_detections(smoothed, durations, threshold, median_size=1, max_gap=MAX_GAP,
-                                   clip_to_duration=clip_to_duration) for threshold in GROUNDING_THRESHOLDS]
-    results = {}
-    for criterion in GROUNDING_DTC_GTC:
-        evaluator = quiet_psds_eval(dtc_threshold=criterion, gtc_threshold=criterion, cttc_threshold=0.0,
-                                    ground_truth=gt_table, metadata=metadata)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for table in tables:
-                evaluator.add_operating_point(table)
-            results[f"psds_{criterion}"] = float(evaluator.psds(0.0, 0.0, GROUNDING_MAX_EFPR).value)
-    return results
 
 
 def segments_of(table: pd.DataFrame, files: list[str]) -> Segments:
@@ -166,7 +147,7 @@ def random_curves(rng: np.random.Generator, num_phrases: int) -> tuple[dict, dic
 def test_grounding_psds_equals_psds_eval_end_to_end(clip_to_duration):
     probs, truth, durations = random_curves(np.random.default_rng(2 + clip_to_duration), 40)
     fast = grounding_psds(probs, truth, durations, clip_to_duration=clip_to_duration)
-    slow = psds_eval_grounding(probs, truth, durations, clip_to_duration)
+    slow = psds_eval_grounding_psds(probs, truth, durations, clip_to_duration)
     assert {key: fast[key] for key in slow} == slow
     assert 0 < fast["psds_0.1"] <= 1 and fast["num_phrases_without_segments"] == 1
 
@@ -185,3 +166,10 @@ def test_detections_at_thresholds_equal_grounding_detections():
                                          median_size=1, max_gap=MAX_GAP, clip_to_duration=clip)
             expected = segments_of(table, files)
             assert segments.key() == expected.key(), threshold
+
+
+def test_metrics_benchmark_tiny(tmp_path):
+    report = metrics_benchmark(["--phrases", "12", "--clips", "8", "--classes", "3", "--repeats", "1",
+                                "--out", str(tmp_path / "metrics.json")])
+    assert [result["equal"] for result in report["results"]] == [True, True]
+    assert (tmp_path / "metrics.json").is_file()
