@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from benchmarks.scripts import ESC50_CATEGORIES, main, markdown
 from tools.eval.loader_defaults import usable_cpus
 
@@ -87,3 +89,20 @@ def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_
                              "--data", str(synthetic_corpus)])
     assert result["index_files_per_second"] > 0 and result["detect_real_time_factor_overlap_0.5"] > 0
     assert set(result["matmul_ms_per_query"]) == {"10000", "100000", "1000000"}
+
+
+def test_script_suite_reports_the_median_split_run():
+    from benchmarks.script_suite import _ratios, median_split, parse_args
+
+    def split(evaluate: float) -> dict:
+        return {"num_clips": 10, "model_alone": {"s_per_clip": 0.09}, "decode_alone": {"s_per_clip": 0.01},
+                "text_alone_s": 0.0, "stages_s": {"evaluate": evaluate}}
+
+    runs = [split(1.2), split(1.0), split(1.1), split(1.3)]
+    ratio, floor, chosen = median_split(runs)
+    assert floor == pytest.approx(1.0) and ratio == pytest.approx(1.1) and chosen is runs[2]
+    assert _ratios({"evaluation_over_floor": ratio, "evaluation_over_floor_all": [1.2, 1.0, 1.1, 1.3]}) \
+        == "1.100 (1.200, 1.000, 1.100, 1.300)"
+    assert _ratios({"evaluation_over_floor": 1.0, "evaluation_over_floor_all": [1.0]}) == "1.000"
+    with pytest.raises(SystemExit):
+        parse_args(["--split-repeats", "0"])

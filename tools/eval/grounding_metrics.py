@@ -1,8 +1,10 @@
 """Text-to-audio grounding metrics (AudioGrounding protocol), pure functions of frame probabilities.
 
-psds_eval computes them: every phrase is its own "file" with a single event label; 50 thresholds give 50
+PSDS as psds_eval defines it: every phrase is its own "file" with a single event label; 50 thresholds give 50
 operating points of binarised, median-filtered, gap-joined detections; PSDS at the detection and ground-truth
-criteria 0.7, 0.5 and 0.1. Frame grid as in sed_metrics.py (hop 10 / 32 s).
+criteria 0.7, 0.5 and 0.1. psds_eval prepares the ground truth and computes the PSD-ROC and its area; the
+operating points' true and false positives are counted by tools.eval.psds_counts, as psds_eval counts them.
+Frame grid as in sed_metrics.py (hop 10 / 32 s).
 """
 
 from __future__ import annotations
@@ -229,7 +231,8 @@ def grounding_psds(
 
 
 class _PSDSEval(PSDSEval):
-    """psds_eval's PSDSEval with two fixes that leave its definitions unchanged.
+    """psds_eval's PSDSEval with two fixes that leave its definitions unchanged, and two helpers that let
+    counts made elsewhere (tools.eval.psds_counts) use its ground truth and PSD-ROC.
 
     - Single class: eFPR = FPR + alpha_ct * nanmean(cross-trigger rates); with one class there is no
       other class, the mean is NaN and 0 * NaN makes every eFPR NaN (PSDS 0). With alpha_ct == 0 the
