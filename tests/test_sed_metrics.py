@@ -105,9 +105,12 @@ def test_random_scores_are_poor():
 def test_metrics_side_by_side_equal_one_process_and_fall_back_on_failure(monkeypatch):
     import tools.eval.sed_metrics as sed_metrics_module
 
-    scores = sed_scores_from_frames(random_frames(), CLASSES)
+    noisy = {clip: 0.3 * frames + 0.7 * random_frames()[clip] for clip, frames in oracle_frames().items()}
+    scores = sed_scores_from_frames(noisy, CLASSES)
     here = sed_metrics(scores, ground_truth(), DURATIONS, processes=1)
     assert sed_metrics(scores, ground_truth(), DURATIONS, processes=2) == here
+    assert sed_metrics(scores, ground_truth(), DURATIONS, processes=2, num_jobs=2) == here  # nested processes
+    assert all(0 < here[key] < 1 for key in ("psds1", "psds2", "collar_f1", "segment_f1"))
 
     class BrokenPool:
         def __init__(self, *args, **kwargs):
@@ -118,6 +121,8 @@ def test_metrics_side_by_side_equal_one_process_and_fall_back_on_failure(monkeyp
         assert sed_metrics(scores, ground_truth(), DURATIONS, processes=3) == here
     with pytest.raises(ValueError, match="processes must be an integer >= 1 or 'auto'"):
         sed_metrics(scores, ground_truth(), DURATIONS, processes=0)
+    with pytest.raises(ValueError, match="num_jobs must be an integer >= 1 or 'auto'"):
+        sed_metrics(scores, ground_truth(), DURATIONS, num_jobs=0)
 
 
 def test_missing_scores_and_unknown_classes_are_errors():

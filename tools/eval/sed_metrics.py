@@ -231,7 +231,7 @@ def sed_metrics(
     scores: Mapping[str, pd.DataFrame],
     ground_truth: Mapping[str, Sequence[Sequence[Any]]],
     durations: Mapping[str, float],
-    num_jobs: int = 1,
+    num_jobs: int | str = "auto",
     processes: int | str = "auto",
 ) -> dict[str, float]:
     """PSDS1, PSDS2, collar-based and segment-based best F1 (macro) with sed_scores_eval.
@@ -244,16 +244,21 @@ def sed_metrics(
         scores: clip_id -> DataFrame from `sed_scores_from_frames`.
         ground_truth: clip_id -> [(onset, offset, label), ...].
         durations: clip_id -> seconds.
-        num_jobs: processes used by sed_scores_eval within each metric.
+        num_jobs: processes sed_scores_eval uses within each metric ('auto': the usable cores shared among
+            the metric processes, at least 1).
         processes: the four metrics are computed side by side in this many forked processes ('auto': one
             per metric up to the usable cores on Linux, `metric_processes`); 1 computes them in this
-            process. The values are the same either way.
+            process. The values are the same for any `processes` and `num_jobs`.
     Returns:
         psds1, psds2, collar_f1, segment_f1 (all in 0..1), num_clips (scored clips).
     """
     scores, truth, durations = _select_scored_clips(scores, ground_truth, durations)
     _check_labels(scores, truth)
     workers = metric_processes(processes)
+    if num_jobs == "auto":
+        num_jobs = max(1, usable_cpus() // workers)
+    elif isinstance(num_jobs, bool) or not isinstance(num_jobs, int) or num_jobs < 1:
+        raise ValueError(f"num_jobs must be an integer >= 1 or 'auto', got {num_jobs!r}")
     if workers > 1:
         results = _sed_metrics_side_by_side(scores, truth, durations, num_jobs, workers)
     else:
