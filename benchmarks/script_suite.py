@@ -375,15 +375,16 @@ def _ratios(run: dict[str, Any]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """One row per script: wall, clips/s, the stages, and how close evaluation comes to model + decoding."""
     lines = ["| script | clips | wall s | clips/s | import s | load s | evaluation s | of which model s | "
-             "loader wait s | text s | model alone s/clip | decode s/clip | text alone s | "
+             "loader wait s | text s | metrics and other s | model alone s/clip | decode s/clip | text alone s | "
              "evaluation / (model + decode + text) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in report["scripts"].values():
         split, stages = run["split"], run["split"]["stages_s"]
         lines.append(f"| {split['script']} | {split['num_clips']} | {run['wall_s_median']:.1f} | "
                      f"{run['clips_per_s']:.2f} | {stages['import']:.1f} | {stages['config_and_model_load']:.1f} | "
                      f"{stages['evaluate']:.1f} | {stages['audio_model']:.1f} | "
                      f"{stages['audio_waiting_for_loader']:.1f} | {stages['text_embedding']:.1f} | "
+                     f"{stages['metrics_and_other']:.2f} | "
                      f"{split['model_alone']['s_per_clip']:.4f} | {split['decode_alone']['s_per_clip']:.4f} | "
                      f"{split['text_alone_s']:.1f} | {_ratios(run)} |")
     if report["scripts"]:

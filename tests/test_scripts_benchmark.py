@@ -69,6 +69,8 @@ def test_embedding_overhead_benchmark_tiny(tmp_path):
     from benchmarks.embedding_overhead import main as overhead_main
 
     result = overhead_main(["--preset", "tiny", "--files", "4", "--rounds", "1", "--workdir", str(tmp_path)])
+    first_pass = result.pop("first_pass_s_per_batch")
+    assert len(first_pass) == 1 and first_pass[0] > 0   # 4 files, batch 4
     assert len(result) == 3 and all(len(case["s_per_clip"]) == 1 and case["median"] > 0 for case in result.values())
 
 
