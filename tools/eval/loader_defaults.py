@@ -39,7 +39,7 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _check(value: int | str, key: str, minimum: int) -> int | None:
+def explicit_or_auto(value: int | str, key: str, minimum: int) -> int | None:
     """An int >= minimum, or None for 'auto'; anything else is a ValueError naming the key."""
     if value == AUTO:
         return None
@@ -50,7 +50,7 @@ def _check(value: int | str, key: str, minimum: int) -> int | None:
 
 def eval_batch_size(batch_size: int | str, device: torch.device | str) -> int:
     """Audio files per batch: `batch_size` itself, or for 'auto' the device's measured best (CPU 4, GPU 32)."""
-    explicit = _check(batch_size, "eval.batch_size", 1)
+    explicit = explicit_or_auto(batch_size, "eval.batch_size", 1)
     if explicit is not None:
         return explicit
     return CUDA_BATCH_SIZE if torch.device(device).type == "cuda" else CPU_BATCH_SIZE
@@ -59,7 +59,7 @@ def eval_batch_size(batch_size: int | str, device: torch.device | str) -> int:
 def eval_num_workers(num_workers: int | str, device: torch.device | str, cpus: int | None = None) -> int:
     """Audio loading processes: `num_workers` itself, or for 'auto': on a GPU min(8, cores - 1), at least 1;
     on a CPU 0 with two cores or fewer, else 1."""
-    explicit = _check(num_workers, "eval.num_workers", 0)
+    explicit = explicit_or_auto(num_workers, "eval.num_workers", 0)
     if explicit is not None:
         return explicit
     cpus = usable_cpus() if cpus is None else cpus

@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
 from models.windowing import FRAME_HOP_SECONDS
-from tools.eval.loader_defaults import usable_cpus
+from tools.eval.loader_defaults import explicit_or_auto, usable_cpus
 from tools.eval.retrieval_metrics import to_numpy
 
 Event = tuple[float, float, str]
@@ -201,16 +201,27 @@ def _one_sed_metric(name: str, scores: Mapping[str, pd.DataFrame], truth: Mappin
     raise ValueError(f"unknown SED metric {name!r}; expected one of {SED_METRICS}")
 
 
+def _can_fork() -> bool:
+    """Forked processes are used on Linux only (elsewhere fork is unavailable or unsafe)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
 def metric_processes(processes: int | str) -> int:
     """Processes computing the SED metrics side by side: `processes` itself, or for 'auto' one per metric up
     to the usable cores, on Linux (forked workers inherit the loaded modules); 1 elsewhere."""
-    if processes != "auto":
-        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-            raise ValueError(f"processes must be an integer >= 1 or 'auto', got {processes!r}")
-        return processes
-    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return max(1, min(len(SED_METRICS), usable_cpus()))
+    explicit = explicit_or_auto(processes, "processes", 1)
+    if explicit is not None:
+        return explicit
+    return max(1, min(len(SED_METRICS), usable_cpus())) if _can_fork() else 1
+
+
+def metric_jobs(num_jobs: int | str, processes: int) -> int:
+    """sed_scores_eval's processes within each metric: `num_jobs` itself, or for 'auto' the usable cores shared
+    among the `processes` metric processes (at least 1), on Linux; 1 elsewhere."""
+    explicit = explicit_or_auto(num_jobs, "num_jobs", 1)
+    if explicit is not None:
+        return explicit
+    return max(1, usable_cpus() // processes) if _can_fork() else 1
 
 
 def _sed_metrics_side_by_side(scores: Mapping[str, pd.DataFrame], truth: Mapping[str, list[Event]],
@@ -245,7 +256,7 @@ def sed_metrics(
         ground_truth: clip_id -> [(onset, offset, label), ...].
         durations: clip_id -> seconds.
         num_jobs: processes sed_scores_eval uses within each metric ('auto': the usable cores shared among
-            the metric processes, at least 1).
+            the metric processes, at least 1, on Linux; `metric_jobs`).
         processes: the four metrics are computed side by side in this many forked processes ('auto': one
             per metric up to the usable cores on Linux, `metric_processes`); 1 computes them in this
             process. The values are the same for any `processes` and `num_jobs`.
@@ -255,10 +266,7 @@ def sed_metrics(
     scores, truth, durations = _select_scored_clips(scores, ground_truth, durations)
     _check_labels(scores, truth)
     workers = metric_processes(processes)
-    if num_jobs == "auto":
-        num_jobs = max(1, usable_cpus() // workers)
-    elif isinstance(num_jobs, bool) or not isinstance(num_jobs, int) or num_jobs < 1:
-        raise ValueError(f"num_jobs must be an integer >= 1 or 'auto', got {num_jobs!r}")
+    num_jobs = metric_jobs(num_jobs, workers)
     if workers > 1:
         results = _sed_metrics_side_by_side(scores, truth, durations, num_jobs, workers)
     else:
