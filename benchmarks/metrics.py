@@ -8,8 +8,9 @@
   operating point at each criterion), on `--phrases` phrases of 32 frames with random-uniform probabilities
   and one random ground-truth segment each;
 - sed: `sed_metrics` in this process (processes=1) against side by side (processes='auto'), on `--clips`
-  clips of 32 frames of random scores for `--classes` classes and two random events each.
-Each is run `--repeats` times (the median is reported); the values of the two ways must be equal.
+  clips of 32 frames of random scores for `--classes` classes and two random events each; then each SED
+  metric alone, once.
+Each comparison is run `--repeats` times (the median is reported); the values of the two ways must be equal.
 """
 
 from __future__ import annotations
@@ -107,7 +108,13 @@ def compare(name: str, ours: Callable[[], Any], theirs: Callable[[], Any], repea
 def measure(num_phrases: int, num_clips: int, num_classes: int, repeats: int, seed: int) -> dict[str, Any]:
     from tools.eval.grounding_metrics import grounding_psds
     from tools.eval.loader_defaults import usable_cpus
-    from tools.eval.sed_metrics import metric_processes, sed_metrics
+    from tools.eval.sed_metrics import (
+        SED_METRICS,
+        _one_sed_metric,
+        _select_scored_clips,
+        metric_processes,
+        sed_metrics,
+    )
 
     rng = np.random.default_rng(seed)
     probs, truth, durations = grounding_input(num_phrases, rng)
@@ -122,9 +129,12 @@ def measure(num_phrases: int, num_clips: int, num_classes: int, repeats: int, se
                   lambda: sed_metrics(scores, events, clip_durations, processes="auto"),
                   lambda: sed_metrics(scores, events, clip_durations, processes=1), repeats,
                   (f"{metric_processes('auto')} processes (auto)", "1 process"))
+    scored, scored_events, scored_durations = _select_scored_clips(scores, events, clip_durations)
+    each = {name: timed(lambda name=name: _one_sed_metric(name, scored, scored_events, scored_durations, 1), 1)[1][0]
+            for name in SED_METRICS}
     return {"settings": {"phrases": num_phrases, "clips": num_clips, "classes": num_classes, "repeats": repeats,
                          "seed": seed, "usable_cpus": usable_cpus()},
-            "results": [grounding, sed]}
+            "results": [grounding, sed], "sed_each_metric_s": each}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -135,6 +145,8 @@ def markdown(report: dict[str, Any]) -> str:
         first, second = result["labels"]
         lines.append(f"| {result['metric']} | {inputs_text} | {first} | {result['seconds'][first]:.3f} | {second} | "
                      f"{result['seconds'][second]:.3f} | {result['equal']} |")
+    each = ", ".join(f"{name} {seconds:.3f}" for name, seconds in report["sed_each_metric_s"].items())
+    lines.append(f"\nSED, each metric alone in this process (s, one run): {each}")
     return "\n".join(lines)
 
 

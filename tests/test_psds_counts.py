@@ -172,4 +172,5 @@ def test_metrics_benchmark_tiny(tmp_path):
     report = metrics_benchmark(["--phrases", "12", "--clips", "8", "--classes", "3", "--repeats", "1",
                                 "--out", str(tmp_path / "metrics.json")])
     assert [result["equal"] for result in report["results"]] == [True, True]
+    assert set(report["sed_each_metric_s"]) == {"psds1", "psds2", "collar_f1", "segment_f1"}
     assert (tmp_path / "metrics.json").is_file()
