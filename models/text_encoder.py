@@ -10,6 +10,7 @@ vocabulary shipped in the MiniLM package, so the paper-size model is built with 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,45 @@ def build_text_model(name_or_path: str, pretrained: bool) -> nn.Module:
     """The encoder without a pooling layer; weights read only when `pretrained`."""
     resolved = resolve_text_encoder(name_or_path)
     if pretrained:
-        return _from_pretrained(AutoModel, resolved, add_pooling_layer=False)
+        return _load_weights_quietly(resolved)
     if not _is_local(resolved) and resolved == "bert-base-uncased":
         config = BertConfig()
     else:
         config = _from_pretrained(AutoConfig, resolved)
     return AutoModel.from_config(config, add_pooling_layer=False)
+
+
+def _load_weights_quietly(resolved: str) -> nn.Module:
+    """The pretrained encoder without its pooler; transformers' load-report table is replaced by our own check.
+
+    A BERT checkpoint carries `pooler.*` weights that an encoder built without a pooling layer does not use:
+    transformers prints them as a table that reads like an error. Those keys are expected and dropped
+    silently; any other unused or missing key is still reported, in one warning line.
+    """
+    with _transformers_quiet():
+        model, info = _from_pretrained(AutoModel, resolved, add_pooling_layer=False, output_loading_info=True)
+    unexpected = [key for key in info.get("unexpected_keys", ()) if "pooler." not in key]
+    missing = list(info.get("missing_keys", ()))
+    if unexpected or missing:
+        log.warning("text encoder %s: %d weights unused (%s), %d initialised at random (%s)", resolved,
+                    len(unexpected), ", ".join(sorted(unexpected)[:5]), len(missing), ", ".join(sorted(missing)[:5]))
+    return model
+
+
+@contextlib.contextmanager
+def _transformers_quiet():
+    """transformers' own warnings and its "Loading weights" bar off for one call, restored afterwards."""
+    transformers_log = logging.getLogger("transformers")
+    previous_level = transformers_log.level
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    transformers_log.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_log.setLevel(previous_level)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 def _from_pretrained(auto_class, resolved: str, **kwargs):
