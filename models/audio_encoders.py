@@ -2,7 +2,8 @@
 
 An encoder maps a waveform [B, samples] at audio_args.sr to (clip features [B, C] or None, frame
 features [B, T, C]) and has `num_features` (C) and `log_mel(waveform)`; `forward(waveform,
-need_clip_features)` may skip the clip features. Adding an encoder is one builder and one entry here.
+need_clip_features)` may skip the clip features. Adding an encoder is one builder, one entry here
+and its name in `models.config.AudioEncoderName`.
 """
 
 from __future__ import annotations

@@ -29,6 +29,14 @@ class ConfigError(ValueError):
 # ----------------------------------------------------------------------------------------------------
 # The model's sections (YAML keys unchanged from the reference)
 # ----------------------------------------------------------------------------------------------------
+AudioEncoderName = typing.Literal["htsat"]
+"""The names of models.audio_encoders.AUDIO_ENCODERS (a test keeps the two equal)."""
+AggregationName = typing.Literal["codebook", "mean"]
+"""The names of models.codebook.AGGREGATIONS."""
+LossName = typing.Literal["hard_negative", "infonce"]
+"""The names of models.losses.LOSS_FUNCTIONS."""
+
+
 @dataclass
 class AudioArgs:
     sr: int = 32000
@@ -58,7 +66,7 @@ class HTSATArgs:
 @dataclass
 class AudioEncoderArgs:
     type: str = "transformer"
-    model: str = "htsat"  # a name of models.audio_encoders.AUDIO_ENCODERS
+    model: AudioEncoderName = "htsat"
     pretrained: bool = False  # True: initialise HTS-AT from `pretrained_path` (AudioSet checkpoint)
     freeze: bool = False
     pretrained_path: str = "pretrained_models/audio_encoder/HTSAT.ckpt"
@@ -85,9 +93,9 @@ class CodebookArgs:
 class ModelArgs:
     """Ablation switches; defaults are MGA-CLAP. All three off is plain CLAP."""
 
-    aggregation: str = "codebook"  # a name of models.codebook.AGGREGATIONS: codebook | mean
+    aggregation: AggregationName = "codebook"
     locality_aware_block: bool = True
-    loss: str = "hard_negative"  # a name of models.losses.LOSS_FUNCTIONS: hard_negative | infonce
+    loss: LossName = "hard_negative"
 
 
 MODEL_SECTIONS = ("audio_args", "audio_encoder_args", "text_encoder_args", "codebook", "model_args")
@@ -119,9 +127,7 @@ class ModelConfig:
         training = data.get("training")
         if isinstance(training, dict) and "spec_augmentation" in training:
             picked["spec_augmentation"] = training["spec_augmentation"]
-        config = build_dataclass(cls, picked, prefix="", source=source)
-        config.validate(source)
-        return config
+        return build_dataclass(cls, picked, prefix="", source=source)
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML-shaped dict (spec_augmentation under "training"); `from_dict` reads it back."""
@@ -142,18 +148,6 @@ class ModelConfig:
         config.text_encoder_args.pretrained = False
         config.audio_encoder_args.pretrained = False
         return config
-
-    def validate(self, source: str = "<config>") -> None:
-        """Raise ConfigError when a named component is not registered."""
-        from models.audio_encoders import AUDIO_ENCODERS
-        from models.codebook import AGGREGATIONS
-        from models.losses import LOSS_FUNCTIONS
-
-        for key, value, allowed in (("model_args.aggregation", self.model_args.aggregation, AGGREGATIONS),
-                                    ("model_args.loss", self.model_args.loss, LOSS_FUNCTIONS),
-                                    ("audio_encoder_args.model", self.audio_encoder_args.model, AUDIO_ENCODERS)):
-            if value not in allowed:
-                raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {sorted(allowed)}")
 
 
 MODEL_SCALARS = ("embed_size", "temp", "embed_regularization")
@@ -208,6 +202,11 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
             raise ConfigError(f"{source}: '{key}' must be a list ({_type_name(hint)}), got {value!r}")
         (item_type,) = typing.get_args(hint)
         return [_convert(item_type, item, f"{key}[{index}]", source) for index, item in enumerate(value)]
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if value in allowed:
+            return value
+        raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {sorted(allowed)}")
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):

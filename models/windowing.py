@@ -13,14 +13,11 @@ which stretches it).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:
-    from models.ase_model import ASE
 
 WINDOW_SECONDS = 10.0
 """Length of one encoder window in seconds (32 frames)."""
@@ -28,6 +25,18 @@ FRAME_HOP_SECONDS = 10.0 / 32
 """Seconds per frame embedding."""
 FRAMES_PER_WINDOW = 32
 """Frame embeddings per encoder window."""
+
+
+class WindowEncoder(Protocol):
+    """What the window functions need of a model (`models.ase_model.ASE` is one)."""
+
+    sample_rate: int
+
+    def encode_clips(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def encode_audio(self, audio: torch.Tensor, need_clip_features: bool = True): ...
+
+    def pool_frames(self, frame_embeds: torch.Tensor) -> torch.Tensor: ...
 PAD_MODES = ("tile", "zero", "none")
 PadMode = Literal["tile", "zero", "none"]
 LONG_AUDIO_MODES = ("window", "cut", "crop")
@@ -88,7 +97,7 @@ def shorten_waveform(waveform: torch.Tensor, max_samples: int, long_audio: LongA
     return waveform[start:start + max_samples]
 
 
-def window_samples(model: ASE, window_seconds: float = WINDOW_SECONDS) -> int:
+def window_samples(model: WindowEncoder, window_seconds: float = WINDOW_SECONDS) -> int:
     """Samples per encoder window at the model's sample rate."""
     return round(window_seconds * model.sample_rate)
 
@@ -111,7 +120,7 @@ def _split_windows(waveform: torch.Tensor, window: int, count: int) -> torch.Ten
 
 
 @torch.no_grad()
-def encode_audio_windows(model: ASE, waveform: torch.Tensor, window_seconds: float = WINDOW_SECONDS,
+def encode_audio_windows(model: WindowEncoder, waveform: torch.Tensor, window_seconds: float = WINDOW_SECONDS,
                          batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Frame and clip embeddings of one waveform of any length (not normalised).
 

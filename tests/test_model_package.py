@@ -68,6 +68,17 @@ def test_replace_applies_yaml_overrides_and_ignores_keys_outside_the_model():
     assert ModelConfig().codebook.size == 4096  # the original is untouched
 
 
+def test_the_config_names_are_exactly_the_registered_components():
+    import typing
+
+    from models.audio_encoders import AUDIO_ENCODERS
+    from models.config import AggregationName, AudioEncoderName, LossName
+    from models.losses import LOSS_FUNCTIONS
+    assert set(typing.get_args(AudioEncoderName)) == set(AUDIO_ENCODERS)
+    assert set(typing.get_args(AggregationName)) == set(AGGREGATIONS)
+    assert set(typing.get_args(LossName)) == set(LOSS_FUNCTIONS)
+
+
 def test_aggregation_registry_drives_the_model(tiny_config):
     model = ASE({**tiny_config, "model_args": {"aggregation": "mean"}})
     frames = torch.randn(2, 5, 32)

@@ -200,7 +200,7 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
         value = getattr(config.eval, key)
         if value != "auto" and not (isinstance(value, int) and value >= minimum):
             raise ConfigError(f"{source}: 'eval.{key}' is {value!r}; expected an integer >= {minimum} or 'auto'")
-    config.model_config().validate(source)
+    config.model_config()  # the model keys' own checks
     return config
 
 
