@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from data_handling.shards.manifest import ShardError
+from models.memory import reuse_freed_memory
 from tools.config import Config, ConfigError, load_config, save_config
-from tools.memory import reuse_freed_memory
 from tools.train.distributed import DistributedInfo, cleanup_distributed, init_distributed
 from tools.train.trainer import Trainer, TrainingInterrupted
 

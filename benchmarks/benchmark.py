@@ -19,7 +19,7 @@ What is measured (random inputs, weights randomly initialised: speed does not de
   in its own fresh subprocess; the figure includes the Python/torch runtime, the model, the optimiser
   state and the activations. On CUDA: torch.cuda.max_memory_allocated for the mode.
 - the process allocator: like pretrain.py and the scripts, the benchmark first calls
-  `tools.memory.reuse_freed_memory` (glibc keeps freed tensor memory instead of unmapping it);
+  `models.memory.reuse_freed_memory` (glibc keeps freed tensor memory instead of unmapping it);
   `--no-reuse-freed-memory` measures glibc's defaults, which the reference and its emulation keep.
 - FLOPs of one step (torch.utils.flop_counter.FlopCounterMode, matmuls/convs/attention, forward and
   backward) and the achieved FLOP/s; on CUDA also the share of the GPU's dense bf16 peak

@@ -27,8 +27,8 @@ def measure(preset: str, num_files: int, rounds: int, batch_size: int, workdir: 
     import torch
 
     from models.factory import model_from_checkpoint
+    from models.memory import reuse_freed_memory
     from tools.eval.embedding import AudioFileDataset, _encode_items, embed_audio_files
-    from tools.memory import reuse_freed_memory
 
     reuse_freed_memory()  # as the scripts do
     model = model_from_checkpoint(make_checkpoint(workdir, preset), device="cpu")

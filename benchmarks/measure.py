@@ -21,7 +21,7 @@ import torch
 from benchmarks.machine import peak_cpu_memory_mb, proc_status_mb
 from benchmarks.settings import BenchmarkSettings
 from benchmarks.steps import build_model, import_model_code, make_infer_step, make_train_step
-from tools.memory import reuse_freed_memory
+from models.memory import reuse_freed_memory
 
 # Dense (no sparsity) bf16 tensor-core peak in TFLOP/s from the vendors' data sheets. The first
 # entry whose key is in torch.cuda.get_device_name() wins, so more specific names come first.

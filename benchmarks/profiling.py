@@ -7,7 +7,7 @@ import torch
 from benchmarks.measure import synchronize
 from benchmarks.settings import BenchmarkSettings
 from benchmarks.steps import build_model, make_infer_step, make_train_step
-from tools.memory import reuse_freed_memory
+from models.memory import reuse_freed_memory
 
 
 def profile_step(settings: BenchmarkSettings, mode: str, row_limit: int) -> str:

@@ -182,9 +182,9 @@ def split_child(task: str, argv: list[str], preset: str, model_repeats: int) -> 
 
     import torch
 
+    from models.memory import reuse_freed_memory
     from tools.eval import embedding
     from tools.eval.loader_defaults import eval_batch_size, eval_num_workers
-    from tools.memory import reuse_freed_memory
 
     protocol = importlib.import_module(PROTOCOL_MODULES[task])
     reuse_freed_memory()  # as the scripts' run_script does before main

@@ -77,7 +77,7 @@ class BenchmarkSettings:
     isolate: bool | None = option(None, "each mode in its own subprocess (default: on CPU when --mode both)",
                                   style=ON_OFF)
     reuse_freed_memory: bool | None = option(
-        None, "glibc keeps freed tensor memory for reuse (tools.memory.reuse_freed_memory; "
+        None, "glibc keeps freed tensor memory for reuse (models.memory.reuse_freed_memory; "
               "default: on, off for the reference and its emulation, which had glibc's defaults)", style=ON_OFF)
     audio_seconds: float = option(10.0, "length of the random clips", flag="--seconds")
     caption_words: int = option(12, "mean words per random caption")

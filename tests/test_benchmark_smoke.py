@@ -119,7 +119,7 @@ def test_settings_to_argv_rebuilds_the_settings():
 ALLOCATION_PATTERN = """
 import ctypes, resource, sys
 import torch
-from tools.memory import reuse_freed_memory
+from models.memory import reuse_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",

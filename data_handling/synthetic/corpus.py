@@ -25,7 +25,7 @@ from data_handling.synthetic.scenes import (
     render_scene,
     render_single_event,
 )
-from tools.memory import reuse_freed_memory
+from models.memory import reuse_freed_memory
 
 DONE_MARKER = "DONE"
 CLASSES_FILE = "classes.json"

@@ -20,10 +20,10 @@ from data_handling.audio_io import AudioReadError
 from data_handling.eval_sets.layouts import task_root
 from models.checkpoint import CheckpointError, CheckpointMismatchError
 from models.factory import model_from_checkpoint
+from models.memory import reuse_freed_memory
 from models.model_folder import is_model_folder
 from models.runtime import resolve_device
 from tools.config import Config, load_config
-from tools.memory import reuse_freed_memory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFERENCE_CONFIG = "settings/inference.yaml"
