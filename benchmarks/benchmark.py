@@ -1,4 +1,4 @@
-"""Speed and memory benchmark of MGA-CLAP: training step, audio inference, peak memory.
+"""Speed and memory of MGA-CLAP's training step and audio inference, ours and the reference's own code.
 
 Run from the repository root (`python benchmarks/benchmark.py ...` works the same):
 
@@ -6,84 +6,175 @@ Run from the repository root (`python benchmarks/benchmark.py ...` works the sam
     python -m benchmarks.benchmark --preset paper --mode train --reference-checkout /tmp/mgaclap_ref
     python -m benchmarks.benchmark --table ours.json reference.json   # one markdown table from saved runs
 
-What is measured (random inputs, weights randomly initialised: speed does not depend on them):
-- train: clips/s of a full step on a batch of random 10 s clips and random ~12-word captions:
-  `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on).
-  `--optimizer-impl` picks torch's Adam kernel; the default is the project's optimiser
-  (`tools.train.optim.build_optimizer`: Adam, fused kernel), "for-loop" is torch's plain Adam as the reference
-  used it (the single-tensor loop on CPU).
-- infer: clips/s of `encode_audio` + `msc` (frame and clip embeddings), eval mode, `torch.no_grad`
-  (without HTS-AT's unused pooled clip feature, as tools/eval/embedding.py; the emulation computes it).
-- peak memory: on CPU the process's peak resident set size (VmHWM in /proc/self/status, else
-  getrusage). VmHWM is process-wide and never decreases, so with `--mode both` on CPU each mode runs
-  in its own fresh subprocess; the figure includes the Python/torch runtime, the model, the optimiser
-  state and the activations. On CUDA: torch.cuda.max_memory_allocated for the mode.
-- the process allocator: like pretrain.py and the scripts, the benchmark first calls
-  `models.memory.reuse_freed_memory` (glibc keeps freed tensor memory instead of unmapping it);
-  `--no-reuse-freed-memory` measures glibc's defaults, which the reference and its emulation keep.
-- FLOPs of one step (torch.utils.flop_counter.FlopCounterMode, matmuls/convs/attention, forward and
-  backward) and the achieved FLOP/s; on CUDA also the share of the GPU's dense bf16 peak
-  (`GPU_PEAK_BF16_TFLOPS`; a float32 run is compared with the same bf16 peak).
-
-Timing: `warmup` untimed steps, then `repeats` timed steps; the median step time is reported (the
-JSON also has the minimum and every step time, and the process CPU time per step). Wall times are
-only comparable on an otherwise idle machine: other processes on the same cores slow a run down
-by up to several times (benchmarks/RESULTS.md says how its figures were protected from that).
-
-The reference, measured: `--reference-checkout PATH` runs the same steps on the reference's own
-code (Ming-er/MGA-CLAP) imported from a checkout at PATH, with run-time patches only (a CPU device
-for its sparsemax, its BERT built from bert-base-uncased's config and its tokenizer class read from
-a local uncased vocabulary, stand-ins for imports its model never uses; benchmarks/reference_code.py
-lists them and why none changes the cost). Its training step is pretrain.py's (its Adam from its
-tools/optim_utils.py), its inference example.py's audio path (`encode_audio` + `msc`, eval, no_grad).
-It runs with glibc's malloc defaults, as the reference did; our switches (fused attention, oneDNN,
-compile, channels-last) do not apply to it. Presets paper and tiny. `--table ours.json
-reference.json` puts both runs in one table, each row of ours with the reference's s/clip of the
-same preset, mode, device, dtype, batch, threads and clip length, and the speed-up.
-`--emulate-reference-overheads` is an older APPROXIMATION of the reference on our code, for when no
-checkout is at hand: it switches fused attention, the oneDNN linear layers and the allocator setting
-off, uses torch's for-loop Adam and, through forward hooks, adds the extra work the reference does
-(the LAB value path in every Swin block, attention maps collected and averaged per stage in eval
-mode, the tscam/head tagging output computed and discarded, a conv1d STFT with two 513 x 1024
-kernels whose log-mel replaces ours; torch.stft still runs). The reference's other differences
-(its training loop, fp16 autocast on GPU, its sparsemax, ...) are not emulated: prefer the real code.
-
-Code: benchmarks/settings.py (the options), presets.py (model sizes), steps.py (model and steps),
-reference_code.py (the reference's code from a checkout), reference_overheads.py (the emulation's
-hooks), measure.py (timing, FLOPs, figures), machine.py (memory and machine probes), runner.py
-(modes in process or in subprocesses, the JSON report), report.py (tables), profiling.py
-(--profile); this file is the command line.
+Random inputs and weights (speed does not depend on them); what a step is and how time, FLOPs and memory are
+read: benchmarks/measure.py. `--reference-checkout PATH` measures the reference's code (Ming-er/MGA-CLAP)
+imported from a checkout, with run-time patches only (benchmarks/reference_code.py): its pretrain.py step
+with its own Adam, its example.py audio path, glibc's malloc defaults; our switches do not apply to it.
+A table of several runs gives each of our rows the reference's s/clip under the same preset, mode, device,
+dtype, batch, threads and clip length, and the speed-up. On CPU with `--mode both` each mode runs in its own
+subprocess, so that its peak RSS is its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 if not __package__:  # run as `python benchmarks/benchmark.py`: import from the repository root, not benchmarks/
     _HERE = Path(__file__).resolve().parent
     sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
     sys.path.insert(0, str(_HERE.parent))
 
-from benchmarks.profiling import profile_step
-from benchmarks.report import markdown_table, summary_lines
-from benchmarks.runner import run_benchmark
-from benchmarks.settings import BenchmarkSettings, add_setting_arguments, settings_from_args
+import torch  # noqa: E402
+
+from benchmarks import measure, reference_code  # noqa: E402
+from benchmarks.measure import BenchmarkSettings  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TABLE_HEADER = ("| run | preset | mode | device | dtype | batch | threads | fused attn | clips/s | s/clip "
+                "| peak MB | GFLOP/step | TFLOP/s | % GPU bf16 peak | reference s/clip | speed-up vs reference |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+SAME_CONDITIONS = ("preset", "device", "dtype", "batch_size", "audio_seconds")  # and the mode and threads
+
+
+# ---------------------------------------------------------------------------------------------- running
+def subprocess_command(settings: BenchmarkSettings, mode: str, out: Path) -> list[str]:
+    """The command that measures one mode of `settings` in a fresh process and writes its report to `out`."""
+    single = dataclasses.replace(settings, mode=mode, isolate=False)
+    return [sys.executable, "-m", "benchmarks.benchmark", "--settings-json", json.dumps(dataclasses.asdict(single)),
+            "--out", str(out), "--quiet"]
+
+
+def run_mode_in_subprocess(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
+    """Run one mode in a fresh Python process (so its peak RSS is its own); returns its figures."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "result.json"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                                          os.environ.get("PYTHONPATH")]))}
+        completed = subprocess.run(subprocess_command(settings, mode, out), cwd=REPO_ROOT, env=env,
+                                   capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"benchmark subprocess for mode '{mode}' failed (exit {completed.returncode}):\n"
+                               f"{completed.stderr[-4000:]}")
+        return json.loads(out.read_text())["results"][mode]
+
+
+def default_label(settings: BenchmarkSettings) -> str:
+    """The run's name in tables: which code, and every setting that differs from that code's defaults."""
+    if settings.reference_checkout:
+        parts = ["reference (real code)"]
+    else:
+        parts = ["ours"] + [name for name, on in (("no fused attn", not settings.fused_attention),
+                                                  ("no oneDNN linear", not settings.onednn_linear),
+                                                  ("compile", settings.compile),
+                                                  ("channels_last", settings.channels_last)) if on]
+    if settings.optimizer_impl != "default" and settings.mode != "infer":
+        parts.append(f"{settings.optimizer_impl} Adam")
+    if settings.effective_reuse_freed_memory != (not settings.reference_checkout):
+        parts.append("reusing freed memory" if settings.effective_reuse_freed_memory else "glibc malloc defaults")
+    return ", ".join(parts)
+
+
+def code_info(settings: BenchmarkSettings) -> dict[str, Any]:
+    """Which code a run measured: ours, or the reference's checkout (path, fingerprint of its files, stand-ins)."""
+    if not settings.reference_checkout:
+        return {"measured": "ours"}
+    checkout = reference_code.check_checkout(settings.reference_checkout)
+    return {"measured": "reference", "repository": reference_code.REFERENCE_REPOSITORY, "checkout": str(checkout),
+            "files_sha256": reference_code.code_fingerprint(checkout),
+            "stand_ins_for_unused_imports": reference_code.unused_imports_to_stand_in(),
+            "patches": "run time only, see benchmarks/reference_code.py"}
+
+
+def run_benchmark(**kwargs: Any) -> dict[str, Any]:
+    """Run the benchmark; keyword arguments are `BenchmarkSettings` fields. Returns the JSON report:
+    `machine`, `settings` (with the switches as run: `effective_*`), `results` ({mode: figures}), `code`."""
+    settings = BenchmarkSettings(**kwargs)
+    settings.validate()
+    settings.label = settings.label or default_label(settings)
+    isolate = settings.isolate
+    if isolate is None:
+        isolate = torch.device(settings.device).type == "cpu" and settings.mode == "both"
+    machine = measure.machine_info(settings.device)
+    results = {mode: run_mode_in_subprocess(settings, mode) if isolate else measure.run_mode(settings, mode)
+               for mode in settings.modes()}
+    machine["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return {"machine": machine,
+            "settings": {**dataclasses.asdict(settings), "isolate": isolate,
+                         "effective_fused_attention": settings.effective_fused_attention,
+                         "effective_reuse_freed_memory": settings.effective_reuse_freed_memory,
+                         "effective_onednn_linear": settings.effective_onednn_linear},
+            "results": results, "code": code_info(settings)}
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def is_reference_run(report: dict[str, Any]) -> bool:
+    return bool(report["settings"].get("reference_checkout"))
+
+
+def conditions(report: dict[str, Any], mode: str) -> tuple[Any, ...]:
+    """What must match for two runs to be compared: the mode, the threads and SAME_CONDITIONS."""
+    settings = report["settings"]
+    threads = settings["threads"] or report["machine"]["torch_threads"]
+    return (mode, threads, *(settings.get(name) for name in SAME_CONDITIONS))
+
+
+def markdown_table(reports: list[dict[str, Any]]) -> str:
+    """One row per report and mode; each of our rows with the s/clip of the reference's run of its conditions."""
+    reference: dict[tuple[Any, ...], float] = {}
+    for report in filter(is_reference_run, reports):
+        for mode, figures in report["results"].items():
+            reference.setdefault(conditions(report, mode), figures["s_per_clip"])
+    rows = [TABLE_HEADER]
+    for report in reports:
+        settings = report["settings"]
+        threads = settings["threads"] or report["machine"]["torch_threads"]
+        for mode, figures in report["results"].items():
+            flops = figures.get("flops_per_step")
+            achieved, share = figures.get("achieved_tflops"), figures.get("share_of_bf16_peak")
+            reference_s = None if is_reference_run(report) else reference.get(conditions(report, mode))
+            cells = [settings["label"], settings["preset"], mode, settings["device"], settings["dtype"],
+                     settings["batch_size"], threads, "on" if settings["effective_fused_attention"] else "off",
+                     f"{figures['clips_per_s']:.3f}", f"{figures['s_per_clip']:.4f}",
+                     f"{figures['peak_memory_mb']:.0f}", f"{flops / 1e9:.1f}" if flops else "-",
+                     f"{achieved:.3g}" if achieved else "-", f"{100 * share:.1f}" if share else "-",
+                     f"{reference_s:.4f}" if reference_s else "-",
+                     f"{reference_s / figures['s_per_clip']:.2f}x" if reference_s else "-"]
+            rows.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(rows)
+
+
+def summary_lines(report: dict[str, Any]) -> Iterator[str]:
+    """Machine line, which code was measured and, on CUDA, the share of the GPU's bf16 peak."""
+    machine = report["machine"]
+    yield (f"machine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, torch {machine['torch']}"
+           + (f", GPU {machine['gpu']}" if machine["gpu"] else ""))
+    code = report["code"]
+    if code["measured"] == "reference":
+        yield f"code: the reference's, from {code['checkout']} (files sha256 {code['files_sha256']})"
+    for mode, figures in report["results"].items():
+        if figures.get("share_of_bf16_peak") is not None:
+            yield f"{mode}: {100 * figures['share_of_bf16_peak']:.1f}% of the GPU's dense bf16 peak"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The settings' options (benchmarks.settings) and the options of this command line."""
+    """The settings' options (benchmarks.measure.BenchmarkSettings) and the options of this command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_setting_arguments(parser)
+    measure.add_setting_arguments(parser)
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
-    parser.add_argument("--profile", type=int, metavar="N", default=0,
-                        help="instead of timing, print the top N operators of one step per mode")
     parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
                         help="print one markdown table of saved JSON reports and exit")
+    parser.add_argument("--settings-json", help=argparse.SUPPRESS)  # a mode's subprocess: every setting at once
     return parser.parse_args(argv)
 
 
@@ -92,14 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         print(markdown_table([json.loads(path.read_text()) for path in args.table]))
         return
-    if args.profile:
-        settings = BenchmarkSettings(**settings_from_args(args))
-        settings.validate()
-        for mode in settings.modes():
-            print(f"## {mode}: top {args.profile} operators by self CPU time\n")
-            print(profile_step(settings, mode, args.profile))
-        return
-    report = run_benchmark(**settings_from_args(args))
+    report = run_benchmark(**(json.loads(args.settings_json) if args.settings_json else measure.settings_from_args(args)))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))

@@ -43,7 +43,7 @@ import torch
 if __package__ in (None, ""):  # python benchmarks/loader.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.measure import machine_info  # noqa: E402
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions  # noqa: E402
 from data_handling.samplers import DurationBucketBatchSampler  # noqa: E402
 from data_handling.shards.reader import open_shard_dataset  # noqa: E402

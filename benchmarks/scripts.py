@@ -1,26 +1,27 @@
-"""End-to-end benchmark of `zero_shot_clas.py` as users run it, on an ESC-50-shaped data set.
+"""The zero-shot scripts and the training loop end to end, as users run them, on generated data shaped like the
+real sets; with `--reference-checkout`, also the reference's own zero_shot_classification.py on the same files.
 
-    python -m benchmarks.scripts [--preset paper|tiny] [--clips 312] [--repeats 3] [--workdir DIR]
-                                 [--reference-checkout PATH --reference-site DIR] [--out FILE.json]
+    python -m benchmarks.scripts [--preset paper|tiny] [--tasks esc50,sed,grounding,retrieval,train]
+        [--clips esc50=312,sed=200,grounding=100,retrieval=100] [--repeats 1] [--split-repeats 1]
+        [--model-repeats 10] [--device cpu|cuda] [--train-steps 20,200] [--workdir /tmp/mga_clap_scripts]
+        [--reference-checkout PATH --reference-site DIR] [--out FILE.json] [-- SCRIPT OPTIONS]
 
-1. Writes (once; kept in --workdir) `ESC-50-master/audio/{fold}-{id}-A-{target}.wav` and
-   `ESC-50-master/meta/esc50.csv` in ESC-50's layout (docs/datasets.md): --clips clips of 5 s, 44.1 kHz,
-   mono 16-bit, a tone over noise, classes ESC-50's 50 categories in target order, folds 1-5.
-2. Writes (once) a checkpoint with random weights at the preset's size, as pretrain.py saves its model
-   files: {'model': reference_state_dict, 'model_config': ...}, so the script rebuilds the model from it
-   and the reference's strict loader accepts it too.
-3. Runs `python zero_shot_clas.py --dataset esc50 --data-root ... --ckpt ... --device cpu --out ...` as a
-   subprocess --repeats times: the wall time is the user's number.
-4. Explains it with benchmarks.script_suite's in-process split in a fresh process: import of the script,
-   config + model load, then the script's own `main` with timers around the functions it calls
-   (embed_audio_files, its model part `_encode_items`, embed_texts; the rest is metrics and output); then,
-   apart, decoding + resampling every clip in one process (AudioFileDataset items, as a loader process makes
-   them) and the model alone (benchmarks.steps' infer step at the script's batch size). Nothing of the
-   protocol is changed: the timers wrap the module attributes the script looks up, for that process only.
-5. `--reference-checkout PATH`: the reference's own zero_shot_classification.py on the same files and
-   checkpoint, through benchmarks/reference_script.py (run-time patches only; see there).
+Data (written once, kept in --workdir; a tone over noise, mono 16-bit):
+- esc50: ESC-50's layout (`ESC-50-master/`, 5 s WAV at 44.1 kHz, its 50 categories in target order, folds 1-5);
+- sed: AudioSet-strong as WavCaps ships it (`AudioSet_SL/`): 10 s FLAC at 32 kHz, two events per clip;
+- grounding: AudioGrounding's layout: 10 s WAV at 44.1 kHz, two phrases per clip;
+- retrieval: Clotho's evaluation set: 15-30 s WAV at 44.1 kHz, five captions per clip.
+The checkpoint has random weights at the preset's size, saved as pretrain.py saves its model files (the
+reference's strict loader accepts the paper preset's).
 
-Prints a markdown table; `--out` writes the JSON report.
+For each script: its command line as a subprocess (`--repeats`, median wall: the user's number), then its
+`main` in a fresh process with timers around the module attributes it calls (`split_child`): import, config +
+model load, audio embedding (of which the model's forward passes and the wait for decoding), text embedding,
+the rest (metrics, output). Apart: decoding every file in one process (`AudioFileDataset`), the model alone at
+the script's batch size (benchmarks.measure's infer step, 10 s clips) and the text tower alone on the script's
+texts. `evaluation / (model + decode + text)` is 1.0 when the script adds nothing to that work.
+Training (`train`): `pretrain.py -c settings/quickstart.yaml` for two step counts, one epoch each; the
+difference gives the time per step without start-up and the end-of-epoch evaluation.
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path("/tmp/mga_clap_scripts")
-ESC50_FOLDER = "ESC-50-master"
-SAMPLE_RATE = 44100
-CLIP_SECONDS = 5
-FOLDS = 5
+TASKS = ("esc50", "sed", "grounding", "retrieval", "train")
+DEFAULT_CLIPS = {"esc50": 312, "sed": 200, "grounding": 100, "retrieval": 100}
+SCRIPTS = {"esc50": "zero_shot_clas.py", "sed": "zero_shot_sed.py", "grounding": "zero_shot_grounding.py",
+           "retrieval": "zero_shot_retrieval.py"}
+PROTOCOL_MODULES = {"esc50": "tools.eval.classification", "sed": "tools.eval.sed",
+                    "grounding": "tools.eval.grounding", "retrieval": "tools.eval.retrieval"}
+LABELS = ("dog_bark", "siren", "engine", "bell", "speech", "rain", "knock", "whistle", "hum", "bird_chirp")
 ESC10_TARGETS = {0, 1, 10, 11, 12, 20, 21, 38, 40, 41}
 ESC50_CATEGORIES = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
@@ -56,48 +60,134 @@ ESC50_CATEGORIES = (
     "helicopter", "chainsaw", "siren", "car_horn", "engine", "train", "church_bells", "airplane", "fireworks",
     "hand_saw",
 )
-SCRIPT = "zero_shot_clas.py"
+REFERENCE_ACCURACY = re.compile(r"ESC-50 Accuracy ([0-9.eE+-]+)")
 
 
 # ---------------------------------------------------------------------------------------------- data
-def esc50_rows(num_clips: int) -> list[dict[str, Any]]:
-    """The csv rows of `num_clips` clips: class i % 50, fold (i // 50) % 5 + 1 (each class in several folds)."""
-    rows = []
-    for index in range(num_clips):
-        target, fold = index % len(ESC50_CATEGORIES), (index // len(ESC50_CATEGORIES)) % FOLDS + 1
-        source = 100000 + index
-        rows.append({"filename": f"{fold}-{source}-A-{target}.wav", "fold": fold, "target": target,
-                     "category": ESC50_CATEGORIES[target], "esc10": target in ESC10_TARGETS,
-                     "src_file": source, "take": "A"})
-    return rows
+def _signal(seconds: float, rate: int, seed: int) -> Any:
+    """A tone (pitch from the seed) over noise, float32 [samples]."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    times = np.arange(round(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * (150.0 + 37.0 * (seed % 60)) * times)
+            + 0.05 * rng.standard_normal(times.shape)).astype(np.float32)
 
 
-def make_esc50(workdir: Path, num_clips: int) -> Path:
-    """ESC-50-master/ with `num_clips` clips under `workdir` (kept when already made for that count)."""
+def _made(folder: Path, count: int) -> bool:
+    stamp = folder / "MADE"
+    return stamp.is_file() and stamp.read_text().strip() == str(count)
+
+
+def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def make_esc50(workdir: Path, count: int) -> Path:
+    """ESC-50-master/ (audio/{fold}-{id}-A-{target}.wav, meta/esc50.csv): clip i of class i % 50, fold
+    (i // 50) % 5 + 1; every other clip a tone over noise, the others noise."""
     import numpy as np
     import soundfile
 
-    root = workdir / ESC50_FOLDER
-    stamp = root / "MADE"
-    if stamp.is_file() and stamp.read_text().strip() == str(num_clips):
+    root = workdir / "ESC-50-master"
+    if _made(root, count):
         return root
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "meta").mkdir(parents=True, exist_ok=True)
     for old in (root / "audio").glob("*.wav"):
         old.unlink()
-    rows = esc50_rows(num_clips)
-    time_axis = np.arange(SAMPLE_RATE * CLIP_SECONDS) / SAMPLE_RATE
-    for index, row in enumerate(rows):
-        rng = np.random.default_rng(index)
-        tone = 0.3 * np.sin(2 * np.pi * (200.0 + 40.0 * row["target"]) * time_axis)
-        signal = tone * (index % 2) + 0.05 * rng.standard_normal(time_axis.shape)
-        soundfile.write(root / "audio" / row["filename"], signal.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+    rows = []
+    time_axis = np.arange(44100 * 5) / 44100
+    for index in range(count):
+        target, fold = index % len(ESC50_CATEGORIES), (index // len(ESC50_CATEGORIES)) % 5 + 1
+        row = {"filename": f"{fold}-{100000 + index}-A-{target}.wav", "fold": fold, "target": target,
+               "category": ESC50_CATEGORIES[target], "esc10": target in ESC10_TARGETS, "src_file": 100000 + index,
+               "take": "A"}
+        tone = 0.3 * np.sin(2 * np.pi * (200.0 + 40.0 * target) * time_axis)
+        signal = tone * (index % 2) + 0.05 * np.random.default_rng(index).standard_normal(time_axis.shape)
+        soundfile.write(root / "audio" / row["filename"], signal.astype(np.float32), 44100, subtype="PCM_16")
+        rows.append(row)
     with open(root / "meta" / "esc50.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    stamp.write_text(f"{num_clips}\n")
+    (root / "MADE").write_text(f"{count}\n")
     return root
+
+
+def make_sed(workdir: Path, count: int) -> Path:
+    """AudioSet_SL/ (audio/AudioSet_SL_eval/*.flac, metadata/audioset_eval_strong.tsv and _durations.tsv)."""
+    import soundfile
+
+    root = workdir / "AudioSet_SL"
+    if _made(root, count):
+        return root
+    audio = root / "audio" / "AudioSet_SL_eval"
+    audio.mkdir(parents=True, exist_ok=True)
+    events, durations = [], []
+    for index in range(count):
+        name = f"Y{index:08d}.flac"
+        soundfile.write(audio / name, _signal(10.0, 32000, index), 32000, subtype="PCM_16")
+        onset = 0.5 + (index % 7)
+        events += [[name, onset, onset + 2.0, LABELS[index % len(LABELS)]],
+                   [name, 1.0, 4.5, LABELS[(3 * index + 1) % len(LABELS)]]]
+        durations.append([name, 10.0])
+    _write_rows(root / "metadata" / "audioset_eval_strong.tsv", ["filename", "onset", "offset", "event_label"],
+                events)
+    _write_rows(root / "metadata" / "audioset_eval_strong_durations.tsv", ["filename", "duration"], durations)
+    (root / "MADE").write_text(f"{count}\n")
+    return root
+
+
+def make_grounding(workdir: Path, count: int) -> Path:
+    """An AudioGrounding folder (audio/*.wav at 44.1 kHz, test.json, two phrases per clip)."""
+    import soundfile
+
+    root = workdir / "AudioGrounding"
+    if _made(root, count):
+        return root
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for index in range(count):
+        name = f"{index:06d}.wav"
+        soundfile.write(root / "audio" / name, _signal(10.0, 44100, index), 44100, subtype="PCM_16")
+        first, second = LABELS[index % len(LABELS)].replace("_", " "), LABELS[(index + 4) % len(LABELS)]
+        entries.append({"audio_id": name, "audiocap_id": index, "tokens": f"a {first} and then a {second}",
+                        "phrases": [{"phrase": f"a {first}", "start_index": 0, "end_index": 1,
+                                     "segments": [[1.0, 3.5]]},
+                                    {"phrase": f"a {second.replace('_', ' ')}", "start_index": 4, "end_index": 5,
+                                     "segments": [[5.0, 9.0]]}]})
+    (root / "test.json").write_text(json.dumps(entries))
+    (root / "MADE").write_text(f"{count}\n")
+    return root
+
+
+def make_retrieval(workdir: Path, count: int) -> Path:
+    """A Clotho-shaped evaluation folder: audio/*.wav of 15-30 s at 44.1 kHz, test.json with five captions."""
+    import soundfile
+
+    root = workdir / "Clotho"
+    if _made(root, count):
+        return root
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    data = []
+    for index in range(count):
+        name, seconds = f"clip_{index:05d}.wav", 15.0 + (index * 7.3) % 15.0
+        soundfile.write(root / "audio" / name, _signal(seconds, 44100, index), 44100, subtype="PCM_16")
+        label = LABELS[index % len(LABELS)].replace("_", " ")
+        data.append({"id": f"clip_{index:05d}", "audio": f"audio/{name}", "duration": seconds,
+                     **{f"caption_{k}": f"a {label} heard {word} in the distance number {index}"
+                        for k, word in enumerate(("once", "twice", "again", "softly", "loudly"), start=1)}})
+    (root / "test.json").write_text(json.dumps({"num_captions_per_audio": 5, "data": data}))
+    (root / "MADE").write_text(f"{count}\n")
+    return root
+
+
+MAKERS = {"esc50": make_esc50, "sed": make_sed, "grounding": make_grounding, "retrieval": make_retrieval}
 
 
 def make_checkpoint(workdir: Path, preset: str) -> Path:
@@ -120,163 +210,288 @@ def make_checkpoint(workdir: Path, preset: str) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------- subprocess runs
-def script_command(root: Path, ckpt: Path, out: Path, batch_size: int | None, num_workers: int | None,
-                   device: str = "cpu") -> list[str]:
-    command = [sys.executable, SCRIPT, "--dataset", "esc50", "--data-root", str(root), "--ckpt", str(ckpt),
-               "--device", device, "--out", str(out)]
-    if batch_size is not None:
-        command += ["--batch-size", str(batch_size)]
-    if num_workers is not None:
-        command += ["--num-workers", str(num_workers)]
-    return command
+# ---------------------------------------------------------------------------------------------- in-process split
+class Timer:
+    """Wraps a callable and adds its wall time to a total (the wrapped function itself is unchanged)."""
+
+    def __init__(self, function: Any):
+        self.function, self.seconds, self.calls, self.last = function, 0.0, 0, None
+        self.arguments: list[tuple[tuple, dict]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        self.arguments.append((args, kwargs))
+        try:
+            self.last = self.function(*args, **kwargs)
+            return self.last
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
 
 
-def timed_run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run a command; wall seconds, return code and the tails of its output."""
+def split_child(task: str, argv: list[str], preset: str, model_repeats: int) -> dict[str, Any]:
+    """In this (fresh) process: the script's `main` with timers around its stages; then decoding alone, the
+    model alone at the script's batch size and the text tower alone on the script's texts."""
+    import importlib
+
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    return {"wall_s": wall, "returncode": done.returncode, "stdout_tail": done.stdout[-2000:],
-            "stderr_tail": done.stderr[-2000:]}
+    script = importlib.import_module(SCRIPTS[task].removesuffix(".py"))
+    import_s = time.perf_counter() - start
+
+    import torch
+
+    from models.memory import reuse_freed_memory
+    from tools.eval import embedding
+    from tools.eval.loader_defaults import eval_batch_size, eval_num_workers
+
+    protocol = importlib.import_module(PROTOCOL_MODULES[task])
+    reuse_freed_memory()  # as the scripts' run_script does before main
+    patched = [(script, "load_script_model"), (protocol, "embed_audio_files"), (protocol, "embed_texts"),
+               (embedding, "_encode_items")]
+    timers = {}
+    for owner, name in patched:
+        timers[name] = Timer(getattr(owner, name))
+        setattr(owner, name, timers[name])
+    start = time.perf_counter()
+    try:
+        result = script.main(argv)
+    finally:
+        for owner, name in patched:
+            setattr(owner, name, timers[name].function)
+    main_s = time.perf_counter() - start
+    load_s = timers["load_script_model"].seconds
+    audio_s, model_s, text_s = (timers[name].seconds for name in ("embed_audio_files", "_encode_items", "embed_texts"))
+    config = script.load_script_config(script.parse_args(argv))
+    model, device = timers["load_script_model"].last
+    batch_size = eval_batch_size(config.eval.batch_size, device)
+    decode_s, decoded = decode_alone(task, config, model.sample_rate)
+    start = time.perf_counter()
+    for call_args, call_kwargs in timers["embed_texts"].arguments:   # the text tower on the script's own texts
+        timers["embed_texts"].function(*call_args, **call_kwargs)
+    text_alone_s = time.perf_counter() - start
+    return {
+        "task": task, "script": SCRIPTS[task], "num_clips": result.get("num_clips", decoded), "batch_size": batch_size,
+        "num_workers": eval_num_workers(config.eval.num_workers, device), "torch_threads": torch.get_num_threads(),
+        "device": str(device), "metrics": _headline(result),
+        "stages_s": {"import": import_s, "config_and_model_load": load_s, "evaluate": main_s - load_s,
+                     "audio_embedding": audio_s, "audio_model": model_s, "audio_waiting_for_loader": audio_s - model_s,
+                     "text_embedding": text_s, "metrics_and_other": main_s - load_s - audio_s - text_s},
+        "model_calls": timers["_encode_items"].calls,
+        "decode_alone": {"seconds": decode_s, "clips": decoded, "s_per_clip": decode_s / max(decoded, 1)},
+        "model_alone": model_alone_per_clip(model, preset, batch_size, model_repeats, device),
+        "text_alone_s": text_alone_s,
+    }
 
 
-def python_startup_s(repeats: int = 3) -> float:
-    """Median wall time of `python -c pass` (the interpreter's own start-up)."""
-    return statistics.median(timed_run([sys.executable, "-c", "pass"], REPO_ROOT)["wall_s"] for _ in range(repeats))
+def _headline(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("accuracy_percent", "t2a_R1_percent", "a2t_R1_percent", "num_clips", "num_skipped")
+    return {key: value for key, value in result.items() if key in keys or key.startswith("psds")}
 
 
-def run_script_repeats(command: list[str], out: Path, repeats: int) -> dict[str, Any]:
+def decode_alone(task: str, config: Any, sample_rate: int) -> tuple[float, int]:
+    """Read, resample and pad every audio file of the task's set in this one process (AudioFileDataset)."""
+    from data_handling.eval_sets.layouts import find_eval_files
+    from tools.eval.cli import data_root
+    from tools.eval.embedding import AudioFileDataset
+
+    files = find_eval_files(data_root(config, task), task)
+    if task == "retrieval":
+        paths = sorted((files.folder / "audio").glob("*.wav"))
+        dataset = AudioFileDataset(paths, sample_rate, "none", long_audio="crop")
+    else:
+        paths = sorted(path for path in Path(files.paths["audio"]).iterdir() if path.suffix in (".wav", ".flac"))
+        dataset = AudioFileDataset(paths, sample_rate, "zero" if task == "esc50" else "tile", long_audio="cut")
+    start = time.perf_counter()
+    for index in range(len(dataset)):
+        dataset[index]
+    return time.perf_counter() - start, len(dataset)
+
+
+def model_alone_per_clip(model: Any, preset: str, batch_size: int, repeats: int, device: Any) -> dict[str, Any]:
+    """benchmarks.measure's infer step (encode_audio + msc, 10 s random clips) on the loaded model at the
+    script's batch size: one warm-up step, then `repeats` timed ones (median)."""
+    from benchmarks.measure import BenchmarkSettings, make_infer_step, time_steps
+
+    settings = BenchmarkSettings(preset=preset, batch_size=batch_size, device=str(device), warmup=1,
+                                 repeats=repeats)
+    walls, _ = time_steps(make_infer_step(model, settings), settings)
+    step_s = statistics.median(walls)
+    return {"batch_size": batch_size, "step_s_all": walls, "step_s_median": step_s, "s_per_clip": step_s / batch_size}
+
+
+# ---------------------------------------------------------------------------------------------- runs
+def timed_run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a command from the repository root; wall seconds, return code and the tails of its output."""
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    return {"wall_s": time.perf_counter() - start, "returncode": done.returncode,
+            "stdout_tail": done.stdout[-2000:], "stderr_tail": done.stderr[-2000:]}
+
+
+def run_split(task: str, command: list[str], preset: str, model_repeats: int, workdir: Path) -> dict[str, Any]:
+    """`split_child` in a fresh process (so that the script's imports are timed from nothing)."""
+    out = workdir / f"split_{task}.json"
+    out.unlink(missing_ok=True)
+    child = [sys.executable, "-m", "benchmarks.scripts", "--split-child", task, "--preset", preset,
+             "--model-repeats", str(model_repeats), "--split-out", str(out), "--", *command[2:]]
+    run = timed_run(child)
+    if run["returncode"] != 0 or not out.is_file():
+        raise RuntimeError(f"the in-process split of {task} failed (exit {run['returncode']}):\n{run['stderr_tail']}")
+    return {**json.loads(out.read_text()), "wall_s": run["wall_s"]}
+
+
+def floor_ratio(split: dict[str, Any]) -> tuple[float, float]:
+    """(evaluation / floor, floor) of one split run; floor = clips x (model alone + decoding per clip) + the text
+    tower alone on the script's texts."""
+    floor = split["num_clips"] * (split["model_alone"]["s_per_clip"] + split["decode_alone"]["s_per_clip"]) \
+        + split["text_alone_s"]
+    return split["stages_s"]["evaluate"] / floor, floor
+
+
+def median_split(splits: list[dict[str, Any]]) -> tuple[float, float, dict[str, Any]]:
+    """(ratio, floor, split) of the split run whose ratio is the (low) median of all runs'."""
+    ranked = sorted(((*floor_ratio(split), split) for split in splits), key=lambda entry: entry[0])
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def run_script(task: str, root: Path, ckpt: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    out = workdir / f"result_{task}.json"
+    command = [sys.executable, SCRIPTS[task], "--data-root", str(root), "--ckpt", str(ckpt), "--device",
+               args.device, "--out", str(out), *args.script_args, *(["--dataset", "esc50"] if task == "esc50" else [])]
     runs = []
-    for _ in range(repeats):
+    for _ in range(args.repeats):
         out.unlink(missing_ok=True)
-        run = timed_run(command, REPO_ROOT)
-        if run["returncode"] == 0 and out.is_file():
-            run["accuracy_percent"] = json.loads(out.read_text())["accuracy_percent"]
+        run = timed_run(command)
+        run["result"] = _headline(json.loads(out.read_text())) if run["returncode"] == 0 and out.is_file() else None
         runs.append(run)
     walls = [run["wall_s"] for run in runs]
-    ok = all(run["returncode"] == 0 for run in runs)
-    return {"command": command, "runs": runs, "succeeded": ok, "wall_s_median": statistics.median(walls),
-            "wall_s_all": walls, "accuracy_percent": runs[-1].get("accuracy_percent")}
+    splits = [run_split(task, command, args.preset, args.model_repeats, workdir) for _ in range(args.split_repeats)]
+    ratio, floor, split = median_split(splits)
+    wall = statistics.median(walls)
+    return {"command": command, "succeeded": all(run["returncode"] == 0 for run in runs), "runs": runs,
+            "wall_s_median": wall, "wall_s_all": walls, "clips_per_s": split["num_clips"] / wall, "split": split,
+            "model_decode_text_s": floor, "evaluation_over_floor": ratio,
+            "evaluation_over_floor_all": [floor_ratio(one)[0] for one in splits], "wall_over_floor": wall / floor,
+            "metrics_match": runs[-1]["result"] is not None and all(
+                runs[-1]["result"].get(key) == value for key, value in split["metrics"].items())}
 
 
-# ---------------------------------------------------------------------------------------------- reference
-REFERENCE_ACCURACY = re.compile(r"ESC-50 Accuracy ([0-9.eE+-]+)")
-
-
-def run_reference(checkout: Path, site: list[str], root: Path, ckpt: Path, workdir: Path, preset: str,
-                  repeats: int, device: str = "cpu") -> dict[str, Any]:
-    """The reference's zero_shot_classification.py through benchmarks/reference_script.py, `repeats` times."""
-    from benchmarks.reference_code import check_checkout
-
-    if preset != "paper":
+def run_reference(args: argparse.Namespace, root: Path, ckpt: Path, workdir: Path) -> dict[str, Any]:
+    """The reference's zero_shot_classification.py (benchmarks.reference_code's command line), `repeats` times."""
+    if args.preset != "paper":
         return {"ran": False, "why": "the reference's ASE fixes a 4096-code codebook and HTS-AT's width; only the "
                                      "paper preset's checkpoint loads in its strict loader"}
-    checkout = check_checkout(checkout)
-    tokenizer_dir = _minilm_folder_in_subprocess()
+    code = "from models.text_encoder import minilm_folder; print(minilm_folder())"  # ours, kept out of this process
+    tokenizer_dir = timed_run([sys.executable, "-c", code])["stdout_tail"].strip().splitlines()[-1]
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*site, str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    command = [sys.executable, "-m", "benchmarks.reference_script", "--checkout", str(checkout),
+    env["PYTHONPATH"] = os.pathsep.join([*args.reference_site, str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "benchmarks.reference_code", "--checkout", args.reference_checkout,
                "--data-root", str(root.parent), "--ckpt", str(ckpt), "--run-dir", str(workdir / "reference_run"),
-               "--tokenizer-dir", tokenizer_dir, "--device", device]
+               "--tokenizer-dir", tokenizer_dir, "--device", args.device]
     runs = []
-    for _ in range(repeats):
-        run = timed_run(command, REPO_ROOT, env)
+    for _ in range(args.repeats):
+        run = timed_run(command, env)
         match = REFERENCE_ACCURACY.search(run["stdout_tail"])
         run["accuracy_percent"] = 100 * float(match.group(1)) if match else None
         runs.append(run)
     walls = [run["wall_s"] for run in runs]
-    ok = all(run["returncode"] == 0 and run["accuracy_percent"] is not None for run in runs)
-    return {"ran": True, "succeeded": ok, "command": command, "site": site, "runs": runs,
-            "wall_s_median": statistics.median(walls), "wall_s_all": walls,
+    return {"ran": True, "succeeded": all(run["returncode"] == 0 and run["accuracy_percent"] is not None
+                                          for run in runs),
+            "command": command, "runs": runs, "wall_s_median": statistics.median(walls), "wall_s_all": walls,
             "accuracy_percent": runs[-1]["accuracy_percent"]}
 
 
-def _minilm_folder_in_subprocess() -> str:
-    """Where the MiniLM package keeps bert-base-uncased's vocabulary (asked in a subprocess: keeps our `models`
-    out of this process, whose import the split child times)."""
-    code = "from models.text_encoder import minilm_folder; print(minilm_folder())"
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    return done.stdout.strip().splitlines()[-1]
+def run_training(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """pretrain.py on the quickstart config for two step counts; the slope is the time per step."""
+    counts = [int(value) for value in args.train_steps.split(",")]
+    runs = {}
+    for steps in counts:
+        command = [sys.executable, "pretrain.py", "-c", "settings/quickstart.yaml", "--exp-name",
+                   f"suite_train_{steps}", "--set", "training.epochs=1", "--set",
+                   f"training.max_steps_per_epoch={steps}", "--set", f"output_dir={workdir / 'train_outputs'}"]
+        if args.device != "cpu":
+            command += ["--set", f"device={args.device}"]
+        for override in args.train_set:
+            command += ["--set", override]
+        runs[steps] = timed_run(command)
+        if runs[steps]["returncode"] != 0:
+            raise RuntimeError(f"pretrain.py failed ({steps} steps):\n{runs[steps]['stderr_tail']}")
+    low, high = min(counts), max(counts)
+    per_step = (runs[high]["wall_s"] - runs[low]["wall_s"]) / (high - low) if high > low else None
+    return {"config": "settings/quickstart.yaml", "runs": {str(key): value["wall_s"] for key, value in runs.items()},
+            "s_per_step": per_step, "fixed_s": runs[low]["wall_s"] - (per_step or 0) * low}
 
 
-# ---------------------------------------------------------------------------------------------- report
 def build_report(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(args.workdir)
-    load_before = os.getloadavg()
-    root = make_esc50(workdir, args.clips)
-    ckpt = make_checkpoint(workdir, args.preset)
-    out = workdir / "script_result.json"
-    command = script_command(root, ckpt, out, args.batch_size, args.num_workers, args.device)
-    startup_s = python_startup_s()
-    script = run_script_repeats(command, out, args.repeats)
-    from benchmarks.script_suite import run_split
-
-    split = run_split("esc50", command, args.preset, args.model_repeats, workdir)
-    split["accuracy_percent"] = split["metrics"].get("accuracy_percent")
-    reference = None
+    workdir.mkdir(parents=True, exist_ok=True)
+    clips = {**DEFAULT_CLIPS, **{key: int(value) for key, value in
+                                 (item.split("=") for item in args.clips.split(",") if item)}}
+    tasks = [task for task in args.tasks.split(",") if task]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise SystemExit(f"unknown task(s) {unknown}; choose among {list(TASKS)}")
     if args.reference_checkout:
-        reference = run_reference(Path(args.reference_checkout), args.reference_site, root, ckpt, workdir,
-                                  args.preset, args.repeats, args.device)
+        if "esc50" not in tasks:
+            raise SystemExit("--reference-checkout runs the reference's ESC-50 script: add esc50 to --tasks")
+        from benchmarks.reference_code import check_checkout
+        check_checkout(args.reference_checkout)  # a clear error before anything runs
+    ckpt = make_checkpoint(workdir, args.preset)
+    load_before = os.getloadavg()
+    startup = statistics.median(timed_run([sys.executable, "-c", "pass"])["wall_s"] for _ in range(3))
+    report: dict[str, Any] = {"settings": {"preset": args.preset, "clips": clips, "repeats": args.repeats,
+                                           "device": args.device, "workdir": str(workdir), "checkpoint": str(ckpt),
+                                           "script_args": args.script_args},
+                              "python_startup_s": startup, "scripts": {}, "training": None, "reference": None}
+    for task in tasks:
+        if task == "train":
+            report["training"] = run_training(args, workdir)
+            continue
+        root = MAKERS[task](workdir, clips[task])
+        report["scripts"][task] = run_script(task, root, ckpt, args, workdir)
+        if task == "esc50" and args.reference_checkout:
+            report["reference"] = run_reference(args, root, ckpt, workdir)
     import torch
-    return {
-        "settings": {"preset": args.preset, "clips": args.clips, "repeats": args.repeats, "workdir": str(workdir),
-                     "data_root": str(root), "checkpoint": str(ckpt), "batch_size": split["batch_size"],
-                     "num_workers": split["num_workers"], "model_repeats": args.model_repeats},
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": split["torch_threads"],
-                    "python": sys.version.split()[0], "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
-        "python_startup_s": startup_s,
-        "script": script,
-        "split": split,
-        "accuracy_matches": script["accuracy_percent"] == split["accuracy_percent"],
-        "reference": reference,
-    }
+    report["machine"] = {"cpus": os.cpu_count(), "torch": torch.__version__, "python": sys.version.split()[0],
+                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                         "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    return report
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The report as a markdown table: seconds and seconds per clip of each stage."""
-    split, stages = report["split"], report["split"]["stages_s"]
-    clips = split["num_clips"]
-    model_clip, decode_clip = split["model_alone"]["s_per_clip"], split["decode_alone"]["s_per_clip"]
-    wall = report["script"]["wall_s_median"]
-
-    def row(name: str, seconds: float | None, note: str = "") -> str:
-        if seconds is None:
-            return f"| {name} | | | {note} |"
-        return f"| {name} | {seconds:.2f} | {seconds / clips:.4f} | {note} |"
-
-    settings = report["settings"]
-    lines = [f"preset {settings['preset']}, {clips} clips, batch {split['batch_size']}, "
-             f"{split['num_workers']} loader workers, {split['torch_threads']} torch threads, "
-             f"{report['machine']['cpus']} CPUs",
-             "", "| stage | s | s/clip | note |", "|---|---|---|---|",
-             row("**zero_shot_clas.py, wall (subprocess)**", wall,
-                 f"median of {len(report['script']['wall_s_all'])}: "
-                 + ", ".join(f"{value:.1f}" for value in report["script"]["wall_s_all"])
-                 + f"; {clips / wall:.2f} clips/s"),
-             row("python start-up", report["python_startup_s"], "`python -c pass`"),
-             row("import zero_shot_clas", stages["import"], "in-process split from here on"),
-             row("config + model load", stages["config_and_model_load"], ""),
-             row("audio embedding (embed_audio_files)", stages["audio_embedding"],
-                 f"{split['model_calls']} model calls"),
-             row("- of which model (_encode_items)", stages["audio_model"], ""),
-             row("- of which waiting for the loader", stages["audio_waiting_for_loader"],
-                 "decoding in loader processes or inline"),
-             row("text embedding (one prompt per class)", stages["text_embedding"], ""),
-             row("metrics, csv, prompts, output", stages["metrics_and_other"], ""),
-             row("decode + resample alone, 1 process", split["decode_alone"]["seconds"], "AudioFileDataset items"),
-             row("model alone (benchmarks infer step) x clips", model_clip * clips,
-                 f"batch {split['model_alone']['batch_size']}, median step {split['model_alone']['step_s_median']:.2f} s"),
-             row("model alone + decode, x clips", (model_clip + decode_clip) * clips, "the floor without overlap"),
-             ]
+    """One row per script: wall, clips/s, the stages, and how close evaluation comes to model + decoding."""
+    lines = ["| script | clips | wall s | clips/s | import s | load s | evaluation s | of which model s | "
+             "loader wait s | text s | metrics and other s | model alone s/clip | decode s/clip | text alone s | "
+             "evaluation / (model + decode + text) |", "|---" * 15 + "|"]
+    for run in report["scripts"].values():
+        split, stages = run["split"], run["split"]["stages_s"]
+        ratios = run["evaluation_over_floor_all"]
+        spread = f" ({', '.join(f'{ratio:.3f}' for ratio in ratios)})" if len(ratios) > 1 else ""
+        lines.append(f"| {split['script']} | {split['num_clips']} | {run['wall_s_median']:.1f} | "
+                     f"{run['clips_per_s']:.2f} | {stages['import']:.1f} | {stages['config_and_model_load']:.1f} | "
+                     f"{stages['evaluate']:.1f} | {stages['audio_model']:.1f} | "
+                     f"{stages['audio_waiting_for_loader']:.1f} | {stages['text_embedding']:.1f} | "
+                     f"{stages['metrics_and_other']:.2f} | {split['model_alone']['s_per_clip']:.4f} | "
+                     f"{split['decode_alone']['s_per_clip']:.4f} | {split['text_alone_s']:.1f} | "
+                     f"{run['evaluation_over_floor']:.3f}{spread} |")
+    if report["scripts"]:
+        first = next(iter(report["scripts"].values()))["split"]
+        lines.append(f"\nbatch {first['batch_size']}, {first['num_workers']} loader processes, "
+                     f"{first['torch_threads']} torch threads, device {first['device']}; python start-up "
+                     f"{report['python_startup_s']:.2f} s")
     reference = report.get("reference")
-    if reference and reference.get("ran"):
-        lines.append(row("**reference zero_shot_classification.py, wall**", reference["wall_s_median"],
-                         f"median of {len(reference['wall_s_all'])}: "
-                         + ", ".join(f"{value:.1f}" for value in reference["wall_s_all"])
-                         + f"; batch 1, torchaudio load + Resample; accuracy {reference['accuracy_percent']}"))
-    lines += ["", f"accuracy: script {report['script']['accuracy_percent']}, in-process {split['accuracy_percent']}"
-                  f" (equal: {report['accuracy_matches']})"]
+    if reference and reference["ran"]:
+        ours = report["scripts"]["esc50"]
+        lines += ["", "| ESC-50 | wall s (median) | runs | accuracy % |", "|---|---|---|---|"]
+        for name, run, accuracy in (("zero_shot_clas.py", ours, ours["split"]["metrics"].get("accuracy_percent")),
+                                    ("reference zero_shot_classification.py", reference,
+                                     reference["accuracy_percent"])):
+            lines.append(f"| {name} | {run['wall_s_median']:.1f} | "
+                         f"{', '.join(f'{wall:.1f}' for wall in run['wall_s_all'])} | {accuracy} |")
+    training = report.get("training")
+    if training:
+        lines.append(f"\ntraining (quickstart config): runs {training['runs']} s; {training['s_per_step']:.3f} s "
+                     f"per step, {training['fixed_s']:.1f} s start-up + end-of-epoch evaluation")
     return "\n".join(lines)
 
 
@@ -284,27 +499,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="data, checkpoint and run files (kept)")
     parser.add_argument("--preset", default="paper", choices=("paper", "tiny"))
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, for both scripts")
-    parser.add_argument("--clips", type=int, default=312, help="ESC-50-shaped clips (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="subprocess runs of the script (median reported)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, among %(default)s")
+    parser.add_argument("--clips", default="", help="task=count,... (defaults: esc50=312,sed=200,grounding=100,"
+                                                    "retrieval=100)")
+    parser.add_argument("--repeats", type=int, default=1, help="subprocess runs of each script (median)")
     parser.add_argument("--model-repeats", type=int, default=10, help="timed infer steps of the model alone")
-    parser.add_argument("--batch-size", type=int, help="passed to the script (default: the script's, auto)")
-    parser.add_argument("--num-workers", type=int, help="passed to the script (default: the script's, auto)")
+    parser.add_argument("--split-repeats", type=int, default=1,
+                        help="in-process split runs of each script; the ratio reported is their median, the "
+                             "stages those of the median run")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (passed to every script)")
+    parser.add_argument("--train-steps", default="20,200", help="two step counts of the training runs")
+    parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a --set override of the training runs (repeatable), e.g. synthetic.root=DIR")
     parser.add_argument("--reference-checkout", help="also run the reference's zero_shot_classification.py from "
-                                                     "this checkout (benchmarks/reference_script.py)")
+                                                     "this checkout on the ESC-50 files (benchmarks/reference_code.py)")
     parser.add_argument("--reference-site", action="append", default=[], metavar="DIR",
                         help="a folder put on the reference run's PYTHONPATH (its torchaudio, torchcodec and "
                              "ruamel.yaml; see docs/scripts_benchmark.md); repeatable")
     parser.add_argument("--out", help="write the JSON report here")
-    return parser.parse_args(argv)
+    parser.add_argument("--split-child", help=argparse.SUPPRESS)
+    parser.add_argument("--split-out", help=argparse.SUPPRESS)
+    parser.add_argument("script_args", nargs="*", help="further options passed to every script, after --")
+    args = parser.parse_args(argv)
+    if min(args.repeats, args.split_repeats, args.model_repeats) < 1:
+        parser.error("--repeats, --split-repeats and --model-repeats must be at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
+    if args.split_child:
+        result = split_child(args.split_child, args.script_args, args.preset, args.model_repeats)
+        Path(args.split_out).write_text(json.dumps(result, indent=1, default=str))
+        return None
     report = build_report(args)
     print(markdown(report))
-    if not report["script"]["succeeded"]:
-        print("the script failed:\n" + report["script"]["runs"][-1]["stderr_tail"], file=sys.stderr)
+    failed = [run for run in report["scripts"].values() if not run["succeeded"]]
+    if failed:
+        print("a script failed:\n" + failed[0]["runs"][-1]["stderr_tail"], file=sys.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")

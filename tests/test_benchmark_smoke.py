@@ -9,15 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from benchmarks.benchmark import parse_args
+from benchmarks.benchmark import markdown_table, parse_args, run_benchmark, subprocess_command
+from benchmarks.measure import BenchmarkSettings, settings_from_args
 from benchmarks.presets import preset_config
-from benchmarks.reference_overheads import install_reference_overheads
-from benchmarks.report import markdown_table
-from benchmarks.runner import run_benchmark
-from benchmarks.settings import BenchmarkSettings, settings_from_args, settings_to_argv
-from benchmarks.steps import build_model, random_batch
 from models.ase_model import ASE
 from models.speed import set_fused_attention, window_attentions
 
@@ -36,7 +31,7 @@ def check_report(report: dict, modes: tuple[str, ...]) -> None:
         assert len(figures["step_times_s"]) == 1
     assert report["machine"]["cpu_model"]
     assert report["machine"]["torch"]
-    assert report["code"]["measured"] in ("ours", "emulated reference")
+    assert report["code"]["measured"] == "ours"
     assert report["settings"]["preset"] == "tiny"
     json.dumps(report)  # JSON-serialisable as written by --out
 
@@ -58,28 +53,12 @@ def test_flop_count_does_not_depend_on_the_linear_kernel():
 
 
 @pytest.mark.slow
-def test_tiny_preset_in_a_subprocess_with_reference_overheads():
-    """The CLI path (a fresh process per mode) and the emulated-reference hooks both run."""
+def test_tiny_preset_in_a_subprocess():
+    """The CLI path: a fresh process per mode, rebuilt from the settings."""
     report = run_benchmark(preset="tiny", batch_size=2, warmup=0, repeats=1, mode="infer", device="cpu",
-                           isolate=True, emulate_reference_overheads=True)
+                           isolate=True, fused_attention=False)
     check_report(report, ("infer",))
     assert report["settings"]["effective_fused_attention"] is False
-
-
-def test_reference_overhead_hooks_add_work_but_keep_the_numbers():
-    """The emulation changes cost only: frame and clip features stay the same, fused attention goes off."""
-    settings = BenchmarkSettings(preset="tiny", batch_size=1, audio_seconds=2.0)
-    torch.manual_seed(0)
-    model = build_model(settings).eval()
-    audio, _, _ = random_batch(settings, model.sample_rate)
-    with torch.no_grad():
-        clip_before, frames_before = model.encode_audio(audio)
-        handles = install_reference_overheads(model)
-        clip_after, frames_after = model.encode_audio(audio)
-    assert len(handles) > 4
-    assert not any(attention.fused_attn for attention in window_attentions(model))
-    torch.testing.assert_close(frames_after, frames_before, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(clip_after, clip_before, rtol=1e-4, atol=1e-5)
 
 
 def test_set_fused_attention_switches_every_window_attention():
@@ -100,20 +79,21 @@ def test_training_step_needs_two_clips():
 def test_command_line_defaults_are_the_settings_defaults():
     assert BenchmarkSettings(**settings_from_args(parse_args([]))) == BenchmarkSettings()
     args = parse_args([])
-    assert (args.reuse_freed_memory, args.isolate, args.no_flops, args.seconds) == (None, None, False, 10.0)
+    assert (args.reuse_freed_memory, args.isolate, args.count_flops, args.audio_seconds) == (None, None, True, 10.0)
+    assert parse_args(["--no-flops", "--seconds", "2.5"]).count_flops is False
 
 
-def test_settings_to_argv_rebuilds_the_settings():
-    """The argv that reruns a mode in a subprocess gives back the same settings, switches flipped or not."""
+def test_a_modes_subprocess_gets_the_same_settings():
+    """The command that reruns a mode in a subprocess gives back the same settings, switches flipped or not."""
     changed = BenchmarkSettings(preset="tiny", batch_size=3, device="cuda:1", dtype="bf16", threads=2, warmup=0,
                                 repeats=5, mode="infer", fused_attention=False, onednn_linear=False, compile=True,
-                                channels_last=True, emulate_reference_overheads=True, count_flops=False,
-                                optimizer_impl="for-loop", isolate=False, reuse_freed_memory=True,
-                                audio_seconds=2.5, caption_words=7, seed=3, label="a run")
+                                channels_last=True, count_flops=False, optimizer_impl="for-loop", isolate=False,
+                                reuse_freed_memory=True, audio_seconds=2.5, caption_words=7, seed=3, label="a run")
     for settings in (BenchmarkSettings(), changed):
-        assert BenchmarkSettings(**settings_from_args(parse_args(settings_to_argv(settings)))) == settings
-    assert "--no-flops" in settings_to_argv(changed) and "--no-fused-attention" in settings_to_argv(changed)
-    assert "--seconds" in settings_to_argv(changed)
+        command = subprocess_command(settings, "infer", Path("out.json"))
+        assert command[1:3] == ["-m", "benchmarks.benchmark"]
+        rebuilt = BenchmarkSettings(**json.loads(parse_args(command[3:]).settings_json))
+        assert rebuilt == BenchmarkSettings(**{**settings.__dict__, "mode": "infer", "isolate": False})
 
 
 ALLOCATION_PATTERN = """

@@ -10,6 +10,7 @@ its checks and the report's comparison column are tested without a checkout.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -20,11 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.benchmark import parse_args
-from benchmarks.reference_code import REQUIRED_FILES, _stand_in_module, check_checkout
-from benchmarks.report import markdown_table
-from benchmarks.runner import default_label
-from benchmarks.settings import BenchmarkSettings, settings_from_args, settings_to_argv
+from benchmarks.benchmark import default_label, markdown_table, parse_args, subprocess_command
+from benchmarks.measure import BenchmarkSettings, build_model, make_infer_step, make_train_step, random_batch
+from benchmarks.reference_code import REQUIRED_FILES, _stand_in_module, check_checkout, reference_sample_rate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKOUT = Path("/tmp/mgaclap_ref")
@@ -65,8 +64,6 @@ def tiny_settings(reference_checkout) -> BenchmarkSettings:
 @pytest.fixture(scope="module")
 def models_at_tiny_size(tiny_settings):
     """(the reference's model, ours) at the tiny preset's size, with the same seed."""
-    from benchmarks.steps import build_model
-
     torch.manual_seed(0)
     reference = build_model(tiny_settings)
     torch.manual_seed(0)
@@ -91,9 +88,6 @@ def test_the_reference_model_is_the_checkouts_code_and_ours_is_put_back(models_a
 
 def test_one_reference_train_step_on_the_batch_ours_takes(models_at_tiny_size, tiny_settings):
     """Same random batch into both models: finite losses; the reference's optimiser step changes its weights."""
-    from benchmarks.reference_code import reference_sample_rate
-    from benchmarks.steps import make_train_step, random_batch
-
     reference, ours = models_at_tiny_size
     assert reference_sample_rate(reference) == ours.sample_rate == 32000
     audio, captions, idx = random_batch(tiny_settings, ours.sample_rate)
@@ -109,8 +103,6 @@ def test_one_reference_train_step_on_the_batch_ours_takes(models_at_tiny_size, t
 
 
 def test_one_reference_infer_step_gives_the_shapes_ours_gives(models_at_tiny_size, tiny_settings):
-    from benchmarks.steps import make_infer_step, random_batch
-
     reference, ours = models_at_tiny_size
     audio, _, _ = random_batch(tiny_settings, ours.sample_rate)
     reference.eval()
@@ -139,7 +131,7 @@ def test_the_text_towers_tokenize_alike_and_use_the_same_attention(models_at_tin
 
 def test_run_benchmark_measures_the_reference_and_the_table_compares(tiny_settings):
     """The option end to end, in process: the reference's report, and our row against it in one table."""
-    from benchmarks.runner import run_benchmark
+    from benchmarks.benchmark import run_benchmark
 
     reference = run_benchmark(**dataclasses.asdict(tiny_settings))
     ours = run_benchmark(**dataclasses.asdict(dataclasses.replace(tiny_settings, reference_checkout=None,
@@ -158,13 +150,12 @@ def test_run_benchmark_measures_the_reference_and_the_table_compares(tiny_settin
 
 # Without a checkout: the option's plumbing, its checks, the comparison column, the stand-ins.
 
-def test_settings_to_argv_round_trip_with_reference_checkout():
+def test_the_reference_checkout_reaches_a_modes_subprocess_and_the_command_line():
     settings = BenchmarkSettings(preset="tiny", batch_size=2, mode="infer", reference_checkout="/some/checkout",
                                  optimizer_impl="fused", reuse_freed_memory=True)
-    argv = settings_to_argv(settings)
-    assert argv[argv.index("--reference-checkout") + 1] == "/some/checkout"
-    assert BenchmarkSettings(**settings_from_args(parse_args(argv))) == settings
-    assert "--reference-checkout" not in settings_to_argv(BenchmarkSettings())
+    rebuilt = json.loads(parse_args(subprocess_command(settings, "infer", Path("out.json"))[3:]).settings_json)
+    assert BenchmarkSettings(**rebuilt) == dataclasses.replace(settings, isolate=False)
+    assert parse_args(["--reference-checkout", "/some/checkout"]).reference_checkout == "/some/checkout"
     assert parse_args([]).reference_checkout is None
 
 
@@ -178,8 +169,7 @@ def test_a_path_that_is_not_a_checkout_is_named_with_the_file_expected(tmp_path)
 
 
 def test_switches_of_our_model_are_refused_for_the_reference(tmp_path):
-    for changes, message in (({"emulate_reference_overheads": True}, "emulate-reference-overheads"),
-                             ({"compile": True}, "--compile"), ({"preset": "quickstart"}, "quickstart"),
+    for changes, message in (({"channels_last": True}, "--channels-last"), ({"compile": True}, "--compile"), ({"preset": "quickstart"}, "quickstart"),
                              ({"audio_seconds": 12.0}, "at most")):
         with pytest.raises(ValueError, match=message):
             BenchmarkSettings(reference_checkout=str(tmp_path), **changes).validate()

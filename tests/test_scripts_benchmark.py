@@ -1,4 +1,5 @@
-"""Smoke test of the end-to-end benchmark of zero_shot_clas.py (benchmarks/scripts.py), tiny preset."""
+"""Smoke tests of the end-to-end benchmark of the scripts (benchmarks/scripts.py) and of the detection benchmark,
+tiny preset."""
 
 from __future__ import annotations
 
@@ -10,27 +11,30 @@ import pytest
 from benchmarks.scripts import ESC50_CATEGORIES, main, markdown
 from tools.eval.loader_defaults import usable_cpus
 
+STAGES = ("import", "config_and_model_load", "evaluate", "audio_embedding", "audio_model",
+          "audio_waiting_for_loader", "text_embedding", "metrics_and_other")
 
-def test_scripts_benchmark_tiny(tmp_path):
+
+def test_scripts_benchmark_esc50_tiny(tmp_path):
     out = tmp_path / "report.json"
-    report = main(["--preset", "tiny", "--clips", "10", "--repeats", "1", "--model-repeats", "1",
-                   "--workdir", str(tmp_path / "work"), "--out", str(out)])
-    assert json.loads(out.read_text())["settings"]["clips"] == 10
+    report = main(["--preset", "tiny", "--tasks", "esc50", "--clips", "esc50=10", "--repeats", "1",
+                   "--model-repeats", "1", "--workdir", str(tmp_path / "work"), "--out", str(out)])
+    assert json.loads(out.read_text())["settings"]["clips"]["esc50"] == 10
 
     rows = list(csv.DictReader(open(tmp_path / "work" / "ESC-50-master" / "meta" / "esc50.csv")))
     assert list(rows[0]) == ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
     assert [row["category"] for row in rows] == list(ESC50_CATEGORIES[:10])
     assert all(row["filename"] == f"{row['fold']}-{row['src_file']}-A-{row['target']}.wav" for row in rows)
 
-    assert set(report) >= {"settings", "machine", "python_startup_s", "script", "split", "accuracy_matches",
-                           "reference"}
-    script = report["script"]
-    assert script["succeeded"] and [run["returncode"] for run in script["runs"]] == [0]
-    assert script["command"][1] == "zero_shot_clas.py"
-    assert script["accuracy_percent"] is not None
-    assert script["accuracy_percent"] == report["split"]["accuracy_percent"]
-    assert report["accuracy_matches"]
-    split = report["split"]
+    assert set(report) >= {"settings", "machine", "python_startup_s", "scripts", "training", "reference"}
+    assert report["python_startup_s"] > 0 and report["reference"] is None and report["training"] is None
+    run = report["scripts"]["esc50"]
+    assert run["succeeded"] and [one["returncode"] for one in run["runs"]] == [0]
+    assert run["command"][1] == "zero_shot_clas.py"
+    accuracy = run["runs"][-1]["result"]["accuracy_percent"]
+    assert accuracy is not None and accuracy == run["split"]["metrics"]["accuracy_percent"]
+    assert run["metrics_match"]
+    split = run["split"]
     assert split["num_clips"] == 10
     assert set(split["stages_s"]) == {"import", "config_and_model_load", "evaluate", "audio_embedding",
                                       "audio_model", "audio_waiting_for_loader", "text_embedding",
@@ -38,18 +42,24 @@ def test_scripts_benchmark_tiny(tmp_path):
     assert split["batch_size"] == 4 and split["num_workers"] == (0 if usable_cpus() <= 2 else 1)  # auto, CPU
     assert split["decode_alone"]["clips"] == 10
     assert split["model_alone"]["batch_size"] == split["batch_size"]
-    assert "zero_shot_clas.py, wall" in markdown(report)
+    assert "| zero_shot_clas.py | 10 |" in markdown(report)
+
+
+def test_the_reference_comparison_needs_the_esc50_task_and_a_checkout(tmp_path):
+    with pytest.raises(SystemExit, match="add esc50"):
+        main(["--preset", "tiny", "--tasks", "sed", "--reference-checkout", str(tmp_path),
+              "--workdir", str(tmp_path / "work")])
+    with pytest.raises(FileNotFoundError, match="expected the file"):
+        main(["--preset", "tiny", "--tasks", "esc50", "--reference-checkout", str(tmp_path),
+              "--workdir", str(tmp_path / "work")])
 
 
 def test_script_suite_runs_every_script_and_training_tiny(tmp_path, synthetic_corpus):
-    """benchmarks.script_suite on tiny data sets shaped as AudioSet-strong, AudioGrounding and Clotho (ESC-50:
+    """benchmarks.scripts on tiny data sets shaped as AudioSet-strong, AudioGrounding and Clotho (ESC-50:
     the test above) and two short training runs: every script succeeds, its in-process split gives the script's
     numbers, and the stages add up."""
-    from benchmarks.script_suite import main as suite_main
-    from benchmarks.script_suite import markdown as suite_markdown
-
     corpus = [f"synthetic.root={synthetic_corpus}", "synthetic.num_train=16", "synthetic.num_test=6"]
-    report = suite_main(["--preset", "tiny", "--tasks", "sed,grounding,retrieval,train", "--clips",
+    report = main(["--preset", "tiny", "--tasks", "sed,grounding,retrieval,train", "--clips",
                          "sed=4,grounding=3,retrieval=3", "--model-repeats", "1", "--train-steps", "1,3",
                          *[item for override in corpus for item in ("--train-set", override)],
                          "--workdir", str(tmp_path / "suite"), "--out", str(tmp_path / "suite.json")])
@@ -62,24 +72,7 @@ def test_script_suite_runs_every_script_and_training_tiny(tmp_path, synthetic_co
         assert run["split"]["decode_alone"]["clips"] == {"sed": 4, "grounding": 3, "retrieval": 3}[task]
     assert report["scripts"]["retrieval"]["split"]["num_clips"] == 3
     assert report["training"]["s_per_step"] is not None and set(report["training"]["runs"]) == {"1", "3"}
-    assert "zero_shot_grounding.py" in suite_markdown(report)
-
-
-def test_embedding_overhead_benchmark_tiny(tmp_path):
-    from benchmarks.embedding_overhead import main as overhead_main
-
-    result = overhead_main(["--preset", "tiny", "--files", "4", "--rounds", "1", "--workdir", str(tmp_path)])
-    first_pass = result.pop("first_pass_s_per_batch")
-    assert len(first_pass) == 1 and first_pass[0] > 0   # 4 files, batch 4
-    assert len(result) == 3 and all(len(case["s_per_clip"]) == 1 and case["median"] > 0 for case in result.values())
-
-
-def test_exit_teardown_benchmark_tiny(tiny_config, tmp_path):
-    from benchmarks.exit_teardown import main as teardown_main
-    from tests.conftest import write_tiny_checkpoint
-
-    result = teardown_main(["--ckpt", str(write_tiny_checkpoint(tiny_config, tmp_path)), "--rounds", "1"])
-    assert set(result) == {"sys.exit", "exit_script"} and all(len(way["seconds"]) == 1 for way in result.values())
+    assert "zero_shot_grounding.py" in markdown(report)
 
 
 def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_path):
@@ -94,7 +87,7 @@ def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_
 
 
 def test_script_suite_reports_the_median_split_run():
-    from benchmarks.script_suite import _ratios, median_split, parse_args
+    from benchmarks.scripts import median_split, parse_args
 
     def split(evaluate: float) -> dict:
         return {"num_clips": 10, "model_alone": {"s_per_clip": 0.09}, "decode_alone": {"s_per_clip": 0.01},
@@ -103,8 +96,12 @@ def test_script_suite_reports_the_median_split_run():
     runs = [split(1.2), split(1.0), split(1.1), split(1.3)]
     ratio, floor, chosen = median_split(runs)
     assert floor == pytest.approx(1.0) and ratio == pytest.approx(1.1) and chosen is runs[2]
-    assert _ratios({"evaluation_over_floor": ratio, "evaluation_over_floor_all": [1.2, 1.0, 1.1, 1.3]}) \
-        == "1.100 (1.200, 1.000, 1.100, 1.300)"
-    assert _ratios({"evaluation_over_floor": 1.0, "evaluation_over_floor_all": [1.0]}) == "1.000"
+    row = markdown({"scripts": {"sed": {"split": {**chosen, "script": "zero_shot_sed.py", "batch_size": 4,
+                                                  "num_workers": 0, "torch_threads": 2, "device": "cpu",
+                                                  "stages_s": dict.fromkeys(STAGES, 1.0)},
+                                        "wall_s_median": 5.0, "clips_per_s": 2.0, "evaluation_over_floor": ratio,
+                                        "evaluation_over_floor_all": [1.2, 1.0, 1.1, 1.3]}},
+                     "python_startup_s": 0.05}).splitlines()[2]
+    assert row.endswith("| 1.100 (1.200, 1.000, 1.100, 1.300) |")
     with pytest.raises(SystemExit):
         parse_args(["--split-repeats", "0"])
