@@ -116,21 +116,17 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- tables
-def is_reference_run(report: dict[str, Any]) -> bool:
-    return bool(report["settings"].get("reference_checkout"))
-
-
 def conditions(report: dict[str, Any], mode: str) -> tuple[Any, ...]:
     """What must match for two runs to be compared: the mode, the threads and SAME_CONDITIONS."""
     settings = report["settings"]
-    threads = settings["threads"] or report["machine"]["torch_threads"]
-    return (mode, threads, *(settings.get(name) for name in SAME_CONDITIONS))
+    return (mode, settings["threads"] or report["machine"]["torch_threads"],
+            *(settings.get(name) for name in SAME_CONDITIONS))
 
 
 def markdown_table(reports: list[dict[str, Any]]) -> str:
     """One row per report and mode; each of our rows with the s/clip of the reference's run of its conditions."""
     reference: dict[tuple[Any, ...], float] = {}
-    for report in filter(is_reference_run, reports):
+    for report in (report for report in reports if report["settings"].get("reference_checkout")):
         for mode, figures in report["results"].items():
             reference.setdefault(conditions(report, mode), figures["s_per_clip"])
     rows = [TABLE_HEADER]
@@ -140,7 +136,7 @@ def markdown_table(reports: list[dict[str, Any]]) -> str:
         for mode, figures in report["results"].items():
             flops = figures.get("flops_per_step")
             achieved, share = figures.get("achieved_tflops"), figures.get("share_of_bf16_peak")
-            reference_s = None if is_reference_run(report) else reference.get(conditions(report, mode))
+            reference_s = None if settings.get("reference_checkout") else reference.get(conditions(report, mode))
             cells = [settings["label"], settings["preset"], mode, settings["device"], settings["dtype"],
                      settings["batch_size"], threads, "on" if settings["effective_fused_attention"] else "off",
                      f"{figures['clips_per_s']:.3f}", f"{figures['s_per_clip']:.4f}",
@@ -183,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         print(markdown_table([json.loads(path.read_text()) for path in args.table]))
         return
-    report = run_benchmark(**(json.loads(args.settings_json) if args.settings_json else measure.settings_from_args(args)))
+    settings = json.loads(args.settings_json) if args.settings_json else measure.settings_from_args(args)
+    report = run_benchmark(**settings)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))

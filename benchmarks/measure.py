@@ -25,6 +25,7 @@ import random
 import resource
 import statistics
 import sys
+import tempfile
 import time
 import types
 import typing
@@ -34,10 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from benchmarks import reference_code
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 OPTIMIZER_IMPLS = ("default", "for-loop", "foreach", "fused")
 DTYPES = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MODES = ("train", "infer")
@@ -185,7 +188,6 @@ def build_model(settings: BenchmarkSettings) -> nn.Module:
     if settings.reference_checkout:
         return reference_code.load_reference_model(settings.reference_checkout, reference_size(settings.preset),
                                                     settings.device)
-    from benchmarks.presets import preset_config
     from models.ase_model import ASE
     from models.onednn_linear import set_onednn_linear
     from models.speed import apply_channels_last, compile_model, set_fused_attention
@@ -200,14 +202,35 @@ def build_model(settings: BenchmarkSettings) -> nn.Module:
     return model
 
 
+def preset_config(preset: str, fused_attention: bool = True) -> dict[str, Any]:
+    """Model config dict (our schema) of a preset, for random initialisation: "paper" (HTS-AT 96/[2,2,6,2]/
+    [4,8,16,32], a bert-base text tower, E = 1024, 4096 codes), "quickstart" (settings/quickstart.yaml's model),
+    "tiny" (tools.tiny_model's, about a million parameters: the smoke tests')."""
+    from models.config import ModelConfig
+    from tools.tiny_model import make_tiny_text_dir, tiny_config_dict
+
+    if preset == "paper":
+        config = {"embed_size": 1024, "codebook": {"size": 4096}, "text_encoder_args": {"type": "bert-base-uncased"},
+                  "audio_encoder_args": {"htsat": {"embed_dim": 96, "depths": [2, 2, 6, 2],
+                                                   "num_heads": [4, 8, 16, 32]}}}
+    elif preset == "quickstart":
+        config = ModelConfig.from_dict(yaml.safe_load((REPO_ROOT / "settings" / "quickstart.yaml").read_text())
+                                       ).to_dict()
+    else:
+        config = tiny_config_dict(make_tiny_text_dir(Path(tempfile.gettempdir()) / "mga_clap_benchmark_tiny_bert"))
+        del config["device"]  # the tests' run device; the benchmark moves the model to --device itself
+    config["audio_encoder_args"].update(fused_attention=fused_attention, pretrained=False)
+    config["text_encoder_args"]["pretrained"] = False
+    return config
+
+
 def reference_size(preset: str) -> reference_code.ReferenceSize:
     """The reference model's sizes for a preset: 'paper' (its own) or 'tiny' (tools.tiny_model's, for tests)."""
     if preset == "paper":
         return reference_code.ReferenceSize()
     from transformers import BertConfig
 
-    from benchmarks.presets import tiny_config
-    config = tiny_config()
+    config = preset_config("tiny")
     text_dir = Path(config["text_encoder_args"]["type"])
     return reference_code.ReferenceSize(embed_size=config["embed_size"], htsat=config["audio_encoder_args"]["htsat"],
                                         text_config=BertConfig.from_pretrained(str(text_dir)), tokenizer_dir=text_dir)

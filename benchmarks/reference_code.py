@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 import yaml
@@ -224,42 +225,13 @@ def _stand_ins_for_unused_imports() -> Iterator[list[str]]:
             sys.modules.pop(name, None)
 
 
-class _ConfigBuiltModel:
-    """Stands in for a transformers model class in the reference's MODELS table: builds it from a config."""
-
-    def __init__(self, model_class: type, config: BertConfig):
-        self.model_class, self.config = model_class, config
-
-    def from_pretrained(self, name: str, **kwargs: Any) -> nn.Module:
-        return self.model_class(self.config, **kwargs).eval()  # eval mode, as from_pretrained leaves it
-
-
-class _LocalTokenizer:
-    """Stands in for a tokenizer class in the MODELS table: the same class, read from a local folder."""
-
-    def __init__(self, tokenizer_class: type, folder: Path):
-        self.tokenizer_class, self.folder = tokenizer_class, folder
-
-    def from_pretrained(self, name: str, **kwargs: Any) -> Any:
-        return self.tokenizer_class.from_pretrained(str(self.folder), **kwargs)
-
-
-@contextlib.contextmanager
-def _replaced(namespace: Any, name: str, value: Any) -> Iterator[None]:
-    """Set `namespace[name]` (a dict) or `namespace.name` (a module) to `value` for the block."""
-    is_dict = isinstance(namespace, dict)
-    previous = namespace[name] if is_dict else getattr(namespace, name)
-    if is_dict:
-        namespace[name] = value
-    else:
-        setattr(namespace, name, value)
-    try:
-        yield
-    finally:
-        if is_dict:
-            namespace[name] = previous
-        else:
-            setattr(namespace, name, previous)
+def _offline_text_tower(models_table: dict[str, tuple], config: BertConfig, tokenizer_dir: Path) -> tuple:
+    """The reference's MODELS entry of its text tower without the hub: the same model class built from `config`
+    (eval mode, as from_pretrained leaves it), the same tokenizer class read from `tokenizer_dir`."""
+    model_class, tokenizer_class, _ = models_table[PAPER_TEXT_TOWER]
+    return (types.SimpleNamespace(from_pretrained=lambda name, **kwargs: model_class(config, **kwargs).eval()),
+            types.SimpleNamespace(from_pretrained=lambda name, **kwargs: tokenizer_class.from_pretrained(
+                str(tokenizer_dir), **kwargs)), config.hidden_size)
 
 
 def load_reference_model(checkout: Path | str, size: ReferenceSize | None = None, device: str = "cpu") -> nn.Module:
@@ -272,17 +244,14 @@ def load_reference_model(checkout: Path | str, size: ReferenceSize | None = None
     code = import_reference(check_checkout(checkout))
     size = size or ReferenceSize()
     config = _model_config(code.pretrain_config, size)
-    text_entry = code.text_encoder.MODELS[PAPER_TEXT_TOWER]
-    tokenizer_dir = size.tokenizer_dir or _minilm_folder()
-    offline_text = (_ConfigBuiltModel(text_entry[0], size.text_config), _LocalTokenizer(text_entry[1], tokenizer_dir),
-                    size.text_config.hidden_size)
+    offline_text = _offline_text_tower(code.text_encoder.MODELS, size.text_config, size.tokenizer_dir or _minilm_folder())
     with contextlib.ExitStack() as patches:
-        patches.enter_context(_replaced(code.text_encoder.MODELS, PAPER_TEXT_TOWER, offline_text))
+        patches.enter_context(mock.patch.dict(code.text_encoder.MODELS, {PAPER_TEXT_TOWER: offline_text}))
         if size.htsat is not None:
-            patches.enter_context(_replaced(code.audio_encoder, "HTSAT_Swin_Transformer",
-                                            _sized_htsat(code.audio_encoder.HTSAT_Swin_Transformer, size.htsat)))
-            patches.enter_context(_replaced(code.ase_model, "AudioEncoder",
-                                            _width_from_htsat(code.audio_encoder.AudioEncoder)))
+            patches.enter_context(mock.patch.object(code.audio_encoder, "HTSAT_Swin_Transformer", _sized_htsat(
+                code.audio_encoder.HTSAT_Swin_Transformer, size.htsat)))
+            patches.enter_context(mock.patch.object(code.ase_model, "AudioEncoder",
+                                                    _width_from_htsat(code.audio_encoder.AudioEncoder)))
         model = code.ase_model.ASE(config)
     sparsemax = model.msc.attn_activation
     sparsemax.forward = functools.partial(type(sparsemax).forward, sparsemax, device=device)
@@ -380,10 +349,8 @@ def run_classification_script(argv: list[str] | None = None) -> None:
         forward = ase_model.Sparsemax.forward
         ase_model.Sparsemax.forward = lambda self, input, device=None: forward(
             self, input, device=input.device if device is None else device)
-        entry, text_config = text_encoder.MODELS[PAPER_TEXT_TOWER], BertConfig()
-        text_encoder.MODELS[PAPER_TEXT_TOWER] = (_ConfigBuiltModel(entry[0], text_config),
-                                                 _LocalTokenizer(entry[1], Path(args.tokenizer_dir)),
-                                                 text_config.hidden_size)
+        text_encoder.MODELS[PAPER_TEXT_TOWER] = _offline_text_tower(text_encoder.MODELS, BertConfig(),
+                                                                    Path(args.tokenizer_dir))
         with contextlib.suppress(FileNotFoundError):  # UrbanSound8K / VGGSound, after ESC-50's result
             runpy.run_path(str(checkout / "zero_shot_classification.py"), run_name="__main__")
     sys.stdout.flush()

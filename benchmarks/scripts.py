@@ -1,27 +1,16 @@
 """The zero-shot scripts and the training loop end to end, as users run them, on generated data shaped like the
-real sets; with `--reference-checkout`, also the reference's own zero_shot_classification.py on the same files.
+real sets; with `--reference-checkout`, also the reference's own zero_shot_classification.py on the ESC-50 files.
 
     python -m benchmarks.scripts [--preset paper|tiny] [--tasks esc50,sed,grounding,retrieval,train]
         [--clips esc50=312,sed=200,grounding=100,retrieval=100] [--repeats 1] [--split-repeats 1]
-        [--model-repeats 10] [--device cpu|cuda] [--train-steps 20,200] [--workdir /tmp/mga_clap_scripts]
-        [--reference-checkout PATH --reference-site DIR] [--out FILE.json] [-- SCRIPT OPTIONS]
+        [--device cpu|cuda] [--reference-checkout PATH --reference-site DIR] [--out FILE.json] [-- SCRIPT OPTIONS]
 
-Data (written once, kept in --workdir; a tone over noise, mono 16-bit):
-- esc50: ESC-50's layout (`ESC-50-master/`, 5 s WAV at 44.1 kHz, its 50 categories in target order, folds 1-5);
-- sed: AudioSet-strong as WavCaps ships it (`AudioSet_SL/`): 10 s FLAC at 32 kHz, two events per clip;
-- grounding: AudioGrounding's layout: 10 s WAV at 44.1 kHz, two phrases per clip;
-- retrieval: Clotho's evaluation set: 15-30 s WAV at 44.1 kHz, five captions per clip.
-The checkpoint has random weights at the preset's size, saved as pretrain.py saves its model files (the
-reference's strict loader accepts the paper preset's).
-
-For each script: its command line as a subprocess (`--repeats`, median wall: the user's number), then its
-`main` in a fresh process with timers around the module attributes it calls (`split_child`): import, config +
-model load, audio embedding (of which the model's forward passes and the wait for decoding), text embedding,
-the rest (metrics, output). Apart: decoding every file in one process (`AudioFileDataset`), the model alone at
-the script's batch size (benchmarks.measure's infer step, 10 s clips) and the text tower alone on the script's
-texts. `evaluation / (model + decode + text)` is 1.0 when the script adds nothing to that work.
-Training (`train`): `pretrain.py -c settings/quickstart.yaml` for two step counts, one epoch each; the
-difference gives the time per step without start-up and the end-of-epoch evaluation.
+The data (MAKERS; a tone over noise) and a random-weight checkpoint at the preset's size are written once into
+--workdir. Each script runs as a subprocess (`--repeats`, median wall: the user's number), then its `main` runs
+in a fresh process with timers around the functions it calls (`split_child`), followed by decoding alone, the
+model alone at the script's batch size and the text tower alone: `evaluation / (model + decode + text)` is 1.0
+when the script adds nothing to that work. `train`: pretrain.py on settings/quickstart.yaml for two step counts;
+the difference gives the time per step without start-up and the end-of-epoch evaluation.
 """
 
 from __future__ import annotations
@@ -120,14 +109,14 @@ def make_esc50(workdir: Path, count: int) -> Path:
 
 
 def make_sed(workdir: Path, count: int) -> Path:
-    """AudioSet_SL/ (audio/AudioSet_SL_eval/*.flac, metadata/audioset_eval_strong.tsv and _durations.tsv)."""
+    """AudioSet-strong as WavCaps ships it: AudioSet_SL/ with audio/AudioSet_SL_eval/*.flac (10 s at 32 kHz)
+    and metadata/audioset_eval_strong.tsv (two events per clip) and _durations.tsv."""
     import soundfile
 
     root = workdir / "AudioSet_SL"
     if _made(root, count):
         return root
-    audio = root / "audio" / "AudioSet_SL_eval"
-    audio.mkdir(parents=True, exist_ok=True)
+    (audio := root / "audio" / "AudioSet_SL_eval").mkdir(parents=True, exist_ok=True)
     events, durations = [], []
     for index in range(count):
         name = f"Y{index:08d}.flac"
@@ -144,7 +133,7 @@ def make_sed(workdir: Path, count: int) -> Path:
 
 
 def make_grounding(workdir: Path, count: int) -> Path:
-    """An AudioGrounding folder (audio/*.wav at 44.1 kHz, test.json, two phrases per clip)."""
+    """An AudioGrounding folder (audio/*.wav, 10 s at 44.1 kHz; test.json, two phrases per clip)."""
     import soundfile
 
     root = workdir / "AudioGrounding"
@@ -197,7 +186,7 @@ def make_checkpoint(workdir: Path, preset: str) -> Path:
         return path
     import torch
 
-    from benchmarks.presets import preset_config
+    from benchmarks.measure import preset_config
     from models.ase_model import ASE
     from models.checkpoint import reference_state_dict
 
@@ -451,10 +440,8 @@ def build_report(args: argparse.Namespace) -> dict[str, Any]:
         report["scripts"][task] = run_script(task, root, ckpt, args, workdir)
         if task == "esc50" and args.reference_checkout:
             report["reference"] = run_reference(args, root, ckpt, workdir)
-    import torch
-    report["machine"] = {"cpus": os.cpu_count(), "torch": torch.__version__, "python": sys.version.split()[0],
-                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                         "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    from benchmarks.measure import machine_info
+    report["machine"] = {**machine_info(args.device), "load_average_before": load_before}
     return report
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.benchmark import markdown_table, parse_args, run_benchmark, subprocess_command
-from benchmarks.measure import BenchmarkSettings, settings_from_args
-from benchmarks.presets import preset_config
+from benchmarks.measure import BenchmarkSettings, preset_config, settings_from_args
 from models.ase_model import ASE
 from models.speed import set_fused_attention, window_attentions
 

@@ -199,7 +199,7 @@ def exit_script(code: int) -> None:
 
     Python's own exit work is done (atexit handlers, logging flushed, stdout and stderr flushed); then the
     process ends without the native teardown of the libraries torch and transformers load, which takes
-    1.5-2.5 s on a 2-core CPU after every script (`benchmarks.script_suite`; docs/scripts_benchmark.md).
+    1.5-2.5 s on a 2-core CPU after every script (docs/benchmarks.md).
     Files the script wrote are closed by then (they are written with context managers)."""
     atexit._run_exitfuncs()
     logging.shutdown()
