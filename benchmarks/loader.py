@@ -6,11 +6,10 @@
 
 It writes `--clips` WavCaps-like files into `--workdir` (kept; durations mixed as WavCaps's sources, see
 `wavcaps_like_durations`; 44.1 kHz, FLAC and WAV, one in four stereo) and the same clips as shards, then
-times in this one process (one DataLoader worker's work) `--batches` duration-bucketed batches read four ways:
+times in this one process (one DataLoader worker's work) `--batches` duration-bucketed batches read three ways:
 - files, whole: decode the first 300 s, resample to 32 kHz, crop 10 s, collate (the reference's way);
 - files, partial: decode only the 10 s window (data_args.partial_decoding, the default);
-- shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards);
-- shards, streaming: the shards read front to back (webdataset's streaming reader), the window decoded.
+- shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards).
 
 It gives the workers needed to feed the paper-size bf16 training step of one H200 (STEP_CLIPS_PER_SECOND,
 benchmarks/RESULTS.md), and times one window of files of 10, 60, 300 and 600 s read whole and partially.
@@ -48,7 +47,7 @@ FILE_RATE = 44100
 STEP_CLIPS_PER_SECOND = {"paper size, bf16, eager (H200)": 516.0, "paper size, bf16, compiled (H200)": 1810.0}
 """What a training step consumes (benchmarks/RESULTS.md): the rates the workers must deliver."""
 SINGLE_FILE_SECONDS = (10.0, 60.0, 300.0, 600.0)
-WAYS = ("files, whole", "files, partial", "shards, indexed", "shards, streaming")
+WAYS = ("files, whole", "files, partial", "shards, indexed")
 
 
 def wavcaps_like_durations(count: int, seed: int = 0) -> list[float]:
@@ -107,31 +106,6 @@ def time_rows(read_batch: Callable[[list[int]], Any], batches: Sequence[list[int
             "median_batch_s": statistics.median(seconds)}
 
 
-def streaming_reader(shard_dir: Path, max_samples: int) -> Callable[[list[int]], Any]:
-    """The shards front to back (webdataset's streaming reader), a random window of each clip decoded."""
-    import webdataset
-
-    from data_handling.audio_io import load_audio_window
-    from data_handling.shards.format import decode_record
-
-    urls = [str(path) for path in sorted(shard_dir.glob("shard-*.tar"))]
-    stream = iter(webdataset.WebDataset(urls, shardshuffle=False).repeat())
-
-    def choose(excess: int) -> int:
-        return int(torch.randint(0, excess + 1, (1,)))
-
-    def read_batch(batch: list[int]) -> Any:
-        rows = []
-        for _ in batch:
-            sample = next(stream)
-            record = decode_record(sample)
-            audio = torch.from_numpy(load_audio_window(sample["flac"], 32000, max_samples, choose) * record.gain)
-            rows.append({"audio": audio, "caption": record.captions[0], "idx": record.clip_index, "path": ""})
-        return collate_captions(rows)
-
-    return read_batch
-
-
 def measure_ways(workdir: Path, items: list[CaptionItem], batch_size: int, num_batches: int,
                  seed: int) -> dict[str, dict[str, float]]:
     """Clips/s of each way over the same rows."""
@@ -147,15 +121,11 @@ def measure_ways(workdir: Path, items: list[CaptionItem], batch_size: int, num_b
     order = (order * math.ceil(wanted / len(order)))[:wanted]
     batches = [order[k:k + batch_size] for k in range(0, wanted, batch_size)]
     results = {}
-    for way in WAYS:
+    for way, dataset in datasets.items():
         torch.manual_seed(seed)
-        if way == "shards, streaming":
-            read_batch = streaming_reader(shard_dir, datasets["files, partial"].max_samples)
-        else:
-            dataset = datasets[way]
 
-            def read_batch(batch: list[int], dataset=dataset) -> Any:
-                return collate_captions([dataset[index] for index in batch])
+        def read_batch(batch: list[int], dataset=dataset) -> Any:
+            return collate_captions([dataset[index] for index in batch])
 
         read_batch(batches[0])  # warm-up: imports, first shard opened
         results[way] = time_rows(read_batch, batches)
