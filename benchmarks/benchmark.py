@@ -1,18 +1,14 @@
 """Speed and memory of MGA-CLAP's training step and audio inference, ours and the reference's own code.
 
-Run from the repository root (`python benchmarks/benchmark.py ...` works the same):
-
     python -m benchmarks.benchmark --preset paper --batch-size 4 --threads 2 --warmup 1 --repeats 3
     python -m benchmarks.benchmark --preset paper --mode train --reference-checkout /tmp/mgaclap_ref
     python -m benchmarks.benchmark --table ours.json reference.json   # one markdown table from saved runs
 
-Random inputs and weights (speed does not depend on them); what a step is and how time, FLOPs and memory are
-read: benchmarks/measure.py. `--reference-checkout PATH` measures the reference's code (Ming-er/MGA-CLAP)
-imported from a checkout, with run-time patches only (benchmarks/reference_code.py): its pretrain.py step
-with its own Adam, its example.py audio path, glibc's malloc defaults; our switches do not apply to it.
-A table of several runs gives each of our rows the reference's s/clip under the same preset, mode, device,
-dtype, batch, threads and clip length, and the speed-up. On CPU with `--mode both` each mode runs in its own
-subprocess, so that its peak RSS is its own.
+What a step is and how time, FLOPs and memory are read: benchmarks/measure.py. `--reference-checkout PATH`
+measures the reference's code (Ming-er/MGA-CLAP) from a checkout, with run-time patches only
+(benchmarks/reference_code.py). A table of several runs gives each of our rows the reference's s/clip under
+the same preset, mode, device, dtype, batch, threads and clip length, and the speed-up. On CPU with
+`--mode both` each mode runs in its own subprocess, so that its peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -149,16 +145,13 @@ def markdown_table(reports: list[dict[str, Any]]) -> str:
 
 
 def summary_lines(report: dict[str, Any]) -> Iterator[str]:
-    """Machine line, which code was measured and, on CUDA, the share of the GPU's bf16 peak."""
+    """The machine, and which code was measured."""
     machine = report["machine"]
     yield (f"machine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, torch {machine['torch']}"
            + (f", GPU {machine['gpu']}" if machine["gpu"] else ""))
     code = report["code"]
     if code["measured"] == "reference":
         yield f"code: the reference's, from {code['checkout']} (files sha256 {code['files_sha256']})"
-    for mode, figures in report["results"].items():
-        if figures.get("share_of_bf16_peak") is not None:
-            yield f"{mode}: {100 * figures['share_of_bf16_peak']:.1f}% of the GPU's dense bf16 peak"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

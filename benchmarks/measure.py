@@ -142,31 +142,19 @@ class BenchmarkSettings:
         return list(MODES) if self.mode == "both" else [self.mode]
 
 
-def flag_of(field: dataclasses.Field) -> str:
-    return field.metadata["flag"] or "--" + field.name.replace("_", "-")
-
-
-def value_type(field: dataclasses.Field) -> type:
-    """The field's annotated type without None (int | None: int)."""
-    annotation = typing.get_type_hints(BenchmarkSettings)[field.name]
-    if isinstance(annotation, types.UnionType):
-        (annotation,) = [member for member in typing.get_args(annotation) if member is not type(None)]
-    return annotation
-
-
 def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
-    """One argparse option per `BenchmarkSettings` field, in field order."""
+    """One argparse option per `BenchmarkSettings` field, in field order (a bool: --flag / --no-flag)."""
     for field in dataclasses.fields(BenchmarkSettings):
-        kwargs: dict[str, Any] = {"help": field.metadata["help"], "default": field.default,
-                                  "dest": field.name}
-        if value_type(field) is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            if value_type(field) is not str:
-                kwargs["type"] = value_type(field)
-            if field.metadata["choices"] is not None:
-                kwargs["choices"] = list(field.metadata["choices"])
-        parser.add_argument(flag_of(field), **kwargs)
+        kind = typing.get_type_hints(BenchmarkSettings)[field.name]
+        if isinstance(kind, types.UnionType):  # int | None: int
+            (kind,) = [member for member in typing.get_args(kind) if member is not type(None)]
+        kwargs: dict[str, Any] = {"help": field.metadata["help"], "default": field.default, "dest": field.name,
+                                  "choices": field.metadata["choices"]}
+        if kind is bool:
+            kwargs.update(action=argparse.BooleanOptionalAction, choices=None)
+        elif kind is not str:
+            kwargs["type"] = kind
+        parser.add_argument(field.metadata["flag"] or "--" + field.name.replace("_", "-"), **kwargs)
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,14 +163,6 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- the model
-def import_model_code(settings: BenchmarkSettings) -> None:
-    """Import the measured model's code (ours or the reference's), so that memory read next includes it."""
-    if settings.reference_checkout:
-        reference_code.import_reference(reference_code.check_checkout(settings.reference_checkout))
-    else:
-        import models.ase_model  # noqa: F401
-
-
 def build_model(settings: BenchmarkSettings) -> nn.Module:
     """The measured model on the device, random weights: the reference's (--reference-checkout) or ours."""
     if settings.reference_checkout:
@@ -236,7 +216,7 @@ def reference_size(preset: str) -> reference_code.ReferenceSize:
                                         text_config=BertConfig.from_pretrained(str(text_dir)), tokenizer_dir=text_dir)
 
 
-def sample_rate_of(model: nn.Module, settings: BenchmarkSettings) -> int:
+def sample_rate(model: nn.Module, settings: BenchmarkSettings) -> int:
     return reference_code.reference_sample_rate(model) if settings.reference_checkout else model.sample_rate
 
 
@@ -276,7 +256,7 @@ def build_adam(model: nn.Module, settings: BenchmarkSettings) -> torch.optim.Opt
 def make_train_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[], None]:
     """`loss = model(audio, captions, idx)`, backward (through a GradScaler for fp16 on CUDA), step, zero_grad."""
     model.train()
-    audio, captions, idx = random_batch(settings, sample_rate_of(model, settings))
+    audio, captions, idx = random_batch(settings, sample_rate(model, settings))
     optimizer = build_adam(model, settings)
     use_scaler = settings.dtype == "fp16" and torch.device(settings.device).type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
@@ -300,7 +280,7 @@ def make_infer_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[
     """Frame embeddings [B, 32, E] and clip embeddings [B, E] of a batch, eval mode, no_grad. Ours skips
     HTS-AT's pooled clip feature (not an embedding), as tools/eval/embedding.py; the reference computes it."""
     model.eval()
-    audio, _, _ = random_batch(settings, sample_rate_of(model, settings))
+    audio, _, _ = random_batch(settings, sample_rate(model, settings))
     skip_clip_feature = {} if settings.reference_checkout else {"need_clip_features": False}
 
     def step() -> None:
@@ -379,7 +359,10 @@ def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
     try:
         if is_cuda:
             torch.cuda.reset_peak_memory_stats(settings.device)
-        import_model_code(settings)
+        if settings.reference_checkout:  # the measured code's imports count in rss_at_start_mb
+            reference_code.import_reference(reference_code.check_checkout(settings.reference_checkout))
+        else:
+            import models.ase_model  # noqa: F401
         rss_at_start = proc_status_mb("VmRSS")
         model = build_model(settings)
         step = make_train_step(model, settings) if mode == "train" else make_infer_step(model, settings)

@@ -1,16 +1,12 @@
-"""Time of the evaluation metrics on generated scores, with their values side by side.
+"""Time of the evaluation metrics on generated scores, with their values side by side (they must be equal).
 
-    python -m benchmarks.metrics [--phrases 200] [--clips 200] [--classes 10] [--repeats 3] [--seed 0]
-                                 [--out FILE.json]
+    python -m benchmarks.metrics [--phrases 200] [--clips 200] [--classes 10] [--repeats 3] [--seed 0] [--out FILE]
 
-- grounding: `grounding_psds` (true and false positives counted by tools.eval.psds_counts) against the same
-  PSDS computed by psds_eval alone (`psds_eval_grounding_psds`: every threshold's detection table added as an
-  operating point at each criterion), on `--phrases` phrases of 32 frames with random-uniform probabilities
-  and one random ground-truth segment each;
-- sed: `sed_metrics` in this process (processes=1) against side by side (processes='auto'), on `--clips`
-  clips of 32 frames of random scores for `--classes` classes and two random events each; then each SED
-  metric alone, once.
-Each comparison is run `--repeats` times (the median is reported); the values of the two ways must be equal.
+- grounding: `grounding_psds` (counts by tools.eval.psds_counts) against psds_eval alone
+  (`psds_eval_grounding_psds`), on `--phrases` phrases of 32 random frames and one true segment each;
+- sed: `sed_metrics` side by side (processes='auto') against one process, on `--clips` clips of 32 frames
+  of random scores for `--classes` classes with two events each; then each SED metric alone, once.
+The median of `--repeats` runs of each is reported.
 """
 
 from __future__ import annotations

@@ -2,19 +2,15 @@
 
 Its model (benchmarks.benchmark --reference-checkout) and its zero_shot_classification.py (this module's
 command line, which benchmarks.scripts runs as a subprocess). Nothing of the reference is copied or edited.
-A checkout, and the package its HTS-AT imports:
-
-    mkdir -p /tmp/mgaclap_ref && git -C MIRROR_OR_CLONE archive HEAD | tar -x -C /tmp/mgaclap_ref
-    pip install torchlibrosa==0.1.0
-
-The patches, and why none changes the cost measured:
+A checkout, and what its HTS-AT imports: `mkdir -p /tmp/mgaclap_ref && git -C CLONE archive HEAD | tar -x -C
+/tmp/mgaclap_ref; pip install torchlibrosa==0.1.0`. The patches, and why none changes the cost measured:
 - its packages `models` and `tools` are imported from the checkout while ours are set aside (import time only);
 - Sparsemax makes its rank vector on `device='cuda'` by default: it gets the run's device (the same operations);
 - its text tower's `from_pretrained('bert-base-uncased')` builds the same BertModel from bert-base-uncased's
   config (random weights, eval mode, the attention implementation transformers picks for ours too), and its
   BertTokenizer reads the MiniLM package's folder, which holds bert-base-uncased's uncased vocabulary;
 - imports its model never uses and that are not installed (wandb, loguru, ruamel.yaml, the
-  `sed_scores_eval.utils.scores` of older sed_scores_eval) get stand-ins whose attributes raise if called;
+  `sed_scores_eval.utils.scores` that newer sed_scores_eval lacks) get stand-ins whose attributes raise if called;
   installed ones are imported for real and count in its memory;
 - `audio_encoder_args.pretrained: false` (a setting of its config): HTS-AT's AudioSet weights are not read;
 - for tests only (`ReferenceSize`), a smaller HTS-AT and text tower; the paper size changes nothing.
@@ -66,18 +62,13 @@ class ReferenceCode:
     text_encoder: types.ModuleType
     optim_utils: types.ModuleType
     pretrain_config: dict[str, Any]
-    stand_ins: tuple[str, ...]  # the unused imports that were replaced, for the report
 
 
 @dataclass(frozen=True)
 class ReferenceSize:
-    """Sizes of a reference model; the defaults are the reference's own (the paper's).
-
-    `embed_size` None keeps pretrain.yaml's; `htsat` None keeps the HTS-AT size fixed in its
-    AudioEncoder (96, [2, 2, 6, 2], [4, 8, 16, 32]), else {"embed_dim", "depths", "num_heads"};
-    `text_config` is the BERT config (bert-base-uncased's by default); `tokenizer_dir` a transformers
-    folder with an uncased BERT vocabulary (None: the MiniLM package's, bert-base-uncased's vocabulary).
-    """
+    """Sizes of a reference model; the defaults are the reference's own (the paper's). `htsat`: embed_dim,
+    depths and num_heads of its HTS-AT; `tokenizer_dir`: a folder with an uncased BERT vocabulary (None: the
+    MiniLM package's, bert-base-uncased's)."""
 
     embed_size: int | None = None
     htsat: dict[str, Any] | None = None
@@ -117,7 +108,7 @@ def import_reference(checkout: Path) -> ReferenceCode:
     if importlib.util.find_spec("torchlibrosa") is None:
         raise ModuleNotFoundError("the reference's HTS-AT imports torchlibrosa (its log-mel front end and "
                                   "SpecAugment), which is not installed: pip install torchlibrosa==0.1.0")
-    with _reference_packages(path), _stand_ins_for_unused_imports() as stand_ins:
+    with _reference_packages(path), _stand_ins_for_unused_imports():
         modules = {name: importlib.import_module(name) for name in
                    ("models.ase_model", "models.audio_encoder", "models.text_encoder", "tools.optim_utils")}
     for name, module in modules.items():
@@ -125,11 +116,7 @@ def import_reference(checkout: Path) -> ReferenceCode:
             raise ImportError(f"{name} was imported from {module.__file__}, not from the checkout {path}")
     config = yaml.safe_load((path / "settings/pretrain.yaml").read_text())
     return ReferenceCode(path, modules["models.ase_model"], modules["models.audio_encoder"],
-                         modules["models.text_encoder"], modules["tools.optim_utils"], config, tuple(stand_ins))
-
-
-def _is_reference_package(module_name: str) -> bool:
-    return module_name.split(".")[0] in REFERENCE_PACKAGES
+                         modules["models.text_encoder"], modules["tools.optim_utils"], config)
 
 
 @contextlib.contextmanager
@@ -139,13 +126,16 @@ def _reference_packages(checkout: Path) -> Iterator[None]:
     The packages are set up from the checkout's folders directly, not found on sys.path: its `tools`
     has no __init__.py, and a regular package of that name (ours) would win over it on the path.
     """
-    ours = {name: sys.modules.pop(name) for name in list(sys.modules) if _is_reference_package(name)}
+    def is_reference_package(name: str) -> bool:
+        return name.split(".")[0] in REFERENCE_PACKAGES
+
+    ours = {name: sys.modules.pop(name) for name in list(sys.modules) if is_reference_package(name)}
     try:
         for name in REFERENCE_PACKAGES:
             _set_up_package(name, checkout / name)
         yield
     finally:
-        for name in [name for name in sys.modules if _is_reference_package(name)]:
+        for name in [name for name in sys.modules if is_reference_package(name)]:
             del sys.modules[name]
         sys.modules.update(ours)
 
@@ -269,20 +259,15 @@ def _model_config(pretrain_config: dict[str, Any], size: ReferenceSize) -> dict[
 
 
 def _sized_htsat(htsat_class: type, htsat: dict[str, Any]) -> Callable[..., nn.Module]:
-    unknown = set(htsat) - {"embed_dim", "depths", "num_heads"}
-    if unknown:
-        raise ValueError(f"the reference's HTS-AT can only be resized by embed_dim, depths and num_heads; "
-                         f"got also {sorted(unknown)}")
-
-    def build(**kwargs: Any) -> nn.Module:
-        return htsat_class(**{**kwargs, **htsat})
-    return build
+    """The reference's HTS-AT class with embed_dim, depths and num_heads replaced (`htsat`)."""
+    return lambda **kwargs: htsat_class(**{**kwargs, **htsat})
 
 
 def _width_from_htsat(audio_encoder_class: type) -> Callable[[dict[str, Any]], nn.Module]:
+    """The reference's AudioEncoder with `audio_width` its HTS-AT's width (the reference writes 768, the paper's)."""
     def build(config: dict[str, Any]) -> nn.Module:
         encoder = audio_encoder_class(config)
-        encoder.audio_width = encoder.audio_enc.num_features  # the reference writes 768, the paper size's
+        encoder.audio_width = encoder.audio_enc.num_features
         return encoder
     return build
 

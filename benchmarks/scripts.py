@@ -63,9 +63,18 @@ def _signal(seconds: float, rate: int, seed: int) -> Any:
             + 0.05 * rng.standard_normal(times.shape)).astype(np.float32)
 
 
-def _made(folder: Path, count: int) -> bool:
-    stamp = folder / "MADE"
-    return stamp.is_file() and stamp.read_text().strip() == str(count)
+def kept(folder: str) -> Any:
+    """Decorates `write(root, count)`: a maker of `workdir / folder` that writes it once per count (a MADE stamp)."""
+    def decorate(write: Any) -> Any:
+        def make(workdir: Path, count: int) -> Path:
+            root, stamp = workdir / folder, workdir / folder / "MADE"
+            if not (stamp.is_file() and stamp.read_text().strip() == str(count)):
+                root.mkdir(parents=True, exist_ok=True)
+                write(root, count)
+                stamp.write_text(f"{count}\n")
+            return root
+        return make
+    return decorate
 
 
 def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -76,15 +85,13 @@ def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         writer.writerows(rows)
 
 
-def make_esc50(workdir: Path, count: int) -> Path:
+@kept("ESC-50-master")
+def make_esc50(root: Path, count: int) -> None:
     """ESC-50-master/ (audio/{fold}-{id}-A-{target}.wav, meta/esc50.csv): clip i of class i % 50, fold
     (i // 50) % 5 + 1; every other clip a tone over noise, the others noise."""
     import numpy as np
     import soundfile
 
-    root = workdir / "ESC-50-master"
-    if _made(root, count):
-        return root
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "meta").mkdir(parents=True, exist_ok=True)
     for old in (root / "audio").glob("*.wav"):
@@ -104,18 +111,14 @@ def make_esc50(workdir: Path, count: int) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (root / "MADE").write_text(f"{count}\n")
-    return root
 
 
-def make_sed(workdir: Path, count: int) -> Path:
+@kept("AudioSet_SL")
+def make_sed(root: Path, count: int) -> None:
     """AudioSet-strong as WavCaps ships it: AudioSet_SL/ with audio/AudioSet_SL_eval/*.flac (10 s at 32 kHz)
     and metadata/audioset_eval_strong.tsv (two events per clip) and _durations.tsv."""
     import soundfile
 
-    root = workdir / "AudioSet_SL"
-    if _made(root, count):
-        return root
     (audio := root / "audio" / "AudioSet_SL_eval").mkdir(parents=True, exist_ok=True)
     events, durations = [], []
     for index in range(count):
@@ -128,17 +131,13 @@ def make_sed(workdir: Path, count: int) -> Path:
     _write_rows(root / "metadata" / "audioset_eval_strong.tsv", ["filename", "onset", "offset", "event_label"],
                 events)
     _write_rows(root / "metadata" / "audioset_eval_strong_durations.tsv", ["filename", "duration"], durations)
-    (root / "MADE").write_text(f"{count}\n")
-    return root
 
 
-def make_grounding(workdir: Path, count: int) -> Path:
+@kept("AudioGrounding")
+def make_grounding(root: Path, count: int) -> None:
     """An AudioGrounding folder (audio/*.wav, 10 s at 44.1 kHz; test.json, two phrases per clip)."""
     import soundfile
 
-    root = workdir / "AudioGrounding"
-    if _made(root, count):
-        return root
     (root / "audio").mkdir(parents=True, exist_ok=True)
     entries = []
     for index in range(count):
@@ -151,17 +150,13 @@ def make_grounding(workdir: Path, count: int) -> Path:
                                     {"phrase": f"a {second.replace('_', ' ')}", "start_index": 4, "end_index": 5,
                                      "segments": [[5.0, 9.0]]}]})
     (root / "test.json").write_text(json.dumps(entries))
-    (root / "MADE").write_text(f"{count}\n")
-    return root
 
 
-def make_retrieval(workdir: Path, count: int) -> Path:
+@kept("Clotho")
+def make_retrieval(root: Path, count: int) -> None:
     """A Clotho-shaped evaluation folder: audio/*.wav of 15-30 s at 44.1 kHz, test.json with five captions."""
     import soundfile
 
-    root = workdir / "Clotho"
-    if _made(root, count):
-        return root
     (root / "audio").mkdir(parents=True, exist_ok=True)
     data = []
     for index in range(count):
@@ -172,8 +167,6 @@ def make_retrieval(workdir: Path, count: int) -> Path:
                      **{f"caption_{k}": f"a {label} heard {word} in the distance number {index}"
                         for k, word in enumerate(("once", "twice", "again", "softly", "loudly"), start=1)}})
     (root / "test.json").write_text(json.dumps({"num_captions_per_audio": 5, "data": data}))
-    (root / "MADE").write_text(f"{count}\n")
-    return root
 
 
 MAKERS = {"esc50": make_esc50, "sed": make_sed, "grounding": make_grounding, "retrieval": make_retrieval}
