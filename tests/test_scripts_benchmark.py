@@ -54,7 +54,7 @@ def test_the_reference_comparison_needs_the_esc50_task_and_a_checkout(tmp_path):
               "--workdir", str(tmp_path / "work")])
 
 
-def test_script_suite_runs_every_script_and_training_tiny(tmp_path, synthetic_corpus):
+def test_scripts_benchmark_runs_every_other_script_and_training_tiny(tmp_path, synthetic_corpus):
     """benchmarks.scripts on tiny data sets shaped as AudioSet-strong, AudioGrounding and Clotho (ESC-50:
     the test above) and two short training runs: every script succeeds, its in-process split gives the script's
     numbers, and the stages add up."""
@@ -86,7 +86,7 @@ def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_
     assert set(result["matmul_ms_per_query"]) == {"10000", "100000", "1000000"}
 
 
-def test_script_suite_reports_the_median_split_run():
+def test_scripts_benchmark_reports_the_median_split_run():
     from benchmarks.scripts import median_split, parse_args
 
     def split(evaluate: float) -> dict:
