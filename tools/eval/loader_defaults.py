@@ -7,9 +7,8 @@ best setting of the machine the scripts run on, as measured (docs/scripts_benchm
   the larger batch fills the device: `auto` is 32.
 - Loader processes: decoding and resampling a clip costs about 5 % of its model time on a CPU (5-8 ms against
   0.14 s for a 5-10 s clip at 32-44.1 kHz). With two cores or fewer a loader process can only take them
-  from torch's two threads: on 2 cores, embedding 40 AudioSet-shaped files took 0.153 s per clip decoding in
-  the main process against 0.180 with one loader process (in the whole ESC-50 script, 312 clips, the two
-  were within run-to-run noise: 58.1 / 61.3 s against 57.8 / 57.3 s). `auto` is 0 there, and 1 on larger
+  from torch's two threads: on 2 cores, embedding 40 AudioSet-shaped files took 0.155 s per clip decoding in
+  the main process against 0.174 with one loader process (docs/benchmarks.md). `auto` is 0 there, and 1 on larger
   CPUs, where one process keeps up with the decoding on a core of its own. On a GPU the model is much
   faster than decoding: up to 8 processes, one core left to the main process, and pinned memory.
 
