@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 
 from data_handling.audio_io import AudioReadError
-from data_handling.audio_paths import AudioPathResolver
+from data_handling.audio_paths import AudioPathResolver, datasets_named_by
 from data_handling.blacklist import blacklist_key_for, read_blacklist
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
 from data_handling.training_items import MissingAudioFilesError, prepare_training_items, resolve_audio_paths
@@ -63,7 +63,7 @@ class WavCapsFixture:
 def make_wavcaps_fixture(tmp_path: Path) -> WavCapsFixture:
     """Kept clips (clip index: file, id, how its audio is found):
     0 FreeSound "101" (by name); 1 SoundBible "100" (placeholder: id + .flac, two files of that name,
-    the SoundBible one chosen); 2 AudioSet "Ydef.wav" (by name); 3 Clotho "river.wav" (5 captions, by
+    FreeSound's never taken); 2 AudioSet "Ydef.wav" (by name); 3 Clotho "river.wav" (5 captions, by
     "wav"; a 3 s file); 4 AudioCaps multi-caption "Yzzz.wav" (2 captions, relative path); 5 BBC
     "Yabc.wav" (missing everywhere); 6 BBC "bbc1" (by name, no json duration: 0.25 s from the header).
     Blacklisted: FreeSound "100", AudioSet "Yabc.wav", Clotho "102". 12 captions kept, 11 found.
@@ -307,9 +307,99 @@ def test_foreign_paths_resolved_under_audio_root(corpus):
                      "river.wav": root / "Clotho" / "waveforms" / "train" / "river.wav",  # by "wav"
                      "Yzzz.wav": root / "AudioCaps" / "ac1.wav",  # relative "audio", as it stands
                      "bbc1": root / "BBC_Sound_Effects_flac" / "bbc1.flac"}
-    assert len(resolution.found) == 11 and resolver.ambiguous_lookups == 1
+    assert len(resolution.found) == 11 and resolver.ambiguous_lookups == 0  # FreeSound's 100.flac: never a candidate
     assert [(item.clip_id, item.audio_ref) for item in resolution.unresolved_clips] == [
         ("Yabc.wav", f"{FOREIGN}/BBC_Sound_Effects_flac/gone.flac")]
+
+
+# Files of another dataset are never taken: FreeSound, SoundBible and AudioSet share numeric ids
+COLLIDING_IDS = ["2217", "2218", "2219", "2220"]
+
+
+def write_colliding_datasets(tmp_path: Path, freesound_audio: bool, soundbible_audio: bool) -> tuple[list[str], Path]:
+    """WavCaps' SoundBible json as shipped (sb_final.json, every "audio" the placeholder) in a folder that names
+    nothing, and a FreeSound json (fsd_final.json) for the ids 2218 and 2219; the audio of either dataset, or
+    both, under audio_root: FreeSound_flac/2218.wav, 2219.flac and SoundBible_flac/2218.wav."""
+    root = tmp_path / "audio_root"
+    root.mkdir(parents=True, exist_ok=True)
+    if freesound_audio:
+        write_noise(root / "FreeSound_flac" / "2218.wav", 0.1)
+        write_noise(root / "FreeSound_flac" / "2219.flac", 0.1)
+    if soundbible_audio:
+        write_noise(root / "SoundBible_flac" / "2218.wav", 0.1, seed=1)
+    soundbible = write_json(tmp_path / "meta" / "sb_final.json", wavcaps([
+        {"id": clip_id, "audio": "wav_path", "caption": f"bell {clip_id}", "duration": 1.0} for clip_id in COLLIDING_IDS]))
+    freesound = write_json(tmp_path / "meta" / "fsd_final.json", wavcaps([
+        {"id": "2218", "audio": f"{FOREIGN}/FreeSound_flac/2218.wav", "caption": "rain", "duration": 1.0},
+        {"id": "2219", "audio": f"{FOREIGN}/FreeSound_flac/2219.flac", "caption": "wind", "duration": 1.0}]))
+    return [str(soundbible), str(freesound)], root
+
+
+@pytest.mark.parametrize("freesound_audio, soundbible_audio, expected", [
+    (True, False, {"fsd_final.json": {"2218": "FreeSound_flac/2218.wav", "2219": "FreeSound_flac/2219.flac"}}),
+    (False, True, {"sb_final.json": {"2218": "SoundBible_flac/2218.wav"}}),
+    (True, True, {"sb_final.json": {"2218": "SoundBible_flac/2218.wav"},
+                  "fsd_final.json": {"2218": "FreeSound_flac/2218.wav", "2219": "FreeSound_flac/2219.flac"}}),
+    (False, False, {}),
+])
+def test_colliding_ids_never_take_another_datasets_file(tmp_path, freesound_audio, soundbible_audio, expected):
+    json_files, root = write_colliding_datasets(tmp_path, freesound_audio, soundbible_audio)
+    resolver = AudioPathResolver(root)
+    resolution = resolve_audio_paths(read_wavcaps_jsons(json_files), resolver)
+    found: dict[str, dict[str, str]] = {}
+    for item in resolution.found:
+        found.setdefault(Path(item.source).name, {})[item.clip_id] = item.audio_path.relative_to(root).as_posix()
+    assert found == expected
+    missing = resolution.missing_records()
+    assert len(missing) == 6 - sum(len(paths) for paths in expected.values())  # counted ...
+    refused = [record for record in missing if "only under folders of" in record["reason"]]  # ... and listed
+    assert [(Path(record["source"]).name, record["id"]) for record in refused] == (
+        [("sb_final.json", "2218")] * (freesound_audio and not soundbible_audio) + [("sb_final.json", "2219")]
+        * freesound_audio + [("fsd_final.json", "2218")] * (soundbible_audio and not freesound_audio))
+    assert resolver.other_dataset_refusals == len(refused)
+
+
+def test_soundbible_json_over_freesound_audio_is_all_missing(tmp_path):
+    """WavCaps' SoundBible json (1232 clips) with only FreeSound audio under audio_root: all 1232 missing."""
+    root = tmp_path / "audio_root"
+    write_noise(root / "FreeSound_flac" / "2218.wav", 0.1)
+    write_noise(root / "FreeSound_flac" / "2219.flac", 0.1)
+    path = write_json(tmp_path / "downloads" / "sb_final.json", wavcaps([
+        {"id": str(2000 + k), "audio": "wav_path", "caption": "a bell", "duration": 1.0} for k in range(1232)]))
+    with pytest.raises(MissingAudioFilesError, match=r"^1232 audio files"):
+        prepare_training_items([path], audio_root=root)
+
+
+@pytest.mark.parametrize("copies, taken", [(1, True), (2, False)])
+def test_a_row_naming_no_dataset_takes_only_a_unique_name(tmp_path, copies, taken):
+    root = tmp_path / "audio_root"
+    for folder in ["FreeSound_flac", "SoundBible_flac"][:copies]:
+        write_noise(root / folder / "2218.wav", 0.1)
+    path = write_json(tmp_path / "meta" / "train.json", wavcaps([
+        {"id": "2218", "audio": "/elsewhere/clips/2218.wav", "caption": "a bell", "duration": 1.0}]))
+    resolver = AudioPathResolver(root)
+    resolution = resolve_audio_paths(read_wavcaps_jsons([path]), resolver)
+    assert [item.audio_path for item in resolution.found] == ([root / "FreeSound_flac" / "2218.wav"] if taken else [])
+    if not taken:
+        assert "2 files named '2218.wav'" in resolution.missing_records()[0]["reason"]
+        assert resolver.ambiguous_refusals == 1
+
+
+@pytest.mark.parametrize("parts, datasets", [
+    (("WavCaps", "data", "waveforms", "FreeSound_flac", "1.flac"), {"FreeSound"}),
+    (("json_files", "SoundBible", "sb_final.json"), {"SoundBible"}),
+    (("downloads", "sb_final.json"), {"SoundBible"}),
+    (("my_audioset_work", "json", "bbc_final.json"), {"BBC Sound Effects"}),  # the nearest name wins
+    (("data", "BBC_Sound_Effects_flac"), {"BBC Sound Effects"}),
+    (("data", "AudioSet_SL"), {"AudioSet"}),
+    (("data", "as_final.json"), {"AudioSet"}),
+    (("data", "FreeSound_and_AudioSet"), {"FreeSound", "AudioSet"}),
+    (("Clotho", "waveforms", "train", "river.wav"), {"Clotho"}),
+    (("AudioCaps", "waveforms"), {"AudioCaps"}),
+    (("data", "waveforms", "2218.wav"), set()),
+])
+def test_datasets_named_by_paths(parts, datasets):
+    assert datasets_named_by(parts) == datasets
 
 
 def test_existing_paths_are_kept_and_no_root_resolves_nothing(tmp_path):

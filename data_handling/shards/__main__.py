@@ -85,10 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         json_files, blacklist, audio_root, max_seconds = training_sources(args)
         items = read_wavcaps_jsons(json_files, audio_root, blacklist or None)
         resolution = resolve_audio_paths(items, AudioPathResolver(audio_root))
-        unresolved = [{"audio": item.audio_ref, "id": item.clip_id, "source": item.source,
-                       "reason": "audio file not found"} for item in resolution.unresolved_clips]
-        for item in resolution.unresolved_clips[:5]:
-            log.warning("not found, left out: %s", describe_clip(item))
+        unresolved = resolution.missing_records()
+        for item, record in zip(resolution.unresolved_clips[:5], unresolved, strict=False):
+            log.warning("not found, left out: %s: %s", describe_clip(item), record["reason"])
         clips = group_clips(fill_missing_durations(resolution.found))
         with tqdm(total=len(clips), unit="clip", desc="writing shards", dynamic_ncols=True) as progress:
             manifest = write_shards(clips, args.out, clips_per_shard=args.clips_per_shard,
