@@ -50,7 +50,7 @@ class TrainingArgs:
 @dataclass
 class OptimArgs:
     lr: float = 5e-5
-    optimizer_name: str = "adam"  # adam | adamw | sgd (with momentum)
+    optimizer_name: str = "adam"  # adam | adamw | sgd (with momentum), in any case ("AdamW")
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     momentum: float = 0.9
@@ -184,6 +184,8 @@ CHOICES = {
     "optim_args.schedule_epoch_length": ("reference", "batches"),
     "wandb.mode": ("online", "offline"),
 }
+CASE_INSENSITIVE_CHOICES = ("optim_args.optimizer_name",)
+"""Keys whose value is lower-cased before the check (the reference compares `optimizer_name.lower()`)."""
 
 
 def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -> Config:
@@ -194,6 +196,9 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
+        if key in CASE_INSENSITIVE_CHOICES and isinstance(value, str) and value.lower() in allowed:
+            value = value.lower()
+            setattr(getattr(config, section), name, value)
         if value not in allowed:
             raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
     for key, minimum in (("batch_size", 1), ("num_workers", 0)):
