@@ -249,7 +249,8 @@ def good_entry(clip_id: str = "good") -> dict:
     ({"id": "bad", "caption": "x", "duration": 1.0}, "'audio'"),
     ({"id": "bad", "audio": "a.wav", "duration": 1.0}, "'caption'"),
     ({"id": "bad", "audio": "a.wav", "caption_1": "x", "duration": 1.0}, "'caption'"),
-    ({"id": "bad", "audio": "a.wav", "caption": ["ok", 3], "duration": 1.0}, "non-empty string"),
+    ({"id": "bad", "audio": "a.wav", "caption": ["ok", 3], "duration": 1.0}, "'caption' as a string"),
+    ({"id": "bad", "audio": "a.wav", "caption": None, "duration": 1.0}, "'caption' as a string"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": "long"}, "duration"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": -1}, "duration"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": 1, "wav": 3}, "'wav'"),
@@ -260,6 +261,28 @@ def test_malformed_entry_names_file_and_entry(tmp_path, entry, message):
     with pytest.raises(ValueError, match=message) as error:
         read_wavcaps_jsons([path])
     assert "broken.json" in str(error.value) and "data[1]" in str(error.value)
+
+
+def test_empty_captions_are_kept_counted_and_trained_on(tmp_path, tiny_text_dir, caplog):
+    """The reference trains on an empty caption: its text preprocessing gives "" ("   " gives " "), which the
+    tokenizer turns into [CLS] [SEP]. Kept as rows, counted per file, logged, and batched like any other."""
+    from models.text_encoder import load_tokenizer
+
+    write_noise(tmp_path / "audio" / "a.flac", 0.1)
+    path = write_json(tmp_path / "train.json", wavcaps([
+        {"id": "a", "audio": "audio/a.flac", "caption": "A bell.", "duration": 0.1},
+        {"id": "b", "audio": "audio/a.flac", "caption": "", "duration": 0.1},
+        {"id": "c", "audio": "audio/a.flac", "caption": ["   ", "x"], "duration": 0.1}]))
+    with caplog.at_level(logging.WARNING):
+        contents = read_json_files([path])[0]
+    assert contents.num_empty_captions == 2 and len(contents.items) == 4
+    assert "train.json: 2 empty captions, kept and trained on as the reference does (first: id 'b')" in caplog.text
+    dataset = CaptionAudioDataset(prepare_training_items([path]), sample_rate=RATE, max_length=0)
+    batch = collate_captions([dataset[index] for index in range(len(dataset))])
+    assert batch["captions"] == ["a bell ", "", " ", "x"] and batch["idx"].tolist() == [0, 1, 2, 2]
+    tokenizer = load_tokenizer(str(tiny_text_dir))
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id]
+    assert [tokenizer(caption)["input_ids"] for caption in batch["captions"][1:3]] == [special, special]
 
 
 @pytest.mark.parametrize("folder, entry, message", [

@@ -137,6 +137,21 @@ def test_command_line_never_pairs_soundbible_clips_with_freesound_files(tmp_path
     assert listed["2219"].startswith("'2219.flac' is only under folders of FreeSound (not SoundBible)")
 
 
+def test_empty_captions_are_reported(tmp_path, capsys):
+    write_noise(tmp_path / "audio" / "a.flac", 0.1)
+    path = write_json(tmp_path / "train.json", wavcaps([
+        {"id": "a", "audio": "audio/a.flac", "caption": "", "duration": 0.1},
+        {"id": "b", "audio": "audio/a.flac", "caption": " ", "duration": 0.1},
+        {"id": "c", "audio": "audio/a.flac", "caption": "a dog", "duration": 0.1}]))
+    out = tmp_path / "report.json"
+    assert main(["--json", str(path), "--out", str(out), "--strict"]) == 0  # empty captions are no error
+    report = json.loads(out.read_text())
+    assert report["json_files"][0]["empty_captions"] == 2 and report["totals"]["empty_captions"] == 2
+    printed = capsys.readouterr().out
+    assert "empty captions" in printed.splitlines()[0]
+    assert "2 empty captions: kept and trained on, as the reference" in printed
+
+
 def test_the_quickstart_yaml_checks_its_synthetic_training_split(synthetic_corpus, tmp_path, capsys):
     config_path = tmp_path / "quickstart.yaml"
     config_path.write_text(yaml.safe_dump({"synthetic": {"root": str(synthetic_corpus)}, "output_dir": str(tmp_path),
