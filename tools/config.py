@@ -78,6 +78,9 @@ class DataArgs:
     # true: decode only the 10 s window of each clip (same samples, to float rounding) | false: decode the
     # first max_decode_seconds and cut, as the reference
     partial_decoding: bool = True
+    # training audio not at audio_args.sr: kaiser_best (resampy's filter, as the reference's environment:
+    # librosa 0.9.2 with resampy) | soxr_hq (ours: soxr 'HQ', as evaluation; several times faster)
+    resampler: str = "kaiser_best"
     # WebDataset shards written by `python -m data_handling.shards` (replace json_files for training): a
     # folder, brace ranges, `pipe:` commands or fsspec URLs, a list or joined by '::' (docs/shards.md)
     shards: str | list[str] | None = None
@@ -178,6 +181,7 @@ class Config:
 CHOICES = {
     "training.amp": ("auto", "bf16", "fp16", "off"),
     "eval.precision": ("float32", "bf16"),
+    "data_args.resampler": ("kaiser_best", "soxr_hq"),
     "eval.long_audio": (None, "crop", "cut", "window"),
     "eval.retrieval_padding": ("batch", "fixed"),
     "optim_args.optimizer_name": ("adam", "adamw", "sgd"),
