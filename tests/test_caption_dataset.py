@@ -623,10 +623,11 @@ def test_trainer_loader_follows_the_data_config(tiny_config, corpus, tmp_path):
     from tools.train.trainer import Trainer
 
     config = trainer_config(tiny_config, corpus, skip_missing=True, duration_bucket_edges=[6.0, 15.0],
-                            drop_last=False, max_decode_seconds=2.5)
+                            drop_last=False, max_decode_seconds=2.5, resampler="soxr_hq")
     config["blacklist"] = [str(corpus.blacklist)]  # a list of files works too
     trainer = Trainer(parse_config(config), tmp_path / "exp")
     assert len(trainer.dataset) == 11 and trainer.dataset.max_decode_seconds == 2.5
+    assert trainer.dataset.resampler == "soxr_hq"
     assert trainer.sampler.bucket_edges.tolist() == [6.0, 15.0] and trainer.sampler.drop_last is False
     assert trainer.sampler.bucket_sizes == [2, 3, 6] and len(trainer.sampler) == trainer.batches_per_epoch == 6
     batches = list(trainer.loader)
@@ -637,7 +638,7 @@ def test_trainer_loader_follows_the_data_config(tiny_config, corpus, tmp_path):
 
 
 def test_trainer_defaults_are_the_reference(tiny_config, corpus, tmp_path):
-    from tools.config import parse_config
+    from tools.config import ConfigError, parse_config
     from tools.train.trainer import Trainer
 
     with pytest.raises(MissingAudioFilesError, match="gone.flac"):
@@ -647,6 +648,9 @@ def test_trainer_defaults_are_the_reference(tiny_config, corpus, tmp_path):
     assert trainer.sampler.bucket_sizes == [1, 3, 1, 0, 5, 0, 1]
     assert len(trainer.sampler) == 1 + 2  # floor(3 / 2) + floor(5 / 2): incomplete batches dropped
     assert trainer.dataset.max_decode_seconds == 300.0
+    assert trainer.dataset.resampler == "kaiser_best"  # resampy, as the reference's librosa 0.9.2
+    with pytest.raises(ConfigError, match="'data_args.resampler' is 'sinc'; expected one of"):
+        parse_config(trainer_config(tiny_config, corpus, resampler="sinc"))
     with pytest.raises(ValueError, match="no batch to train on.*data_args.drop_last: false"):
         Trainer(parse_config(trainer_config(tiny_config, corpus, skip_missing=True, batch_size=8)), tmp_path / "x")
 
