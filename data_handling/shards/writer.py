@@ -178,7 +178,7 @@ def write_shards(clips: Sequence[PlannedClip], out_dir: str | Path, *, clips_per
                  shard_minutes: float | None = None, workers: int = 1, bits: int = 24,
                  max_seconds: float = 300.0, overwrite: bool = False, json_files: Sequence[str] = (),
                  blacklist: Sequence[str] = (), unresolved: Sequence[dict[str, str]] = (),
-                 on_shard: Callable[[int], None] | None = None, resampler: str = "soxr_hq") -> ShardManifest:
+                 on_shard: Callable[[int], None] | None = None, resampler: str = "kaiser_best") -> ShardManifest:
     """Write the clips' shards and manifest.json into out_dir; returns the manifest.
 
     Args:
