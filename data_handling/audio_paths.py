@@ -139,6 +139,9 @@ def resolve_retrieval_audio(audio: str, wav: str | None, roots: RetrievalRoots) 
     return next((candidate for candidate in candidates if candidate.is_file()), given)
 
 
+# ----------------------------------------------------------------------------------------------------
+# Training json entries: which dataset a row and a file belong to, and the resolver
+# ----------------------------------------------------------------------------------------------------
 DATASET_NAMES: dict[str, tuple[str, ...]] = {
     "FreeSound": ("freesound",),
     "SoundBible": ("soundbible",),
@@ -171,9 +174,10 @@ def datasets_named_by(parts: Sequence[str]) -> frozenset[str]:
 
 def row_datasets(item: CaptionItem) -> frozenset[str]:
     """The datasets a training row belongs to: those its json file's path (its name, else the nearest folder
-    that names one), its "audio" path and its "wav" path name (empty when nothing names one)."""
-    paths = [item.source] + [text for text in (item.audio_ref, item.wav or "") if text and text != PLACEHOLDER_AUDIO]
-    return frozenset().union(*(datasets_named_by(Path(text).parts) for text in paths))
+    that names one) and the folders of its "audio" and "wav" paths name (empty when nothing names one)."""
+    audio_folders = [Path(text).parent.parts for text in (item.audio_ref, item.wav or "")
+                     if text and text != PLACEHOLDER_AUDIO]
+    return frozenset().union(*(datasets_named_by(parts) for parts in [Path(item.source).parts, *audio_folders]))
 
 
 class AudioLookup(NamedTuple):

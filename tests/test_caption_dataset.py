@@ -397,14 +397,14 @@ def test_soundbible_json_over_freesound_audio_is_all_missing(tmp_path):
 def test_a_row_naming_no_dataset_takes_only_a_unique_name(tmp_path, copies, taken):
     root = tmp_path / "audio_root"
     for folder in ["FreeSound_flac", "SoundBible_flac"][:copies]:
-        write_noise(root / folder / "2218.wav", 0.1)
-    path = write_json(tmp_path / "meta" / "train.json", wavcaps([
-        {"id": "2218", "audio": "/elsewhere/clips/2218.wav", "caption": "a bell", "duration": 1.0}]))
+        write_noise(root / folder / "bbc_2218.wav", 0.1)
+    path = write_json(tmp_path / "meta" / "train.json", wavcaps([  # a file name does not name a dataset
+        {"id": "2218", "audio": "/elsewhere/clips/bbc_2218.wav", "caption": "a bell", "duration": 1.0}]))
     resolver = AudioPathResolver(root)
     resolution = resolve_audio_paths(read_wavcaps_jsons([path]), resolver)
-    assert [item.audio_path for item in resolution.found] == ([root / "FreeSound_flac" / "2218.wav"] if taken else [])
+    assert [item.audio_path for item in resolution.found] == ([root / "FreeSound_flac" / "bbc_2218.wav"] if taken else [])
     if not taken:
-        assert "2 files named '2218.wav'" in resolution.missing_records()[0]["reason"]
+        assert "2 files named 'bbc_2218.wav'" in resolution.missing_records()[0]["reason"]
         assert resolver.ambiguous_refusals == 1
 
 
