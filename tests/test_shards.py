@@ -93,6 +93,8 @@ def test_manifest_counts_and_lists_unreadable(shards):
     assert manifest.resampler == "kaiser_best"  # data_args.resampler's default, as file-mode training
     assert sorted((row["id"], row["reason"]) for row in manifest.unreadable)[0][0] == "broken"
     assert {row["id"] for row in manifest.unreadable} == {"broken", "gone"}
+    reasons = {row["id"]: row["reason"] for row in manifest.unreadable}
+    assert reasons["gone"].startswith("no file named 'gone.wav' under")  # the lookup's own reason, as check_data's
     assert abs(manifest.hours * 3600 - (12.5 + 3 + 7 + 14 + 2 + 6 + 11 + 12 + 13)) < 1e-3
     assert verify_shards(shards) == []
 
