@@ -11,6 +11,9 @@ times in this one process (one DataLoader worker's work) `--batches` duration-bu
 - files, partial: decode only the 10 s window (data_args.partial_decoding, the default);
 - shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards).
 
+Files not at 32 kHz are resampled with `--resampler` (default soxr_hq, the README's table; training's
+default data_args.resampler is kaiser_best, the reference's); a third table times one 10 s training window
+of a 60 s 44.1 kHz file with each resampler.
 It gives the workers needed to feed the paper-size bf16 training step of one H200 (STEP_CLIPS_PER_SECOND,
 benchmarks/RESULTS.md), and times one window of files of 10, 60, 300 and 600 s read whole and partially.
 The page cache is warm (every file read once before timing); cold reads from a disk or network add their own.
@@ -37,6 +40,7 @@ if __package__ in (None, ""):  # python benchmarks/loader.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.measure import machine_info  # noqa: E402
+from data_handling.audio_io import RESAMPLERS  # noqa: E402
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions  # noqa: E402
 from data_handling.samplers import DurationBucketBatchSampler  # noqa: E402
 from data_handling.shards.reader import open_shard_dataset  # noqa: E402
@@ -107,13 +111,13 @@ def time_rows(read_batch: Callable[[list[int]], Any], batches: Sequence[list[int
 
 
 def measure_ways(workdir: Path, items: list[CaptionItem], batch_size: int, num_batches: int,
-                 seed: int) -> dict[str, dict[str, float]]:
+                 seed: int, resampler: str) -> dict[str, dict[str, float]]:
     """Clips/s of each way over the same rows."""
-    shard_dir = workdir / "shards"
-    write_shards(group_clips(items), shard_dir, clips_per_shard=max(1, len(items) // 4))
+    shard_dir = workdir / f"shards_{resampler}"
+    write_shards(group_clips(items), shard_dir, clips_per_shard=max(1, len(items) // 4), resampler=resampler)
     warm_page_cache([item.audio_path for item in items] + sorted(shard_dir.glob("shard-*.tar")))
-    datasets = {"files, whole": CaptionAudioDataset(items, partial_decoding=False),
-                "files, partial": CaptionAudioDataset(items, partial_decoding=True),
+    datasets = {"files, whole": CaptionAudioDataset(items, partial_decoding=False, resampler=resampler),
+                "files, partial": CaptionAudioDataset(items, partial_decoding=True, resampler=resampler),
                 "shards, indexed": open_shard_dataset(str(shard_dir))}
     sampler = DurationBucketBatchSampler([item.duration for item in items], batch_size, seed=seed, drop_last=False)
     order = [index for batch in sampler for index in batch]
@@ -132,7 +136,24 @@ def measure_ways(workdir: Path, items: list[CaptionItem], batch_size: int, num_b
     return results
 
 
-def measure_single_lengths(workdir: Path, repeats: int) -> list[dict[str, float]]:
+def measure_resamplers(workdir: Path, repeats: int) -> dict[str, float]:
+    """Median seconds to read one 10 s training window of a 60 s 44.1 kHz mono FLAC, per resampler."""
+    item = make_files(workdir / "resampler", [60.0], prefix="resampler")[0]
+    warm_page_cache([item.audio_path])
+    medians = {}
+    for resampler in RESAMPLERS:
+        dataset = CaptionAudioDataset([item], resampler=resampler)
+        dataset[0]  # warm-up (resampy compiles its kernel on first use)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            dataset[0]
+            times.append(time.perf_counter() - started)
+        medians[resampler] = statistics.median(times)
+    return medians
+
+
+def measure_single_lengths(workdir: Path, repeats: int, resampler: str) -> list[dict[str, float]]:
     """Seconds to read one 10 s training window of a file of each length, whole and partially."""
     rows = []
     items = make_files(workdir / "single", SINGLE_FILE_SECONDS, prefix="single")
@@ -140,7 +161,7 @@ def measure_single_lengths(workdir: Path, repeats: int) -> list[dict[str, float]
     for item in items:
         row = {"file_seconds": item.duration, "format": item.audio_path.suffix.lstrip(".")}
         for way, partial in (("whole_s", False), ("partial_s", True)):
-            dataset = CaptionAudioDataset([item], partial_decoding=partial)
+            dataset = CaptionAudioDataset([item], partial_decoding=partial, resampler=resampler)
             dataset[0]
             times = []
             for _ in range(repeats):
@@ -170,19 +191,24 @@ def markdown_tables(report: dict[str, Any]) -> str:
     for row in report["single_files"]:
         lines.append(f"| {row['file_seconds']:g} | {row['format']} | {row['whole_s']:.4f} | {row['partial_s']:.4f} | "
                      f"{row['gain']:.1f}x |")
+    if "resamplers" in report:
+        lines += ["", "| resampler | s per 10 s window of a 60 s 44.1 kHz FLAC |", "|---|---|"]
+        lines += [f"| {name} | {seconds:.4f} |" for name, seconds in report["resamplers"].items()]
     return "\n".join(lines)
 
 
-def run(workdir: Path, clips: int, batch_size: int, batches: int, repeats: int, seed: int) -> dict[str, Any]:
+def run(workdir: Path, clips: int, batch_size: int, batches: int, repeats: int, seed: int,
+        resampler: str = "soxr_hq") -> dict[str, Any]:
     torch.set_num_threads(1)  # a DataLoader worker runs with one thread
     durations = wavcaps_like_durations(clips, seed)
     items = make_files(workdir, durations)
     return {"machine": machine_info("cpu"),
             "settings": {"clips": clips, "batch_size": batch_size, "batches": batches, "seed": seed,
                          "hours": sum(durations) / 3600, "median_clip_s": statistics.median(durations),
-                         "workdir": str(workdir)},
-            "ways": measure_ways(workdir, items, batch_size, batches, seed),
-            "single_files": measure_single_lengths(workdir, repeats),
+                         "workdir": str(workdir), "resampler": resampler},
+            "ways": measure_ways(workdir, items, batch_size, batches, seed, resampler),
+            "single_files": measure_single_lengths(workdir, repeats, resampler),
+            "resamplers": measure_resamplers(workdir, repeats),
             "step_clips_per_s": STEP_CLIPS_PER_SECOND}
 
 
@@ -195,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=8, help="batches timed per way")
     parser.add_argument("--repeats", type=int, default=5, help="reads per file in the single-file table")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resampler", choices=RESAMPLERS, default="soxr_hq",
+                        help="resampler of the 44.1 kHz files (default: %(default)s, the README's table)")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="print only the tables")
     parser.add_argument("--table", type=Path, help="print the tables of a saved report and stop")
@@ -204,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.clips < 1 or args.batch_size < 1 or args.batches < 1 or args.repeats < 1:
         parser.error("--clips, --batch-size, --batches and --repeats must be >= 1")
-    report = run(args.workdir, args.clips, args.batch_size, args.batches, args.repeats, args.seed)
+    report = run(args.workdir, args.clips, args.batch_size, args.batches, args.repeats, args.seed, args.resampler)
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
     if not args.quiet:

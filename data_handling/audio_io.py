@@ -1,8 +1,14 @@
-"""Audio decoding: soundfile reads the file (wav, flac, ogg, mp3), soxr resamples, channels are averaged.
+"""Audio decoding: soundfile reads the file (wav, flac, ogg, mp3), channels are averaged, then one of two
+resamplers (RESAMPLERS):
+- "soxr_hq": soxr at 'HQ' quality (librosa >= 0.10's default); evaluation, detection, and training with
+  `data_args.resampler: soxr_hq`;
+- "kaiser_best": resampy's 'kaiser_best' filter, then cut or zero-padded to ceil(frames * ratio) samples,
+  which is what librosa.load(sr=...) does with librosa 0.9.2 and resampy, the reference's training
+  environment (`data_args.resampler`'s default).
 
 Integer PCM is scaled by soundfile to [-1, 1). Float files and the ringing of the resampler are returned
-as they are (no clipping), like the reference's loader (librosa.load with soxr 'HQ'), so that embeddings
-of real audio match the reference's.
+as they are (no clipping), like the reference's loader, so that embeddings of real audio match the
+reference's.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 RESAMPLE_QUALITY = "HQ"
 """soxr quality, as librosa's default 'soxr_hq'."""
+RESAMPLERS = ("soxr_hq", "kaiser_best")
+"""The resamplers of load_audio / load_audio_window (module docstring)."""
 
 _DECODE_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, EOFError)
 """What soundfile / libsndfile raise on unreadable, truncated or unsupported files."""
@@ -91,17 +99,44 @@ def _decode(source: AudioSource, max_seconds: float | None = None) -> tuple[np.n
     return samples, file_rate
 
 
-def _mono_resampled(samples: np.ndarray, file_rate: int, sample_rate: int | None, mono: bool) -> np.ndarray:
+def _check_resampler(resampler: str) -> None:
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"resampler must be one of {list(RESAMPLERS)}, got {resampler!r}")
+
+
+def _kaiser_best(samples: np.ndarray, file_rate: int, sample_rate: int) -> np.ndarray:
+    """resampy's kaiser_best along axis 0, cut or zero-padded to resampled_length (librosa's fix_length)."""
+    import resampy
+
+    resampled = resampy.resample(samples, file_rate, sample_rate, filter="kaiser_best", axis=0)
+    length = resampled_length(samples.shape[0], file_rate, sample_rate, "kaiser_best")
+    if resampled.shape[0] >= length:
+        return resampled[:length]
+    padding = [(0, length - resampled.shape[0])] + [(0, 0)] * (resampled.ndim - 1)
+    return np.pad(resampled, padding)
+
+
+def _mono_resampled(samples: np.ndarray, file_rate: int, sample_rate: int | None, mono: bool,
+                    resampler: str, source: AudioSource) -> np.ndarray:
     """[frames, channels] at file_rate -> float32 [samples] (mono) or [samples, channels] at sample_rate."""
     if mono:
         samples = samples.mean(axis=1, dtype=np.float32)  # [frames]
     if sample_rate is not None and sample_rate != file_rate:
-        samples = soxr.resample(samples, file_rate, sample_rate, quality=RESAMPLE_QUALITY)
+        if resampler == "kaiser_best":
+            try:
+                samples = _kaiser_best(samples, file_rate, sample_rate)
+            except ValueError as error:  # resampy: fewer frames than one output sample needs
+                raise AudioReadError(_source_name(source), f"cannot resample it: {error}") from error
+        else:
+            samples = soxr.resample(samples, file_rate, sample_rate, quality=RESAMPLE_QUALITY)
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def resampled_length(frames: int, file_rate: int, sample_rate: int) -> int:
-    """Samples soxr.resample returns for `frames` input frames: frames * sample_rate / file_rate, rounded."""
+def resampled_length(frames: int, file_rate: int, sample_rate: int, resampler: str = "soxr_hq") -> int:
+    """Samples the resampler returns for `frames` input frames: frames * sample_rate / file_rate, rounded
+    (soxr_hq) or rounded up (kaiser_best: librosa's ceil(frames * (sample_rate / file_rate)), in floats)."""
+    if resampler == "kaiser_best":
+        return math.ceil(frames * (float(sample_rate) / file_rate))
     return math.floor(frames * sample_rate / file_rate + 0.5)
 
 
@@ -112,7 +147,7 @@ def _check_max_seconds(max_seconds: float | None) -> None:
 
 
 def load_audio(path: AudioSource, sample_rate: int | None = 32000, mono: bool = True,
-               max_seconds: float | None = None) -> np.ndarray:
+               max_seconds: float | None = None, resampler: str = "soxr_hq") -> np.ndarray:
     """Read an audio file, mix it to mono (mean of the channels) and resample it.
 
     Args:
@@ -122,6 +157,7 @@ def load_audio(path: AudioSource, sample_rate: int | None = 32000, mono: bool = 
         max_seconds: decode only the file's first int(max_seconds * file rate) frames, before
             resampling (the rest of the file is not decoded), as the reference's training loader
             (librosa.load(duration=300)); None or 0 decodes the whole file.
+        resampler: one of RESAMPLERS (module docstring).
 
     Returns:
         float32 [samples] when mono, else float32 [channels, samples]; integer PCM lies in [-1, 1).
@@ -130,8 +166,9 @@ def load_audio(path: AudioSource, sample_rate: int | None = 32000, mono: bool = 
         AudioReadError: the file is missing, cannot be decoded, is empty or holds non-finite samples.
     """
     _check_max_seconds(max_seconds)
+    _check_resampler(resampler)
     samples, file_rate = _decode(path, max_seconds)  # [frames, channels]
-    samples = _mono_resampled(samples, file_rate, sample_rate, mono)
+    samples = _mono_resampled(samples, file_rate, sample_rate, mono, resampler, path)
     if samples.shape[0] == 0:
         raise AudioReadError(_source_name(path), f"no samples left after resampling {file_rate} Hz -> "
                                                  f"{sample_rate} Hz")
@@ -154,8 +191,10 @@ def _window_frames(offset: int, window_samples: int, file_frames: int, file_rate
 
 
 def load_audio_window(source: AudioSource, sample_rate: int, window_samples: int,
-                      choose_offset: Callable[[int], int], max_seconds: float | None = None) -> np.ndarray:
-    """One window of `load_audio(source, sample_rate, mono=True, max_seconds)`, decoding only around it.
+                      choose_offset: Callable[[int], int], max_seconds: float | None = None,
+                      resampler: str = "soxr_hq") -> np.ndarray:
+    """One window of `load_audio(source, sample_rate, mono=True, max_seconds, resampler)`, decoding only
+    around it.
 
     The decoded length is known from the header, so the window's offset is drawn first, by
     `choose_offset(excess)` with excess = decoded samples - window_samples (an int in [0, excess]), and
@@ -172,6 +211,7 @@ def load_audio_window(source: AudioSource, sample_rate: int, window_samples: int
         AudioReadError: as load_audio.
     """
     _check_max_seconds(max_seconds)
+    _check_resampler(resampler)
     if window_samples < 1:
         raise ValueError(f"window_samples must be >= 1, got {window_samples}")
     try:
@@ -182,7 +222,7 @@ def load_audio_window(source: AudioSource, sample_rate: int, window_samples: int
         file_rate = int(sound_file.samplerate)
         limit = _frames_to_read(max_seconds, file_rate)
         file_frames = sound_file.frames if limit < 0 else min(sound_file.frames, limit)
-        total = resampled_length(file_frames, file_rate, sample_rate)
+        total = resampled_length(file_frames, file_rate, sample_rate, resampler)
         if total <= window_samples:  # the whole (decoded part of the) file is the window
             first_frame, last_frame, first_out, offset = 0, file_frames, 0, 0
         else:
@@ -199,11 +239,11 @@ def load_audio_window(source: AudioSource, sample_rate: int, window_samples: int
     if samples.shape[0] < last_frame - first_frame:  # the header promised more frames than the file has
         logger.debug("%s: %d frames read where the header promises %d; decoding the whole file",
                      _source_name(source), samples.shape[0], last_frame - first_frame)
-        whole = load_audio(source, sample_rate, mono=True, max_seconds=max_seconds)
+        whole = load_audio(source, sample_rate, mono=True, max_seconds=max_seconds, resampler=resampler)
         offset = max(0, min(offset, whole.shape[0] - window_samples))
         return np.ascontiguousarray(whole[offset:offset + window_samples])
     _check_samples(samples, source)
-    window = _mono_resampled(samples, file_rate, sample_rate, mono=True)
+    window = _mono_resampled(samples, file_rate, sample_rate, True, resampler, source)
     start = offset - first_out
     return np.ascontiguousarray(window[start:start + window_samples])
 

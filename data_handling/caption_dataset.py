@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from data_handling.audio_io import AudioReadError, load_audio, load_audio_window
+from data_handling.audio_io import RESAMPLERS, AudioReadError, load_audio, load_audio_window
 from data_handling.text_preprocess import preprocess_caption
 from data_handling.training_items import fill_missing_durations
 from data_handling.wavcaps import CaptionItem
@@ -64,11 +64,15 @@ class CaptionAudioDataset(TrainingClips):
     partial_decoding=True draws the same offset from the header's length and decodes only the window
     (data_handling.audio_io.load_audio_window): the same samples, to float rounding, for far less work on
     long files. False decodes the first max_decode_seconds whole and cuts, as the reference.
+
+    resampler: how files not at sample_rate are resampled (data_handling.audio_io.RESAMPLERS); kaiser_best
+    is the reference's (librosa 0.9.2 with resampy).
     """
 
     def __init__(self, items: Sequence[CaptionItem], sample_rate: int = 32000, max_length: float = 10.0,
                  train: bool = True, strict: bool = False,
-                 max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS, partial_decoding: bool = True) -> None:
+                 max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS, partial_decoding: bool = True,
+                 resampler: str = "kaiser_best") -> None:
         if max_length < 0:
             raise ValueError(f"max_length must be >= 0 seconds (0 = no crop), got {max_length}")
         if not 0 <= max_decode_seconds < math.inf:
@@ -79,6 +83,9 @@ class CaptionAudioDataset(TrainingClips):
         self.max_decode_seconds = max_decode_seconds
         self.train = train
         self.partial_decoding = partial_decoding
+        if resampler not in RESAMPLERS:
+            raise ValueError(f"resampler must be one of {list(RESAMPLERS)}, got {resampler!r}")
+        self.resampler = resampler
         self.strict = strict
         self.num_failures = 0  # per process: each DataLoader worker counts its own
 
@@ -102,8 +109,10 @@ class CaptionAudioDataset(TrainingClips):
         """The item's audio, cropped: float32 [min(samples, max_samples)] (all samples when max_samples is 0)."""
         if self.partial_decoding and self.max_samples > 0:
             return torch.from_numpy(load_audio_window(item.audio_path, self.sample_rate, self.max_samples,
-                                                      self._crop_offset, max_seconds=self.max_decode_seconds))
-        samples = load_audio(item.audio_path, self.sample_rate, mono=True, max_seconds=self.max_decode_seconds)
+                                                      self._crop_offset, max_seconds=self.max_decode_seconds,
+                                                      resampler=self.resampler))
+        samples = load_audio(item.audio_path, self.sample_rate, mono=True, max_seconds=self.max_decode_seconds,
+                             resampler=self.resampler)
         return self._crop(torch.from_numpy(samples))
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:

@@ -68,24 +68,32 @@ def entry_clip_id(entry: Mapping[str, Any], audio: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 # Captions
 # ----------------------------------------------------------------------------------------------------
-def _caption(entry: Mapping[str, Any], key: str, where: str, why: str) -> str:
+def _caption(entry: Mapping[str, Any], key: str, where: str, why: str, allow_empty: bool) -> str:
+    """The string under `key`; an empty (or blank) one only with allow_empty."""
     caption = entry.get(key)
-    if not isinstance(caption, str) or not caption.strip():
-        raise ValueError(f"{where}: expected {key!r} as a non-empty string ({why}), found {caption!r}. "
-                         f"{WAVCAPS_LAYOUT}")
+    if not isinstance(caption, str) or not (allow_empty or caption.strip()):
+        kind = "a string" if allow_empty else "a non-empty string"
+        raise ValueError(f"{where}: expected {key!r} as {kind} ({why}), found {caption!r}. {WAVCAPS_LAYOUT}")
     return caption
 
 
-def _listed_captions(entry: Mapping[str, Any], where: str, why: str) -> list[str]:
+def _listed_captions(entry: Mapping[str, Any], where: str, why: str, allow_empty: bool) -> list[str]:
     """"caption": a string, or a non-empty list of strings."""
     raw = entry.get("caption")
     if isinstance(raw, list) and raw:
-        return [_caption({"caption": value}, "caption", where, "each caption of the list") for value in raw]
-    return [_caption(entry, "caption", where, why)]
+        return [_caption({"caption": value}, "caption", where, "each caption of the list", allow_empty)
+                for value in raw]
+    return [_caption(entry, "caption", where, why, allow_empty)]
 
 
-def _captions_under(entry: Mapping[str, Any], keys: Sequence[str], where: str, why: str) -> list[str]:
-    return [_caption(entry, key, where, why) for key in keys]
+def _captions_under(entry: Mapping[str, Any], keys: Sequence[str], where: str, why: str,
+                    allow_empty: bool) -> list[str]:
+    return [_caption(entry, key, where, why, allow_empty) for key in keys]
+
+
+def is_empty_caption(caption: str) -> bool:
+    """A caption with no text (only whitespace): trained on as it stands, the tokenizer gives [CLS] [SEP]."""
+    return not caption.strip()
 
 
 def _numbered_keys(count: int) -> list[str]:
@@ -93,25 +101,26 @@ def _numbered_keys(count: int) -> list[str]:
 
 
 def training_captions(entry: Mapping[str, Any], per_audio: int, is_clotho: bool, where: str) -> list[str]:
-    """The captions of a training entry (the reference's rule, see the module docstring)."""
+    """The captions of a training entry (the reference's rule, see the module docstring). An empty caption
+    ("" or blank) is kept, as the reference trains on it (`is_empty_caption`; the readers count them)."""
     if per_audio == 1:
-        return _listed_captions(entry, where, "num_captions_per_audio is 1")
+        return _listed_captions(entry, where, "num_captions_per_audio is 1", allow_empty=True)
     if is_clotho:
         return _captions_under(entry, _numbered_keys(per_audio), where,
-                               f"a Clotho file with {per_audio} captions per audio")
+                               f"a Clotho file with {per_audio} captions per audio", allow_empty=True)
     count = entry.get("num_captions", per_audio)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"{where}: expected 'num_captions' as an integer >= 1, found {count!r}")
-    return _captions_under(entry, _numbered_keys(count), where, f"num_captions is {count}")
+    return _captions_under(entry, _numbered_keys(count), where, f"num_captions is {count}", allow_empty=True)
 
 
 def retrieval_captions(entry: Mapping[str, Any], where: str) -> list[str]:
     """The captions of a retrieval test entry: "caption", else every "caption_<n>" in the order of n."""
     if "caption" in entry:
-        return _listed_captions(entry, where, "a caption or a list of captions")
+        return _listed_captions(entry, where, "a caption or a list of captions", allow_empty=False)
     keys = sorted((key for key in entry if key.startswith(NUMBERED_CAPTION) and key[len(NUMBERED_CAPTION):].isdigit()),
                   key=lambda key: int(key[len(NUMBERED_CAPTION):]))
     if not keys:
         raise ValueError(f"{where}: no captions; expected \"caption_1\" .. \"caption_N\" or a \"caption\" list, "
                          f"found keys {sorted(entry)}. {WAVCAPS_LAYOUT}")
-    return _captions_under(entry, keys, where, "the numbered captions of a retrieval entry")
+    return _captions_under(entry, keys, where, "the numbered captions of a retrieval entry", allow_empty=False)

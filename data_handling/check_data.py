@@ -4,11 +4,14 @@
     python -m data_handling.check_data --json a.json b.json --blacklist bl.json --audio-root DIR
     python -m data_handling.check_data -c settings/pretrain.yaml --decode --strict --out report.json
 
-Per json file it counts the clips and captions kept, the clips the blacklist removed (and which list
-applied), the audio files found nowhere (at the json's path nor under audio_root) and, with --decode,
+Per json file it counts the clips and captions kept (and the empty captions among them, which training
+keeps as the reference does), the clips the blacklist removed (and which list
+applied), the audio files missing (found neither at the json's path nor under audio_root, where a file of
+another dataset is never taken: data_handling/audio_paths.py's AudioPathResolver) and, with --decode,
 the files whose header soundfile cannot read; it gives the captions per duration bucket (those whose
 audio was found) and the batches of one epoch on one process. It prints a table and writes a JSON
-report (--out; default <output_dir>/check_data.json, the path is printed).
+report (--out; default <output_dir>/check_data.json, the path is printed), which lists every missing
+clip with the reason.
 
 Exit status: 0; 1 with --strict when a file is missing or unreadable; 2 when the configuration, a json
 file or the blacklist is missing or malformed (one line "error: ...").
@@ -107,11 +110,15 @@ def check_json_file(contents: JsonFileContents, resolver: AudioPathResolver, set
     resolution = resolve_audio_paths(contents.items, resolver)
     found = fill_missing_durations(resolution.found)
     missing = resolution.unresolved_clips
+    missing_records = resolution.missing_records()
     record: dict[str, Any] = {
         "path": contents.path, "blacklist_list": contents.blacklist_key,
         "clips_blacklisted": contents.num_blacklisted, "clips": contents.num_clips,
-        "captions": len(contents.items), "missing_files": len(missing),
-        "missing_examples": [describe_clip(item, with_source=False) for item in missing[:MAX_REPORTED]],
+        "captions": len(contents.items), "empty_captions": contents.num_empty_captions,
+        "missing_files": len(missing),
+        "missing_examples": [f"{describe_clip(item, with_source=False)}: {record['reason']}"
+                             for item, record in zip(missing[:MAX_REPORTED], missing_records, strict=False)],
+        "missing": [{key: record[key] for key in ("id", "audio", "reason")} for record in missing_records],
     }
     if decode:
         broken = unreadable_files(list(dict.fromkeys(item.audio_path for item in found)), workers)
@@ -132,7 +139,7 @@ def build_report(settings: DataSettings, decode: bool = False, workers: int = 8)
         durations += found_durations
     labels = bucket_labels(settings.bucket_edges)
     totals: dict[str, Any] = {key: sum(record[key] for record in files)
-                              for key in ("clips", "captions", "clips_blacklisted", "missing_files")}
+                              for key in ("clips", "captions", "empty_captions", "clips_blacklisted", "missing_files")}
     if decode:
         totals["unreadable_files"] = sum(record["unreadable_files"] for record in files)
     totals["duration_histogram"] = {label: sum(record["duration_histogram"][label] for record in files)
@@ -143,7 +150,9 @@ def build_report(settings: DataSettings, decode: bool = False, workers: int = 8)
     return {"json_files": files, "totals": totals, "blacklist": settings.blacklist,
             "audio_root": settings.audio_root, "bucket_edges": settings.bucket_edges,
             "batch_size": settings.batch_size, "drop_last": settings.drop_last, "decoded": decode,
-            "ambiguous_file_names": resolver.ambiguous_lookups}
+            "ambiguous_file_names": resolver.ambiguous_lookups,
+            "refused_other_dataset": resolver.other_dataset_refusals,
+            "refused_ambiguous": resolver.ambiguous_refusals}
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -151,11 +160,12 @@ def format_table(report: dict[str, Any]) -> str:
     labels = list(report["totals"]["duration_histogram"])
     decoded = report["decoded"]
     header = ["json file", "list", "clips", "captions", "blacklisted", "missing"] \
-        + (["unreadable"] if decoded else []) + labels
+        + (["unreadable"] if decoded else []) + ["empty captions"] + labels
 
     def row(name: str, record: dict[str, Any], list_name: str) -> list[str]:
         values = [name, list_name, record["clips"], record["captions"], record["clips_blacklisted"],
-                  record["missing_files"]] + ([record["unreadable_files"]] if decoded else [])
+                  record["missing_files"]] + ([record["unreadable_files"]] if decoded else []) \
+            + [record["empty_captions"]]
         return [str(value) for value in values + list(record["duration_histogram"].values())]
 
     rows = [row(record["path"], record, record["blacklist_list"] or "-") for record in report["json_files"]]
@@ -169,6 +179,15 @@ def format_table(report: dict[str, Any]) -> str:
              + ("each bucket's incomplete batch dropped)" if report["drop_last"] else "incomplete batches kept)")]
     if not decoded:
         notes.append("audio files checked for existence only; --decode opens each header")
+    if report["totals"]["empty_captions"]:
+        notes.append(f"{report['totals']['empty_captions']} empty captions: kept and trained on, as the reference "
+                     f"(the text tower sees [CLS] [SEP])")
+    if report["refused_other_dataset"]:
+        notes.append(f"{report['refused_other_dataset']} clips missing because their file name is only under "
+                     f"another dataset's folders (not taken)")
+    if report["refused_ambiguous"]:
+        notes.append(f"{report['refused_ambiguous']} clips missing because their file name is at several paths "
+                     f"and nothing names their dataset (not taken)")
     for record in report["json_files"]:
         notes += [f"missing in {record['path']}: {example}" for example in record["missing_examples"]]
         notes += [f"unreadable in {record['path']}: {example}" for example in record.get("unreadable_examples", [])]

@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+METADATA_ENCODING = "utf-8-sig"
+"""How metadata files are read: UTF-8, with a byte order mark at the start skipped (spreadsheet programs write
+one; pandas, which the reference's readers use, skips it too), so "\ufefffilename" is never a header."""
+
 
 def require_file(path: Path, what: str, hint: str) -> Path:
     """`path` if it is a file, else FileNotFoundError '<what> not found: <path> (<hint>)'."""
@@ -25,7 +29,7 @@ def load_json(path: Path, what: str, hint: str) -> Any:
     """The content of a json file (FileNotFoundError as require_file; ValueError when it is not json)."""
     require_file(path, what, hint)
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding=METADATA_ENCODING) as handle:
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"{what} {path} is not valid json: {error}") from error
@@ -36,7 +40,7 @@ def read_csv_records(path: Path, what: str, layout: str, num_fields: int | None 
     """(line number, fields) of the non-empty rows of a csv (or tsv) without header; with num_fields, every
     row must have that many fields."""
     require_file(path, what, layout)
-    with path.open(newline="", encoding="utf-8") as file:
+    with path.open(newline="", encoding=METADATA_ENCODING) as file:
         rows = [(line, row) for line, row in enumerate(csv.reader(file, delimiter=delimiter), start=1) if row]
     for line, row in rows:
         if num_fields is not None and len(row) != num_fields:
@@ -47,7 +51,7 @@ def read_csv_records(path: Path, what: str, layout: str, num_fields: int | None 
 def read_csv_dicts(path: Path, what: str, required: Sequence[str], layout: str) -> list[dict[str, str]]:
     """Rows of a csv with a header, as dicts; ValueError if a required column is missing."""
     require_file(path, what, layout)
-    with path.open(newline="", encoding="utf-8") as file:
+    with path.open(newline="", encoding=METADATA_ENCODING) as file:
         reader = csv.DictReader(file)
         columns = reader.fieldnames or []
         missing = [column for column in required if column not in columns]
@@ -60,7 +64,7 @@ def read_tsv_columns(path: Path, what: str, column_sets: Sequence[Sequence[str]]
     """Rows of a tsv whose header holds one of `column_sets` (the first that fits), as lists of that set's
     columns in its order ("" where a row is short); empty rows are skipped."""
     require_file(path, what, layout)
-    with path.open(newline="", encoding="utf-8") as file:
+    with path.open(newline="", encoding=METADATA_ENCODING) as file:
         rows = list(csv.reader(file, delimiter="\t"))
     header = [cell.strip() for cell in rows[0]] if rows else []
     columns = next((names for names in column_sets if all(name in header for name in names)), None)

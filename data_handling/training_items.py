@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from data_handling.audio_io import AudioReadError, audio_duration
@@ -31,6 +31,15 @@ class AudioResolution:
 
     found: list[CaptionItem]
     unresolved: list[CaptionItem]
+    why_missing: dict[tuple[str, int], str] = field(default_factory=dict)
+    """(json file, clip_index) -> why the clip's audio is missing (AudioLookup.why_missing)"""
+
+    def missing_records(self) -> list[dict[str, str]]:
+        """One record per clip whose audio is missing: its "id", "audio" (the json's value), "source" (the
+        json file) and "reason" (why no file was taken)."""
+        return [{"id": item.clip_id, "audio": item.audio_ref, "source": item.source,
+                 "reason": self.why_missing.get((item.source, item.clip_index), "audio file not found")}
+                for item in self.unresolved_clips]
 
     @property
     def unresolved_clips(self) -> list[CaptionItem]:
@@ -46,12 +55,16 @@ def resolve_audio_paths(items: Iterable[CaptionItem], resolver: AudioPathResolve
     found: list[CaptionItem] = []
     unresolved: list[CaptionItem] = []
     clip_paths: dict[tuple[str, int], Path | None] = {}
+    why_missing: dict[tuple[str, int], str] = {}
     num_moved = 0
     for item in items:
         clip = (item.source, item.clip_index)
         if clip not in clip_paths:
-            clip_paths[clip] = resolver.resolve(item)
-            num_moved += clip_paths[clip] not in (None, item.audio_path)
+            lookup = resolver.lookup(item)
+            clip_paths[clip] = lookup.path
+            num_moved += lookup.path not in (None, item.audio_path)
+            if lookup.path is None:
+                why_missing[clip] = lookup.why_missing
         path = clip_paths[clip]
         if path is None:
             unresolved.append(item)
@@ -62,9 +75,13 @@ def resolve_audio_paths(items: Iterable[CaptionItem], resolver: AudioPathResolve
     details += [f"{num_missing} not found"] if num_missing else []
     details += [f"{resolver.ambiguous_lookups} file names found at several paths so far"] \
         if resolver.ambiguous_lookups else []
+    details += [f"{resolver.other_dataset_refusals} file names found only under another dataset's folders "
+                f"so far, not taken"] if resolver.other_dataset_refusals else []
+    details += [f"{resolver.ambiguous_refusals} file names at several paths for rows that name no dataset so "
+                f"far, not taken"] if resolver.ambiguous_refusals else []
     logger.info("audio files of %d of %d clips found%s", len(clip_paths) - num_missing, len(clip_paths),
                 f" ({', '.join(details)})" if details else "")
-    return AudioResolution(found, unresolved)
+    return AudioResolution(found, unresolved, why_missing)
 
 
 def describe_clip(item: CaptionItem, with_source: bool = True) -> str:

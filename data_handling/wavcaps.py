@@ -25,6 +25,7 @@ from data_handling.caption_json import (
     entry_audio,
     entry_clip_id,
     entry_location,
+    is_empty_caption,
     require_entry_object,
     training_captions,
 )
@@ -56,6 +57,7 @@ class JsonFileContents:
     num_clips: int  # clips kept
     num_blacklisted: int  # clips dropped by the blacklist
     blacklist_key: str | None  # the list that filtered this file (None: not filtered)
+    num_empty_captions: int = 0  # rows whose caption is empty or blank (kept, as the reference trains on them)
 
 
 def _captions_per_audio(content: Any, path: Path) -> int:
@@ -123,7 +125,11 @@ def read_json_file(json_file: str | Path, audio_root: Path | None = None, blackl
         logger.info("%s: %d of %d clips blacklisted (%s)", path_text, num_blacklisted, len(entries),
                     f"{key} list" if key else "no list applies to this path")
     logger.info("%s: %d clips, %d captions", path_text, num_clips, len(items))
-    return JsonFileContents(path_text, items, num_clips, num_blacklisted, key)
+    num_empty = sum(is_empty_caption(item.caption) for item in items)
+    if num_empty:
+        logger.warning("%s: %d empty captions, kept and trained on as the reference does (first: id %r)", path_text,
+                       num_empty, next(item.clip_id for item in items if is_empty_caption(item.caption)))
+    return JsonFileContents(path_text, items, num_clips, num_blacklisted, key, num_empty)
 
 
 def read_json_files(json_files: str | Path | Sequence[str | Path], audio_root: str | Path | None = None,

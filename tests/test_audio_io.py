@@ -216,3 +216,46 @@ def test_resampled_length_is_soxr_s():
         for frames in (1, 2, 3, 441, 1000, 44099, 123457):
             out = soxr.resample(np.zeros(frames, dtype=np.float32), file_rate, 32000, quality="HQ")
             assert resampled_length(frames, file_rate, 32000) == len(out), (file_rate, frames)
+
+
+# ----------------------------------------------------------------------------------------------------
+# resampler="kaiser_best": the reference's training environment (librosa 0.9.2 with resampy)
+# ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rate, frames", [(44100, 44100 * 2 + 7), (48000, 96000), (16000, 16001), (22050, 22050)])
+def test_kaiser_best_is_resampys_own_output(tmp_path, rate, frames):
+    """load_audio(resampler="kaiser_best") = resampy.resample(x, sr_in, sr_out, filter='kaiser_best'), bit for bit,
+    cut or zero-padded to librosa's ceil(frames * ratio) samples as librosa.resample(res_type="kaiser_best")
+    (the reference's librosa.load(sr=32000) under librosa 0.9.2, whose resampler that is)."""
+    import librosa
+    import resampy
+
+    samples = (0.3 * np.random.default_rng(rate).standard_normal(frames)).astype(np.float32)
+    sf.write(tmp_path / "x.wav", samples, rate, subtype="FLOAT")
+    got = load_audio(tmp_path / "x.wav", 32000, resampler="kaiser_best")
+    own = resampy.resample(samples, rate, 32000, filter="kaiser_best")
+    assert got.dtype == np.float32 and len(got) == resampled_length(frames, rate, 32000, "kaiser_best")
+    np.testing.assert_array_equal(got[:len(own)], own[:len(got)])
+    np.testing.assert_array_equal(got[len(own):], 0.0)  # librosa's fix_length pads with zeros
+    np.testing.assert_array_equal(got, librosa.resample(samples, orig_sr=rate, target_sr=32000, res_type="kaiser_best"))
+    assert not np.array_equal(got[:len(own)], load_audio(tmp_path / "x.wav", 32000)[:len(own)])  # soxr_hq differs
+
+
+@pytest.mark.parametrize("rate, channels", [(44100, 2), (48000, 1), (8000, 1)])
+def test_kaiser_best_window_equals_whole_decoding_cut(tmp_path, rate, channels):
+    path = tmp_path / "noise.flac"
+    sf.write(path, (0.3 * np.random.default_rng(rate).standard_normal((3 * rate + 11, channels))).astype(np.float32),
+             rate, subtype="PCM_24")
+    whole = load_audio(path, 32000, resampler="kaiser_best")
+    for wanted in (0, 12345, 10**9):  # 10**9: the last window, up to the zero-padded end
+        offset = min(wanted, len(whole) - 32000)
+        got = load_audio_window(path, 32000, 32000, lambda excess, wanted=wanted: min(wanted, excess),
+                                resampler="kaiser_best")
+        np.testing.assert_allclose(got, whole[offset:offset + 32000], rtol=0, atol=2e-6)
+
+
+def test_unknown_resampler_and_too_short_audio(tmp_path):
+    sf.write(tmp_path / "one.wav", np.zeros(1, dtype=np.float32), 44100)
+    with pytest.raises(ValueError, match="resampler must be one of"):
+        load_audio(tmp_path / "one.wav", 32000, resampler="sinc")
+    with pytest.raises(AudioReadError, match="cannot resample it"):
+        load_audio(tmp_path / "one.wav", 32000, resampler="kaiser_best")

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 
 from data_handling.audio_io import AudioReadError
-from data_handling.audio_paths import AudioPathResolver
+from data_handling.audio_paths import AudioPathResolver, datasets_named_by
 from data_handling.blacklist import blacklist_key_for, read_blacklist
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
 from data_handling.training_items import MissingAudioFilesError, prepare_training_items, resolve_audio_paths
@@ -63,7 +63,7 @@ class WavCapsFixture:
 def make_wavcaps_fixture(tmp_path: Path) -> WavCapsFixture:
     """Kept clips (clip index: file, id, how its audio is found):
     0 FreeSound "101" (by name); 1 SoundBible "100" (placeholder: id + .flac, two files of that name,
-    the SoundBible one chosen); 2 AudioSet "Ydef.wav" (by name); 3 Clotho "river.wav" (5 captions, by
+    FreeSound's never taken); 2 AudioSet "Ydef.wav" (by name); 3 Clotho "river.wav" (5 captions, by
     "wav"; a 3 s file); 4 AudioCaps multi-caption "Yzzz.wav" (2 captions, relative path); 5 BBC
     "Yabc.wav" (missing everywhere); 6 BBC "bbc1" (by name, no json duration: 0.25 s from the header).
     Blacklisted: FreeSound "100", AudioSet "Yabc.wav", Clotho "102". 12 captions kept, 11 found.
@@ -249,7 +249,8 @@ def good_entry(clip_id: str = "good") -> dict:
     ({"id": "bad", "caption": "x", "duration": 1.0}, "'audio'"),
     ({"id": "bad", "audio": "a.wav", "duration": 1.0}, "'caption'"),
     ({"id": "bad", "audio": "a.wav", "caption_1": "x", "duration": 1.0}, "'caption'"),
-    ({"id": "bad", "audio": "a.wav", "caption": ["ok", 3], "duration": 1.0}, "non-empty string"),
+    ({"id": "bad", "audio": "a.wav", "caption": ["ok", 3], "duration": 1.0}, "'caption' as a string"),
+    ({"id": "bad", "audio": "a.wav", "caption": None, "duration": 1.0}, "'caption' as a string"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": "long"}, "duration"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": -1}, "duration"),
     ({"id": "bad", "audio": "a.wav", "caption": "x", "duration": 1, "wav": 3}, "'wav'"),
@@ -260,6 +261,28 @@ def test_malformed_entry_names_file_and_entry(tmp_path, entry, message):
     with pytest.raises(ValueError, match=message) as error:
         read_wavcaps_jsons([path])
     assert "broken.json" in str(error.value) and "data[1]" in str(error.value)
+
+
+def test_empty_captions_are_kept_counted_and_trained_on(tmp_path, tiny_text_dir, caplog):
+    """The reference trains on an empty caption: its text preprocessing gives "" ("   " gives " "), which the
+    tokenizer turns into [CLS] [SEP]. Kept as rows, counted per file, logged, and batched like any other."""
+    from models.text_encoder import load_tokenizer
+
+    write_noise(tmp_path / "audio" / "a.flac", 0.1)
+    path = write_json(tmp_path / "train.json", wavcaps([
+        {"id": "a", "audio": "audio/a.flac", "caption": "A bell.", "duration": 0.1},
+        {"id": "b", "audio": "audio/a.flac", "caption": "", "duration": 0.1},
+        {"id": "c", "audio": "audio/a.flac", "caption": ["   ", "x"], "duration": 0.1}]))
+    with caplog.at_level(logging.WARNING):
+        contents = read_json_files([path])[0]
+    assert contents.num_empty_captions == 2 and len(contents.items) == 4
+    assert "train.json: 2 empty captions, kept and trained on as the reference does (first: id 'b')" in caplog.text
+    dataset = CaptionAudioDataset(prepare_training_items([path]), sample_rate=RATE, max_length=0)
+    batch = collate_captions([dataset[index] for index in range(len(dataset))])
+    assert batch["captions"] == ["a bell ", "", " ", "x"] and batch["idx"].tolist() == [0, 1, 2, 2]
+    tokenizer = load_tokenizer(str(tiny_text_dir))
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id]
+    assert [tokenizer(caption)["input_ids"] for caption in batch["captions"][1:3]] == [special, special]
 
 
 @pytest.mark.parametrize("folder, entry, message", [
@@ -307,9 +330,99 @@ def test_foreign_paths_resolved_under_audio_root(corpus):
                      "river.wav": root / "Clotho" / "waveforms" / "train" / "river.wav",  # by "wav"
                      "Yzzz.wav": root / "AudioCaps" / "ac1.wav",  # relative "audio", as it stands
                      "bbc1": root / "BBC_Sound_Effects_flac" / "bbc1.flac"}
-    assert len(resolution.found) == 11 and resolver.ambiguous_lookups == 1
+    assert len(resolution.found) == 11 and resolver.ambiguous_lookups == 0  # FreeSound's 100.flac: never a candidate
     assert [(item.clip_id, item.audio_ref) for item in resolution.unresolved_clips] == [
         ("Yabc.wav", f"{FOREIGN}/BBC_Sound_Effects_flac/gone.flac")]
+
+
+# Files of another dataset are never taken: FreeSound, SoundBible and AudioSet share numeric ids
+COLLIDING_IDS = ["2217", "2218", "2219", "2220"]
+
+
+def write_colliding_datasets(tmp_path: Path, freesound_audio: bool, soundbible_audio: bool) -> tuple[list[str], Path]:
+    """WavCaps' SoundBible json as shipped (sb_final.json, every "audio" the placeholder) in a folder that names
+    nothing, and a FreeSound json (fsd_final.json) for the ids 2218 and 2219; the audio of either dataset, or
+    both, under audio_root: FreeSound_flac/2218.wav, 2219.flac and SoundBible_flac/2218.wav."""
+    root = tmp_path / "audio_root"
+    root.mkdir(parents=True, exist_ok=True)
+    if freesound_audio:
+        write_noise(root / "FreeSound_flac" / "2218.wav", 0.1)
+        write_noise(root / "FreeSound_flac" / "2219.flac", 0.1)
+    if soundbible_audio:
+        write_noise(root / "SoundBible_flac" / "2218.wav", 0.1, seed=1)
+    soundbible = write_json(tmp_path / "meta" / "sb_final.json", wavcaps([
+        {"id": clip_id, "audio": "wav_path", "caption": f"bell {clip_id}", "duration": 1.0} for clip_id in COLLIDING_IDS]))
+    freesound = write_json(tmp_path / "meta" / "fsd_final.json", wavcaps([
+        {"id": "2218", "audio": f"{FOREIGN}/FreeSound_flac/2218.wav", "caption": "rain", "duration": 1.0},
+        {"id": "2219", "audio": f"{FOREIGN}/FreeSound_flac/2219.flac", "caption": "wind", "duration": 1.0}]))
+    return [str(soundbible), str(freesound)], root
+
+
+@pytest.mark.parametrize("freesound_audio, soundbible_audio, expected", [
+    (True, False, {"fsd_final.json": {"2218": "FreeSound_flac/2218.wav", "2219": "FreeSound_flac/2219.flac"}}),
+    (False, True, {"sb_final.json": {"2218": "SoundBible_flac/2218.wav"}}),
+    (True, True, {"sb_final.json": {"2218": "SoundBible_flac/2218.wav"},
+                  "fsd_final.json": {"2218": "FreeSound_flac/2218.wav", "2219": "FreeSound_flac/2219.flac"}}),
+    (False, False, {}),
+])
+def test_colliding_ids_never_take_another_datasets_file(tmp_path, freesound_audio, soundbible_audio, expected):
+    json_files, root = write_colliding_datasets(tmp_path, freesound_audio, soundbible_audio)
+    resolver = AudioPathResolver(root)
+    resolution = resolve_audio_paths(read_wavcaps_jsons(json_files), resolver)
+    found: dict[str, dict[str, str]] = {}
+    for item in resolution.found:
+        found.setdefault(Path(item.source).name, {})[item.clip_id] = item.audio_path.relative_to(root).as_posix()
+    assert found == expected
+    missing = resolution.missing_records()
+    assert len(missing) == 6 - sum(len(paths) for paths in expected.values())  # counted ...
+    refused = [record for record in missing if "only under folders of" in record["reason"]]  # ... and listed
+    assert [(Path(record["source"]).name, record["id"]) for record in refused] == (
+        [("sb_final.json", "2218")] * (freesound_audio and not soundbible_audio) + [("sb_final.json", "2219")]
+        * freesound_audio + [("fsd_final.json", "2218")] * (soundbible_audio and not freesound_audio))
+    assert resolver.other_dataset_refusals == len(refused)
+
+
+def test_soundbible_json_over_freesound_audio_is_all_missing(tmp_path):
+    """WavCaps' SoundBible json (1232 clips) with only FreeSound audio under audio_root: all 1232 missing."""
+    root = tmp_path / "audio_root"
+    write_noise(root / "FreeSound_flac" / "2218.wav", 0.1)
+    write_noise(root / "FreeSound_flac" / "2219.flac", 0.1)
+    path = write_json(tmp_path / "downloads" / "sb_final.json", wavcaps([
+        {"id": str(2000 + k), "audio": "wav_path", "caption": "a bell", "duration": 1.0} for k in range(1232)]))
+    with pytest.raises(MissingAudioFilesError, match=r"^1232 audio files"):
+        prepare_training_items([path], audio_root=root)
+
+
+@pytest.mark.parametrize("copies, taken", [(1, True), (2, False)])
+def test_a_row_naming_no_dataset_takes_only_a_unique_name(tmp_path, copies, taken):
+    root = tmp_path / "audio_root"
+    for folder in ["FreeSound_flac", "SoundBible_flac"][:copies]:
+        write_noise(root / folder / "bbc_2218.wav", 0.1)
+    path = write_json(tmp_path / "meta" / "train.json", wavcaps([  # a file name does not name a dataset
+        {"id": "2218", "audio": "/elsewhere/clips/bbc_2218.wav", "caption": "a bell", "duration": 1.0}]))
+    resolver = AudioPathResolver(root)
+    resolution = resolve_audio_paths(read_wavcaps_jsons([path]), resolver)
+    assert [item.audio_path for item in resolution.found] == ([root / "FreeSound_flac" / "bbc_2218.wav"] if taken else [])
+    if not taken:
+        assert "2 files named 'bbc_2218.wav'" in resolution.missing_records()[0]["reason"]
+        assert resolver.ambiguous_refusals == 1
+
+
+@pytest.mark.parametrize("parts, datasets", [
+    (("WavCaps", "data", "waveforms", "FreeSound_flac", "1.flac"), {"FreeSound"}),
+    (("json_files", "SoundBible", "sb_final.json"), {"SoundBible"}),
+    (("downloads", "sb_final.json"), {"SoundBible"}),
+    (("my_audioset_work", "json", "bbc_final.json"), {"BBC Sound Effects"}),  # the nearest name wins
+    (("data", "BBC_Sound_Effects_flac"), {"BBC Sound Effects"}),
+    (("data", "AudioSet_SL"), {"AudioSet"}),
+    (("data", "as_final.json"), {"AudioSet"}),
+    (("data", "FreeSound_and_AudioSet"), {"FreeSound", "AudioSet"}),
+    (("Clotho", "waveforms", "train", "river.wav"), {"Clotho"}),
+    (("AudioCaps", "waveforms"), {"AudioCaps"}),
+    (("data", "waveforms", "2218.wav"), set()),
+])
+def test_datasets_named_by_paths(parts, datasets):
+    assert datasets_named_by(parts) == datasets
 
 
 def test_existing_paths_are_kept_and_no_root_resolves_nothing(tmp_path):
@@ -510,10 +623,11 @@ def test_trainer_loader_follows_the_data_config(tiny_config, corpus, tmp_path):
     from tools.train.trainer import Trainer
 
     config = trainer_config(tiny_config, corpus, skip_missing=True, duration_bucket_edges=[6.0, 15.0],
-                            drop_last=False, max_decode_seconds=2.5)
+                            drop_last=False, max_decode_seconds=2.5, resampler="soxr_hq")
     config["blacklist"] = [str(corpus.blacklist)]  # a list of files works too
     trainer = Trainer(parse_config(config), tmp_path / "exp")
     assert len(trainer.dataset) == 11 and trainer.dataset.max_decode_seconds == 2.5
+    assert trainer.dataset.resampler == "soxr_hq"
     assert trainer.sampler.bucket_edges.tolist() == [6.0, 15.0] and trainer.sampler.drop_last is False
     assert trainer.sampler.bucket_sizes == [2, 3, 6] and len(trainer.sampler) == trainer.batches_per_epoch == 6
     batches = list(trainer.loader)
@@ -524,7 +638,7 @@ def test_trainer_loader_follows_the_data_config(tiny_config, corpus, tmp_path):
 
 
 def test_trainer_defaults_are_the_reference(tiny_config, corpus, tmp_path):
-    from tools.config import parse_config
+    from tools.config import ConfigError, parse_config
     from tools.train.trainer import Trainer
 
     with pytest.raises(MissingAudioFilesError, match="gone.flac"):
@@ -534,6 +648,9 @@ def test_trainer_defaults_are_the_reference(tiny_config, corpus, tmp_path):
     assert trainer.sampler.bucket_sizes == [1, 3, 1, 0, 5, 0, 1]
     assert len(trainer.sampler) == 1 + 2  # floor(3 / 2) + floor(5 / 2): incomplete batches dropped
     assert trainer.dataset.max_decode_seconds == 300.0
+    assert trainer.dataset.resampler == "kaiser_best"  # resampy, as the reference's librosa 0.9.2
+    with pytest.raises(ConfigError, match="'data_args.resampler' is 'sinc'; expected one of"):
+        parse_config(trainer_config(tiny_config, corpus, resampler="sinc"))
     with pytest.raises(ValueError, match="no batch to train on.*data_args.drop_last: false"):
         Trainer(parse_config(trainer_config(tiny_config, corpus, skip_missing=True, batch_size=8)), tmp_path / "x")
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from tools.config import OptimArgs
+from tools.config import ConfigError, OptimArgs, parse_config
 from tools.train.optim import build_optimizer, parameter_groups
 
 
@@ -101,3 +101,22 @@ def test_adamw_step_decays_only_the_decayed_group_and_leaves_frozen_parameters()
     for name, parameter in model.named_parameters():
         factor = 1 - 0.5 * 0.2 if name in DECAYED else 1.0
         torch.testing.assert_close(parameter.detach(), before[name] * factor, msg=name)
+
+
+@pytest.mark.parametrize("written, optimizer_class", [
+    ("Adam", torch.optim.Adam), ("ADAMW", torch.optim.AdamW), ("AdamW", torch.optim.AdamW), ("SGD", torch.optim.SGD)])
+def test_optimizer_names_in_any_case_as_the_reference(written, optimizer_class):
+    """The reference's get_optimizer compares optimizer_name.lower(): "AdamW" is AdamW, with its 0.01 decay."""
+    config = parse_config({"optim_args": {"optimizer_name": written}})
+    assert config.optim_args.optimizer_name == written.lower()  # also as config.yaml records it
+    for args in (config.optim_args, OptimArgs(optimizer_name=written)):
+        optimizer = build_optimizer(Every(), args)
+        assert type(optimizer) is optimizer_class
+        assert optimizer.param_groups[0]["weight_decay"] == (0.01 if optimizer_class is torch.optim.AdamW else 0.0)
+
+
+def test_an_unknown_optimizer_name_is_one_clear_error():
+    with pytest.raises(ConfigError, match=r"'optim_args.optimizer_name' is 'Lamb'; expected one of"):
+        parse_config({"optim_args": {"optimizer_name": "Lamb"}})
+    with pytest.raises(ValueError, match=r"optimizer_name is 'Lamb'; expected one of"):
+        build_optimizer(Every(), OptimArgs(optimizer_name="Lamb"))

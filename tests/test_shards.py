@@ -90,8 +90,11 @@ def test_manifest_counts_and_lists_unreadable(shards):
     assert manifest.clips == 9 and manifest.captions == 6 + 15  # 6 FreeSound clips, 3 Clotho clips x 5
     assert [entry.clips for entry in manifest.shards] == [3, 3, 2, 1]  # planned 3 per shard; 'broken' left out
     assert manifest.sample_rate == 32000 and manifest.max_seconds == 300 and manifest.bits == 24
+    assert manifest.resampler == "kaiser_best"  # data_args.resampler's default, as file-mode training
     assert sorted((row["id"], row["reason"]) for row in manifest.unreadable)[0][0] == "broken"
     assert {row["id"] for row in manifest.unreadable} == {"broken", "gone"}
+    reasons = {row["id"]: row["reason"] for row in manifest.unreadable}
+    assert reasons["gone"].startswith("no file named 'gone.wav' under")  # the lookup's own reason, as check_data's
     assert abs(manifest.hours * 3600 - (12.5 + 3 + 7 + 14 + 2 + 6 + 11 + 12 + 13)) < 1e-3
     assert verify_shards(shards) == []
 
@@ -110,6 +113,21 @@ def test_round_trip_gives_file_mode_rows_and_crops(corpus, shards):
         assert (got["idx"], got["caption"]) == (expected["idx"], expected["caption"])
         assert got["audio"].shape == expected["audio"].shape
         torch.testing.assert_close(got["audio"], expected["audio"], rtol=0, atol=2e-6)  # 24-bit FLAC
+
+
+def test_shards_follow_the_resampler(corpus, tmp_path):
+    """--resampler soxr_hq: recorded in the manifest, and the rows equal file mode's with the same resampler."""
+    write_from(corpus, tmp_path / "soxr", **{"--resampler": "soxr_hq"})
+    sharded = open_shard_dataset(str(tmp_path / "soxr"), max_length=10.0)
+    assert read_manifest(str(tmp_path / "soxr" / "manifest.json")).resampler == sharded.resampler == "soxr_hq"
+    file_mode = CaptionAudioDataset(file_mode_items(corpus), RATE, max_length=10.0, resampler="soxr_hq")
+    kaiser = CaptionAudioDataset(file_mode_items(corpus), RATE, max_length=10.0)
+    crops = {}
+    for name, dataset in (("soxr files", file_mode), ("kaiser files", kaiser), ("soxr shards", sharded)):
+        torch.manual_seed(0)
+        crops[name] = dataset[0]["audio"]  # fs0: 12.5 s of 44.1 kHz stereo
+    torch.testing.assert_close(crops["soxr shards"], crops["soxr files"], rtol=0, atol=2e-6)
+    assert (crops["soxr shards"] - crops["kaiser files"]).abs().max() > 1e-4
 
 
 def test_the_training_loader_gives_the_same_batches(corpus, shards):

@@ -50,7 +50,7 @@ class TrainingArgs:
 @dataclass
 class OptimArgs:
     lr: float = 5e-5
-    optimizer_name: str = "adam"  # adam | adamw | sgd (with momentum)
+    optimizer_name: str = "adam"  # adam | adamw | sgd (with momentum), in any case ("AdamW")
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     momentum: float = 0.9
@@ -78,6 +78,9 @@ class DataArgs:
     # true: decode only the 10 s window of each clip (same samples, to float rounding) | false: decode the
     # first max_decode_seconds and cut, as the reference
     partial_decoding: bool = True
+    # training audio not at audio_args.sr: kaiser_best (resampy's filter, as the reference's environment:
+    # librosa 0.9.2 with resampy) | soxr_hq (ours: soxr 'HQ', as evaluation; several times faster)
+    resampler: str = "kaiser_best"
     # WebDataset shards written by `python -m data_handling.shards` (replace json_files for training): a
     # folder, brace ranges, `pipe:` commands or fsspec URLs, a list or joined by '::' (docs/shards.md)
     shards: str | list[str] | None = None
@@ -178,12 +181,15 @@ class Config:
 CHOICES = {
     "training.amp": ("auto", "bf16", "fp16", "off"),
     "eval.precision": ("float32", "bf16"),
+    "data_args.resampler": ("kaiser_best", "soxr_hq"),
     "eval.long_audio": (None, "crop", "cut", "window"),
     "eval.retrieval_padding": ("batch", "fixed"),
     "optim_args.optimizer_name": ("adam", "adamw", "sgd"),
     "optim_args.schedule_epoch_length": ("reference", "batches"),
     "wandb.mode": ("online", "offline"),
 }
+CASE_INSENSITIVE_CHOICES = ("optim_args.optimizer_name",)
+"""Keys whose value is lower-cased before the check (the reference compares `optimizer_name.lower()`)."""
 
 
 def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -> Config:
@@ -194,6 +200,9 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
+        if key in CASE_INSENSITIVE_CHOICES and isinstance(value, str) and value.lower() in allowed:
+            value = value.lower()
+            setattr(getattr(config, section), name, value)
         if value not in allowed:
             raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
     for key, minimum in (("batch_size", 1), ("num_workers", 0)):

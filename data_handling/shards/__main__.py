@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bits", type=int, default=24, choices=(16, 24), help="FLAC sample width")
     parser.add_argument("--max-seconds", type=float,
                         help="seconds kept of each file (default: the config's data_args.max_decode_seconds, 300)")
+    parser.add_argument("--resampler", choices=("kaiser_best", "soxr_hq"),
+                        help="resampler of audio not at 32 kHz (default: the config's data_args.resampler, "
+                             "kaiser_best)")
     parser.add_argument("--overwrite", action="store_true", help="replace shards of other inputs in --out")
     parser.add_argument("--verify", type=Path, metavar="DIR", help="check DIR's shards against its manifest")
     args = parser.parse_args(argv)
@@ -47,11 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def training_sources(args: argparse.Namespace) -> tuple[list[str], list[str], str | None, float]:
-    """(json files, blacklist files, audio root, max seconds) from the config or the flags."""
+def training_sources(args: argparse.Namespace) -> tuple[list[str], list[str], str | None, float, str]:
+    """(json files, blacklist files, audio root, max seconds, resampler) from the config or the flags."""
     if args.json_files is not None:
+        from tools.config import DataArgs
+
         return list(args.json_files), list(args.blacklist), args.audio_root, \
-            300.0 if args.max_seconds is None else args.max_seconds
+            300.0 if args.max_seconds is None else args.max_seconds, args.resampler or DataArgs.resampler
     from data_handling.synthetic import ensure_corpus
     from data_handling.synthetic.corpus import corpus_paths
     from tools.config import load_config
@@ -64,7 +69,8 @@ def training_sources(args: argparse.Namespace) -> tuple[list[str], list[str], st
     blacklist = config.blacklist
     blacklist = [] if not blacklist else [blacklist] if isinstance(blacklist, str) else list(blacklist)
     max_seconds = config.data_args.max_decode_seconds if args.max_seconds is None else args.max_seconds
-    return list(config.json_files), blacklist, config.data_args.audio_root, max_seconds
+    return list(config.json_files), blacklist, config.data_args.audio_root, max_seconds, \
+        args.resampler or config.data_args.resampler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,19 +88,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.verify}: " + (f"{len(bad)} shards differ from the manifest: {', '.join(bad)}" if bad
                                          else "every shard matches the manifest"))
             return 1 if bad else 0
-        json_files, blacklist, audio_root, max_seconds = training_sources(args)
+        json_files, blacklist, audio_root, max_seconds, resampler = training_sources(args)
         items = read_wavcaps_jsons(json_files, audio_root, blacklist or None)
         resolution = resolve_audio_paths(items, AudioPathResolver(audio_root))
-        unresolved = [{"audio": item.audio_ref, "id": item.clip_id, "source": item.source,
-                       "reason": "audio file not found"} for item in resolution.unresolved_clips]
-        for item in resolution.unresolved_clips[:5]:
-            log.warning("not found, left out: %s", describe_clip(item))
+        unresolved = resolution.missing_records()
+        for item, record in zip(resolution.unresolved_clips[:5], unresolved, strict=False):
+            log.warning("not found, left out: %s: %s", describe_clip(item), record["reason"])
         clips = group_clips(fill_missing_durations(resolution.found))
         with tqdm(total=len(clips), unit="clip", desc="writing shards", dynamic_ncols=True) as progress:
             manifest = write_shards(clips, args.out, clips_per_shard=args.clips_per_shard,
                                     shard_minutes=args.shard_minutes, workers=args.workers, bits=args.bits,
                                     max_seconds=max_seconds, overwrite=args.overwrite, json_files=json_files,
-                                    blacklist=blacklist, unresolved=unresolved, on_shard=progress.update)
+                                    blacklist=blacklist, unresolved=unresolved, on_shard=progress.update,
+                                    resampler=resampler)
     except (ShardError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """One clip as a WebDataset sample: `<key>.flac` (the audio) and `<key>.json` (captions and facts).
 
 The audio is what file-mode training decodes from the clip: mono (mean of the channels), resampled to
-SAMPLE_RATE with soxr 'HQ', the first max_seconds of the file only (data_handling.audio_io.load_audio),
+SAMPLE_RATE by data_args.resampler, the first max_seconds of the file only (data_handling.audio_io.load_audio),
 stored as FLAC. FLAC holds integers: 24-bit by default, so the stored samples equal the decoded float32
 ones to 2^-24 of full scale times `gain` (the resampler's ringing may exceed 1.0; such a clip is divided
 by gain = peak / PEAK_HEADROOM before encoding and multiplied back when read).

@@ -3,6 +3,7 @@
 `manifest.json`, written by the shard writer next to the shards:
 
     {"format": "mga-clap-shards", "version": 1, "sample_rate": 32000, "max_seconds": 300.0, "bits": 24,
+     "resampler": "kaiser_best" | "soxr_hq",
      "clips": int, "captions": int, "hours": float, "json_files": [...], "blacklist": [...],
      "unreadable": [{"audio", "id", "source", "reason"}, ...],
      "shards": [{"name": "shard-000000.tar", "clips": int, "captions": int, "seconds": float, "bytes": int,
@@ -58,6 +59,7 @@ class ShardManifest:
     json_files: list[str] = field(default_factory=list)
     blacklist: list[str] = field(default_factory=list)
     unreadable: list[dict[str, str]] = field(default_factory=list)
+    resampler: str = "soxr_hq"  # how the audio was resampled to sample_rate (absent in older manifests: soxr_hq)
 
     @property
     def clips(self) -> int:
@@ -83,7 +85,7 @@ class ShardManifest:
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "sample_rate": self.sample_rate,
-                "max_seconds": self.max_seconds, "bits": self.bits, "clips": self.clips,
+                "max_seconds": self.max_seconds, "bits": self.bits, "resampler": self.resampler, "clips": self.clips,
                 "captions": self.captions, "hours": round(self.hours, 4), "json_files": self.json_files,
                 "blacklist": self.blacklist, "unreadable": self.unreadable,
                 "shards": [asdict(entry) for entry in self.shards]}
@@ -97,7 +99,8 @@ class ShardManifest:
             return cls(sample_rate=int(data["sample_rate"]), max_seconds=float(data["max_seconds"]),
                        bits=int(data["bits"]), shards=[ShardEntry(**entry) for entry in data["shards"]],
                        json_files=list(data.get("json_files", [])), blacklist=list(data.get("blacklist", [])),
-                       unreadable=list(data.get("unreadable", [])))
+                       unreadable=list(data.get("unreadable", [])),
+                       resampler=str(data.get("resampler", "soxr_hq")))
         except (KeyError, TypeError, ValueError) as error:
             raise ShardError(f"{where} is malformed ({type(error).__name__}: {error}); rewrite it with "
                              f"`python -m data_handling.shards`") from error

@@ -118,6 +118,7 @@ class ShardCaptionDataset(TrainingClips):
                              f"write shards at the model's rate")
         self.urls = list(urls)
         self.entries = [manifest.entry(url) for url in self.urls]
+        self.resampler = manifest.resampler  # how the writer resampled the audio (the reader does not resample)
         self.sample_rate = sample_rate
         self.max_samples = round(max_length * sample_rate)
         self.max_decode_seconds = max_decode_seconds

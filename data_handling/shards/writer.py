@@ -47,6 +47,7 @@ class ShardTask:
     max_seconds: float
     bits: int
     plan_hash: str
+    resampler: str = "soxr_hq"
 
 
 def group_clips(items: Iterable[CaptionItem]) -> list[PlannedClip]:
@@ -89,10 +90,14 @@ def shard_file_name(index: int) -> str:
     return f"shard-{index:06d}.tar"
 
 
-def plan_hash(shards: Sequence[Sequence[PlannedClip]], max_seconds: float, bits: int) -> str:
-    """A digest of what the shards will hold: same inputs and options, same hash."""
-    digest = hashlib.sha256(json.dumps({"sample_rate": SAMPLE_RATE, "max_seconds": max_seconds, "bits": bits},
-                                       sort_keys=True).encode())
+def plan_hash(shards: Sequence[Sequence[PlannedClip]], max_seconds: float, bits: int,
+              resampler: str = "soxr_hq") -> str:
+    """A digest of what the shards will hold: same inputs and options, same hash (soxr_hq shards keep the
+    digest they had before the resampler was an option)."""
+    options = {"sample_rate": SAMPLE_RATE, "max_seconds": max_seconds, "bits": bits}
+    if resampler != "soxr_hq":
+        options["resampler"] = resampler
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
     for shard in shards:
         digest.update(b"|shard|")
         for clip in shard:
@@ -120,7 +125,8 @@ def write_shard(task: ShardTask) -> dict:
     with webdataset.TarWriter(str(partial), encoder=False, mtime=0) as tar:
         for clip in task.clips:
             try:
-                samples = load_audio(clip.audio_path, SAMPLE_RATE, mono=True, max_seconds=task.max_seconds)
+                samples = load_audio(clip.audio_path, SAMPLE_RATE, mono=True, max_seconds=task.max_seconds,
+                                     resampler=task.resampler)
             except AudioReadError as error:
                 unreadable.append({"audio": clip.audio_path, "id": clip.record.clip_id, "source": clip.record.source,
                                    "reason": error.reason})
@@ -172,7 +178,7 @@ def write_shards(clips: Sequence[PlannedClip], out_dir: str | Path, *, clips_per
                  shard_minutes: float | None = None, workers: int = 1, bits: int = 24,
                  max_seconds: float = 300.0, overwrite: bool = False, json_files: Sequence[str] = (),
                  blacklist: Sequence[str] = (), unresolved: Sequence[dict[str, str]] = (),
-                 on_shard: Callable[[int], None] | None = None) -> ShardManifest:
+                 on_shard: Callable[[int], None] | None = None, resampler: str = "kaiser_best") -> ShardManifest:
     """Write the clips' shards and manifest.json into out_dir; returns the manifest.
 
     Args:
@@ -182,6 +188,8 @@ def write_shards(clips: Sequence[PlannedClip], out_dir: str | Path, *, clips_per
         max_seconds: the first seconds of each file kept (the reference's 300; 0: all).
         unresolved: clips whose audio file was not found before writing (listed as unreadable).
         on_shard: called with the clip count of each shard as it is done (a progress bar).
+        resampler: how audio not at SAMPLE_RATE is resampled (data_handling.audio_io.RESAMPLERS; training's
+            `data_args.resampler`), recorded in the manifest.
     """
     if bits not in FLAC_SUBTYPES:
         raise ValueError(f"bits must be one of {sorted(FLAC_SUBTYPES)}, got {bits}")
@@ -189,9 +197,9 @@ def write_shards(clips: Sequence[PlannedClip], out_dir: str | Path, *, clips_per
         raise ShardError("no clips to write: check the json files, the blacklist and the audio root")
     out_dir = Path(out_dir)
     shards = cut_into_shards(clips, clips_per_shard, shard_minutes)
-    digest = plan_hash(shards, max_seconds, bits)
+    digest = plan_hash(shards, max_seconds, bits, resampler)
     claim_folder(out_dir, digest, overwrite)
-    tasks = [ShardTask(shard_file_name(k), tuple(shard), str(out_dir), max_seconds, bits, digest)
+    tasks = [ShardTask(shard_file_name(k), tuple(shard), str(out_dir), max_seconds, bits, digest, resampler)
              for k, shard in enumerate(shards)]
     results: dict[str, dict] = {}
     for task in tasks:
@@ -217,7 +225,7 @@ def write_shards(clips: Sequence[PlannedClip], out_dir: str | Path, *, clips_per
         if workers > 1:
             pool.shutdown(cancel_futures=True)
     ordered = [results[task.name] for task in tasks]
-    manifest = ShardManifest(sample_rate=SAMPLE_RATE, max_seconds=max_seconds, bits=bits,
+    manifest = ShardManifest(sample_rate=SAMPLE_RATE, max_seconds=max_seconds, bits=bits, resampler=resampler,
                              shards=[ShardEntry(**result["entry"]) for result in ordered],
                              json_files=list(json_files), blacklist=list(blacklist),
                              unreadable=list(unresolved) + [row for result in ordered for row in result["unreadable"]])

@@ -25,7 +25,7 @@ from torch import nn
 from data_handling.audio_io import AudioReadError, audio_duration
 from data_handling.audio_paths import find_audio_files
 from data_handling.eval_sets.sed import SED_EVENT_COLUMNS, SED_EVENTS_LAYOUT, read_sed_tsv
-from data_handling.metadata_files import read_tsv_columns
+from data_handling.metadata_files import METADATA_ENCODING, read_tsv_columns
 from tools.detect.detector import StreamOptions, detect_files, resolve_thresholds
 from tools.detect.events import DecisionSettings
 from tools.detect.streaming import SkippedFile
@@ -87,7 +87,7 @@ def _durations_from_headers(tsv: Path, audio_dir: Path, folder: Path) -> tuple[P
 
 def _drop_rows_of(tsv: Path, missing: set[str], folder: Path) -> Path:
     """A copy of the events tsv without the rows of the given file names."""
-    lines = tsv.read_text(encoding="utf-8").splitlines()
+    lines = tsv.read_text(encoding=METADATA_ENCODING).splitlines()
     kept = [lines[0]] + [line for line in lines[1:] if line.split("\t", 1)[0] not in missing]
     copy = folder / "events.tsv"
     copy.write_text("\n".join(kept) + "\n", encoding="utf-8")

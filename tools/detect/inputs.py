@@ -14,14 +14,14 @@ from pathlib import Path
 from data_handling.audio_paths import AUDIO_EXTENSIONS
 from data_handling.class_names import merge_class_names
 from data_handling.eval_sets.sed import SED_EVENT_COLUMNS, SED_EVENTS_LAYOUT
-from data_handling.metadata_files import read_tsv_columns
+from data_handling.metadata_files import METADATA_ENCODING, read_tsv_columns
 
 
 def _lines(path: Path, what: str) -> list[str]:
     """Non-blank lines of a text file that do not start with '#', stripped."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} not found; expected a text file with one entry per line")
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    lines = (line.strip() for line in path.read_text(encoding=METADATA_ENCODING).splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -12,6 +14,8 @@ from data_handling.training_items import prepare_training_items
 from tools.config import Config
 from tools.train.distributed import DistributedInfo
 
+logger = logging.getLogger(__name__)
+
 
 def build_training_dataset(config: Config) -> CaptionAudioDataset | ShardCaptionDataset:
     """The caption rows: from `data_args.shards` when set, else from `json_files`, `blacklist` and the audio
@@ -19,9 +23,14 @@ def build_training_dataset(config: Config) -> CaptionAudioDataset | ShardCaption
     missing or empty."""
     data_args = config.data_args
     if data_args.shards:
-        return open_shard_dataset(data_args.shards, data_args.shards_manifest, sample_rate=config.audio_args.sr,
-                                  max_length=config.audio_args.max_length, train=True, strict=data_args.strict,
-                                  max_decode_seconds=data_args.max_decode_seconds, cache_dir=data_args.shard_cache)
+        dataset = open_shard_dataset(data_args.shards, data_args.shards_manifest, sample_rate=config.audio_args.sr,
+                                     max_length=config.audio_args.max_length, train=True, strict=data_args.strict,
+                                     max_decode_seconds=data_args.max_decode_seconds, cache_dir=data_args.shard_cache)
+        if dataset.resampler != data_args.resampler:
+            logger.warning("the shards were resampled with %s, data_args.resampler is %s: the shards' audio is used "
+                           "as written (rewrite them with `python -m data_handling.shards --resampler %s` to match)",
+                           dataset.resampler, data_args.resampler, data_args.resampler)
+        return dataset
     items = prepare_training_items(config.json_files, blacklist=config.blacklist, audio_root=data_args.audio_root,
                                    check_files=data_args.check_files, skip_missing=data_args.skip_missing)
     if not items:
@@ -29,7 +38,7 @@ def build_training_dataset(config: Config) -> CaptionAudioDataset | ShardCaption
                          f"file check): check json_files, blacklist and data_args.audio_root")
     return CaptionAudioDataset(items, sample_rate=config.audio_args.sr, max_length=config.audio_args.max_length,
                                train=True, strict=data_args.strict, max_decode_seconds=data_args.max_decode_seconds,
-                               partial_decoding=data_args.partial_decoding)
+                               partial_decoding=data_args.partial_decoding, resampler=data_args.resampler)
 
 
 def build_training_loader(config: Config, dist: DistributedInfo, device: torch.device

@@ -30,20 +30,25 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay_norms_and_bias
 
 
 def build_optimizer(model: nn.Module, args: OptimArgs) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD (with `momentum`) over the trainable parameters, as the reference's names.
+    """Adam, AdamW or SGD (with `momentum`) over the trainable parameters, as the reference's names (in any
+    case: "AdamW" is AdamW, as the reference).
 
     Without `weight_decay` in the YAML each optimiser keeps torch's default (Adam 0, AdamW 0.01, SGD 0),
     on every parameter unless `decay_norms_and_biases` is false.
     """
-    weight_decay = DEFAULT_WEIGHT_DECAY[args.optimizer_name] if args.weight_decay is None else args.weight_decay
+    name = args.optimizer_name.lower()  # the reference compares optimizer_name.lower()
+    if name not in DEFAULT_WEIGHT_DECAY:
+        raise ValueError(f"optim_args.optimizer_name is {args.optimizer_name!r}; expected one of "
+                         f"{list(DEFAULT_WEIGHT_DECAY)} (in any case)")
+    weight_decay = DEFAULT_WEIGHT_DECAY[name] if args.weight_decay is None else args.weight_decay
     groups = parameter_groups(model, weight_decay, args.decay_norms_and_biases)
     # The fused kernel applies the same update rule in one pass (about 9x faster than the per-tensor
     # loop on CPU, see benchmarks/RESULTS.md); it needs floating-point parameters on CPU or CUDA.
     fused = all(parameter.is_floating_point() and parameter.device.type in ("cpu", "cuda")
                 for group in groups for parameter in group["params"])
-    if args.optimizer_name == "sgd":
+    if name == "sgd":
         return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, fused=fused)
-    optimizer_class = torch.optim.AdamW if args.optimizer_name == "adamw" else torch.optim.Adam
+    optimizer_class = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     return optimizer_class(groups, lr=args.lr, betas=tuple(args.betas), eps=args.eps, fused=fused)
 
 
