@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 from data_handling.audio_io import load_audio
 from models.ase_model import ASE
 from models.windowing import FRAMES_PER_WINDOW, prepare_waveform, window_samples
 from tools.detect.detector import StreamOptions
 from tools.detect.index import SearchIndex
-from tools.detect.streaming import DEFAULT_OVERLAP, FrameStream
+from tools.detect.streaming import DEFAULT_OVERLAP, FrameStream, embed_files
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def test_overlapped_frames_are_the_mean_of_each_windows_encode_long_audio(model,
 
     sums = torch.zeros(num_frames, streamed.shape[1])
     counts = torch.zeros(num_frames)
+    last_only = torch.zeros(num_frames, streamed.shape[1])          # what taking the last window would give
     with torch.no_grad():
         for start in stream.window_starts():
             audio = prepare_waveform(waveform[start * hop:start * hop + window], rate, "tile")
@@ -57,16 +59,21 @@ def test_overlapped_frames_are_the_mean_of_each_windows_encode_long_audio(model,
             covered = min(FRAMES_PER_WINDOW, num_frames - start)
             sums[start:start + covered] += frames[:covered]
             counts[start:start + covered] += 1
+            last_only[start:start + covered] = frames[:covered]
     expected = sums / counts[:, None]
     assert counts.min() == 1 and counts.max() == 2 and int((counts == 2).sum()) == 64
     assert streamed.shape == expected.shape
     torch.testing.assert_close(streamed, expected, rtol=0, atol=1e-5)
     # the two windows of an overlapped frame differ, so the mean is not either one of them
     overlapped = counts == 2
-    last_only = torch.zeros_like(expected)
-    with torch.no_grad():
-        for start in stream.window_starts():
-            audio = prepare_waveform(waveform[start * hop:start * hop + window], rate, "tile")
-            covered = min(FRAMES_PER_WINDOW, num_frames - start)
-            last_only[start:start + covered] = model.encode_long_audio(audio)[0][:covered]
     assert (last_only[overlapped] - expected[overlapped]).abs().max() > 1e-3
+
+    # what detect.py (detect_files -> embed_files) and search.py (SearchIndex.add) get with their defaults
+    options = StreamOptions(batch_size=2, num_workers=0, progress=False)
+    (embedded,) = embed_files(model, [path], lambda frames: frames, "cpu", options.overlap, options.batch_size,
+                              options.num_workers, progress=False)
+    torch.testing.assert_close(embedded.frame_outputs, F.normalize(expected, dim=-1), rtol=0, atol=1e-5)
+    index = SearchIndex.create(tmp_path / "index", model)
+    index.add(model, [path], "cpu", options)
+    stored = torch.from_numpy(np.asarray(index.matrix("frames.f16"), dtype=np.float32))
+    torch.testing.assert_close(stored, F.normalize(expected, dim=-1), rtol=0, atol=2e-3)   # stored as float16
