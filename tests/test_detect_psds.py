@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import median_filter
 
 import detect
+from data_handling.audio_io import load_audio
 from data_handling.eval_sets.sed import read_sed_tsv
+from models.windowing import prepare_waveform
 from tests.conftest import tiny_config_dict
 from tests.test_detect import BandEnergyOracle
 from tools.eval.sed import evaluate_sed
@@ -68,3 +74,13 @@ def test_detect_psds_equals_the_protocol_and_sed_scores_eval_well_above_zero(ora
     }
     for key, value in direct.items():
         assert scores[key] == pytest.approx(float(value), abs=1e-6), key
+
+    # the written scores are the SED protocol's: frame cosines with the class embeddings, median filter of 3
+    labels = annotations.class_names
+    with torch.no_grad():
+        queries = F.normalize(oracle.embed_text(labels), dim=-1).numpy()                        # [C, E]
+        for clip, table in written.items():
+            waveform = prepare_waveform(torch.from_numpy(load_audio(audio / f"{clip}.wav", 32000)), 32000, "tile")
+            frames = F.normalize(oracle.encode_audio(waveform[None])[1][0], dim=-1).numpy()     # [32, E]
+            expected = median_filter(frames @ queries.T, size=(3, 1), mode="nearest")
+            np.testing.assert_allclose(table[labels].to_numpy(), expected, atol=1e-5, err_msg=clip)
