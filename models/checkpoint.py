@@ -115,17 +115,19 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str
     unexpected = sorted(set(given) - set(expected))
     misshaped = sorted(key for key in set(expected) & set(given) if expected[key].shape != given[key].shape)
     if missing or unexpected or misshaped:
-        lines = [f"{path} does not fit the model built from the config (another architecture or size?)."]
+        details = []
         if misshaped:
-            lines.append(f"{len(misshaped)} mis-shaped: " + ", ".join(
+            details.append(f"{len(misshaped)} mis-shaped: " + ", ".join(
                 f"{key} checkpoint {list(given[key].shape)} vs model {list(expected[key].shape)}"
                 for key in misshaped[:10]))
         if missing:
-            lines.append(f"{len(missing)} missing: " + ", ".join(missing[:10]))
+            details.append(f"{len(missing)} missing: " + ", ".join(missing[:10]))
         if unexpected:
-            lines.append(f"{len(unexpected)} unexpected: " + ", ".join(unexpected[:10]))
-        lines.append("Check embed_size, audio_encoder_args.htsat, text_encoder_args.type and codebook.size.")
-        raise CheckpointMismatchError("\n".join(lines))
+            details.append(f"{len(unexpected)} unexpected: " + ", ".join(unexpected[:10]))
+        raise CheckpointMismatchError(  # one line: the scripts print it as their `error: ...` line
+            f"{path} does not fit the model built from the config (another architecture or size?): "
+            + "; ".join(details) + "; check embed_size, audio_encoder_args.htsat, text_encoder_args.type and "
+            "codebook.size")
     return given
 
 
