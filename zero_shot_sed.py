@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate_sed(model, audio_dir, tsv, durations, device, config.eval.batch_size,
                           config.eval.num_workers, label_map=label_map, plot_dir=plot_folder(args),
                           num_plots=args.plot, long_audio=config.eval.long_audio,
-                          score_tiled_tail=config.eval.score_tiled_tail, precision=config.eval.precision)
+                          score_tiled_tail=config.eval.score_tiled_tail, precision=config.eval.precision,
+                          strict=config.eval.strict)
     report("Zero-shot sound event detection", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "tsv": str(tsv), "audio_dir": str(audio_dir), "device": str(device)})
     return result

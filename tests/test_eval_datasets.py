@@ -161,7 +161,7 @@ def test_vggsound_skips_missing_files(tmp_path):
     touch(tmp_path / "audio" / "abc_000030.flac")
     touch(tmp_path / "audio" / "abc_000030.mp3")
     touch(tmp_path / "audio" / "def_000005.mp3")
-    items, class_names, num_missing = read_vggsound(csv_path, tmp_path / "audio")
+    items, class_names, num_missing, _ = read_vggsound(csv_path, tmp_path / "audio")
     assert class_names == ["dog barking", "male speech, man speaking", "playing drums"]
     assert num_missing == 1  # jkl has no file; ghi is train
     assert [item.audio_path.name for item in items] == ["abc_000030.flac", "def_000005.mp3"]
