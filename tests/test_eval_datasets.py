@@ -330,6 +330,16 @@ def test_vggsound_test_csv_two_columns_without_header(tmp_path):
         read_vggsound_test_csv(write(tmp_path / "bad.csv", "a.mp4,dog,test\n"), tmp_path / "audio")
 
 
+def test_vggsound_reads_the_references_wav_before_the_listed_file(tmp_path):
+    """The reference opens <name without its 4-character extension>.wav: a listed .mp4 beside it is not read."""
+    csv_path = write(tmp_path / "vggsound_test.csv", "abc_000030.mp4,dog barking\nxyz_000001.mp4,cat\n")
+    touch(tmp_path / "audio" / "abc_000030.mp4")
+    touch(tmp_path / "audio" / "abc_000030.wav")
+    vggsound = read_vggsound_test_csv(csv_path, tmp_path / "audio")
+    assert [item.audio_path.name for item in vggsound.items] == ["abc_000030.wav"]
+    assert vggsound.missing == [str(tmp_path / "audio" / "xyz_000001.wav")]   # the file the reference opens
+
+
 # ---------------------------------------------------------------- dataset layouts under eval.data_root_dir
 REFERENCE_LAYOUT_FILES = {
     "esc50": ["ESC-50-master/meta/esc50.csv", "ESC-50-master/audio/"],
