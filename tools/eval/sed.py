@@ -81,7 +81,8 @@ def evaluate_sed(model: nn.Module, audio_dir: str | Path, tsv: str | Path, durat
     clip_ids = [clip_ids[index] for index in audio.indices]
     truth = {clip: annotations.ground_truth[clip] for clip in clip_ids}
     class_names = _classes_with_events(annotations.class_names, truth)
-    class_embeds = embed_texts(model, class_names, device, precision=precision)
+    class_embeds = embed_texts(model, [annotations.text_of(name) for name in class_names], device,
+                               precision=precision)
     frame_scores = {clip: frame_text_similarity(frames, class_embeds).numpy() for clip, frames in zip(clip_ids, audio.frames,
                                                                                       strict=True)}
     durations = {clip: annotations.durations[clip] for clip in clip_ids}
