@@ -129,7 +129,13 @@ def check_retrieval_sets(json_paths: Sequence[str | Path], strict: bool = False,
         IncompleteEvaluationError with `strict` when a set lacks audio (one line naming the files of each);
         FileNotFoundError / ValueError when a json is missing or unreadable.
     """
-    checks = [check_retrieval_set(json_path) for json_path in json_paths]
+    checks = []
+    for json_path in json_paths:
+        try:
+            checks.append(check_retrieval_set(json_path))
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"{error} (an eval.retrieval_jsons set: fix it, or leave it out of the list; "
+                              f"eval.retrieval_jsons: [] trains without per-epoch evaluation)") from error
     incomplete = [check for check in checks if check["missing"]]
     if strict and incomplete:
         raise IncompleteEvaluationError(
