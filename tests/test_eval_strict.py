@@ -103,14 +103,18 @@ def test_pretrain_stops_on_an_unreadable_evaluation_json(tiny_config, synthetic_
 
 def test_per_epoch_evaluation_default_and_strict(tiny_config, synthetic_corpus, retrieval_split, tmp_path):
     json_path, audio = retrieval_split
+    complete = synthetic_corpus / "retrieval" / "test.json"
     audio[2].write_bytes(b"not audio")
     config = {**tiny_config, "json_files": [str(synthetic_corpus / "train" / "train.json")],
               "data_args": {"batch_size": 4, "num_workers": 0, "pin_memory": False},
-              "eval": {"retrieval_jsons": [str(json_path)], "num_workers": 0}}
+              "eval": {"retrieval_jsons": [str(json_path), str(complete)], "num_workers": 0}}
     trainer = Trainer(parse_config(config), tmp_path / "default")
-    metrics = trainer.evaluate()["retrieval"][str(json_path)]
+    results = trainer.evaluate()
+    metrics = results["retrieval"][str(json_path)]
     assert metrics["complete"] is False and metrics["skipped"][0]["path"] == str(audio[2])
+    assert results["retrieval"][str(complete)]["complete"] is True and "score" in results
     strict = Trainer(parse_config({**config, "eval": {**config["eval"], "strict": True}}), tmp_path / "strict")
     results = strict.evaluate()
-    assert results["retrieval"] == {} and "score" not in results
+    assert list(results["retrieval"]) == [str(complete)] and len(results["scores"]) == 1
+    assert "score" not in results                          # no sum over fewer sets: best.pt is not chosen on it
     assert str(audio[2]) in json.dumps(results["eval_errors"])

@@ -298,8 +298,8 @@ class Trainer:
             log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f; %s", self.epoch,
                      json_path, metrics["t2a_R1_percent"], metrics["t2a_R5_percent"], metrics["a2t_R1_percent"],
                      metrics["a2t_R5_percent"], coverage_line(metrics))
-        if results["scores"]:
-            results["score"] = sum(results["scores"].values())
+        if results["scores"] and not (self.config.eval.strict and "eval_errors" in results):
+            results["score"] = sum(results["scores"].values())   # eval.strict: never a sum over fewer sets
         return results
 
     # --------------------------------------------------------------------------- checkpoints
