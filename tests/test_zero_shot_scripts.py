@@ -185,6 +185,7 @@ def esc50_with_one_corrupt_file(synthetic_corpus: Path, tmp_path: Path) -> tuple
     return esc50, corrupt
 
 
+@pytest.mark.slow   # two script processes: about 25 s each on a busy 2-core CPU
 def test_corrupt_file_from_the_command_line_default_and_strict(checkpoint, synthetic_corpus, tmp_path):
     """As a user runs it: by default the score is over the readable files and says so; --strict refuses."""
     esc50, corrupt = esc50_with_one_corrupt_file(synthetic_corpus, tmp_path)
