@@ -28,6 +28,7 @@ from tools.detect.outputs import DetectionWriter
 from tools.detect.scoring import score_detections
 from tools.detect.streaming import DEFAULT_OVERLAP, OVERLAPS
 from tools.eval.cli import (
+    add_strict_option,
     exit_script,
     load_script_config,
     load_script_model,
@@ -36,6 +37,7 @@ from tools.eval.cli import (
     run_script,
     script_parser,
 )
+from tools.eval.common import coverage_line, file_coverage, require_complete
 
 DEFAULT_OUT_DIR = "outputs/detect"
 
@@ -76,6 +78,7 @@ def parse_args(argv: list[str] | None):
                                                                     "threshold of the best collar F1; no detection run")
     calibration.add_argument("--calibration-out", default="outputs/detect_calibration.json",
                              help="where --calibrate writes the thresholds (default: %(default)s)")
+    add_strict_option(parser)
     return parser.parse_args(argv)
 
 
@@ -115,7 +118,7 @@ def run_calibration(args, config) -> dict[str, Any]:
     settings = decision_settings(args, None)
     options = stream_options(args, config)
     model, device = load_script_model(args, config)
-    result = calibrate(model, labelled, settings, args.threshold, device, options)
+    result = calibrate(model, labelled, settings, args.threshold, device, options, strict=config.eval.strict)
     result["overlap"] = options.overlap
     info = {**run_info(args, config, device, settings, options), "dev_tsv": str(args.calibrate)}
     path = save_calibration(resolve_path(args.calibration_out), result, info)
@@ -123,8 +126,9 @@ def run_calibration(args, config) -> dict[str, Any]:
                "collar_f1_after": result["collar_f1"]["after"]["macro"],
                "default_threshold": result["default_threshold"], "num_clips": result["num_clips"],
                "num_events": result["num_events"], "num_classes": len(result["thresholds"]),
-               "not_calibrated": result["not_calibrated"], "num_skipped": result["num_skipped"],
-               "skipped": result["skipped"], "calibration_file": str(path)}
+               "not_calibrated": result["not_calibrated"], "complete": result["complete"],
+               "num_files": result["num_files"], "num_scored": result["num_scored"],
+               "num_skipped": result["num_skipped"], "skipped": result["skipped"], "calibration_file": str(path)}
     report("Detection threshold calibration (collar F1 on the development set)", summary, args.out, info)
     return summary
 
@@ -148,15 +152,19 @@ def run_detection(args, config) -> dict[str, Any]:
             writer.add(result)
     finally:
         summary = writer.close()
+    require_complete(file_coverage(len(paths), [(entry["path"], entry["reason"]) for entry in summary["skipped"]]),
+                     "the audio given", config.eval.strict)
     if summary["num_files"] == 0:
         raise FileNotFoundError(f"none of the {len(paths)} audio file(s) could be read (first: "
                                 f"{summary['skipped'][0]['path']}: {summary['skipped'][0]['reason']})")
     if args.ground_truth:
         labelled = read_labelled_set(resolve_path(args.ground_truth), resolve_path(args.audio_dir),
                                      resolve_path(args.durations_tsv))
-        summary["scores"] = score_detections(writer.out_dir, labelled)
+        summary["scores"] = score_detections(writer.out_dir, labelled, strict=config.eval.strict)
     summary.pop("thresholds")
     report("Open-vocabulary detection", summary, args.out, info)
+    if "scores" in summary:
+        print(f"ground truth: {coverage_line(summary['scores'])}")
     return summary
 
 

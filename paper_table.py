@@ -37,6 +37,7 @@ from data_handling.synthetic import corpus_exists
 from tools.config import Config
 from tools.eval.classification import evaluate_classification_dataset
 from tools.eval.cli import (
+    add_strict_option,
     exit_script,
     load_script_config,
     load_script_model,
@@ -123,6 +124,7 @@ NOTES = (
 def parse_args(argv: list[str] | None):
     parser = script_parser(__doc__, out_default="results",
                            out_help="write OUT.json and OUT.md (default: %(default)s)")
+    add_strict_option(parser)
     return parser.parse_args(argv)
 
 
@@ -161,7 +163,7 @@ def synthetic_root(root: Path) -> Path | None:
 
 def protocol_options(config: Config, task: str) -> dict[str, Any]:
     """The YAML's protocol keys that the task's evaluate function takes (as its zero_shot_*.py script passes)."""
-    options: dict[str, Any] = {"long_audio": config.eval.long_audio}
+    options: dict[str, Any] = {"long_audio": config.eval.long_audio, "strict": config.eval.strict}
     if task in ("retrieval", "classification"):
         options["crop_seed"] = config.eval.crop_seed
     if task == "retrieval":

@@ -139,8 +139,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, device: torch.device,
           resume: str | bool | None) -> int:
+    from tools.eval.common import STRICT_EXIT_CODE, IncompleteEvaluationError
+    from tools.eval.retrieval import check_retrieval_sets
+
     try:
+        check_retrieval_sets(config.eval.retrieval_jsons, config.eval.strict, report=dist_info.is_main)
         trainer = Trainer(config, experiment_dir, dist_info, device)
+    except IncompleteEvaluationError as error:
+        return report_startup_error(error, STRICT_EXIT_CODE)
     except STARTUP_ERRORS as error:
         return report_startup_error(error)
     wandb_run = start_wandb(config, experiment_dir) if dist_info.is_main else None
@@ -165,11 +171,12 @@ def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, devi
     return exit_code
 
 
-def report_startup_error(error: Exception) -> int:
-    """A configuration or data error before training: one 'error: ...' line (and the log), exit code 2."""
+def report_startup_error(error: Exception, exit_code: int = 2) -> int:
+    """A configuration or data error before training: one 'error: ...' line (and the log), exit code 2 (1: an
+    evaluation set incomplete under eval.strict)."""
     log.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
-    return 2
+    return exit_code
 
 
 def start_wandb(config: Config, experiment_dir: Path):

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, device = load_script_model(args, config)
     result = evaluate_classification_dataset(model, args.dataset, root, device, config.eval.batch_size,
                                              config.eval.num_workers, long_audio=config.eval.long_audio,
-                                             crop_seed=config.eval.crop_seed, precision=config.eval.precision)
+                                             crop_seed=config.eval.crop_seed, precision=config.eval.precision,
+                                             strict=config.eval.strict)
     report(f"Zero-shot classification ({args.dataset})", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "data_root": str(root), "device": str(device)})
     return result

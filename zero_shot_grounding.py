@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate_grounding(model, json_path, audio_dir, device, config.eval.batch_size,
                                 config.eval.num_workers, durations_file=durations,
                                 long_audio=config.eval.long_audio, score_tiled_tail=config.eval.score_tiled_tail,
-                                precision=config.eval.precision)
+                                precision=config.eval.precision, strict=config.eval.strict)
     report("Zero-shot text-to-audio grounding", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "json": str(json_path), "audio_dir": str(audio_dir),
             "durations": str(durations), "device": str(device)})

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate_retrieval(model, json_path, device, config.eval.batch_size, config.eval.num_workers,
                                 audio_root=resolve_path(args.audio_root), long_audio=config.eval.long_audio,
                                 crop_seed=config.eval.crop_seed, padding=config.eval.retrieval_padding, precision=config.eval.precision,
-                                search_roots=[root] if root is not None else [])
+                                search_roots=[root] if root is not None else [], strict=config.eval.strict)
     report("Zero-shot retrieval", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "json": str(json_path), "device": str(device)})
     return result

@@ -8,8 +8,8 @@
 Dataset folder (detected): the reference's parent folder (<root>/AudioSet_SL/metadata/audioset_eval_strong.tsv,
 ..._durations.tsv, <root>/AudioSet_SL/audio/AudioSet_SL_eval/), an AudioSet_SL folder, or a SED folder
 (<root>/audio/, <root>/metadata/eval.tsv, <root>/metadata/eval_durations.tsv); --tsv, --durations-tsv and
---audio-dir point elsewhere. Classes = sorted event labels ('_' -> ' ', lower case); frame scores =
-cosine(frame, class). Protocol (the reference's): audio tiled to 10 s or cut to its first 10 s (--long-audio
+--audio-dir point elsewhere. Classes = the distinct event labels, each scored with its text ('_' -> ' ',
+lower case); frame scores = cosine(frame, class). Protocol (the reference's): audio tiled to 10 s or cut to its first 10 s (--long-audio
 window scores every 10 s window), all 32 frames scored up to 10 s also past a short clip's end
 (--drop-tiled-tail drops them). PSDS1, PSDS2, collar F1, segment F1, as fractions (docs/evaluation.md).
 """
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate_sed(model, audio_dir, tsv, durations, device, config.eval.batch_size,
                           config.eval.num_workers, label_map=label_map, plot_dir=plot_folder(args),
                           num_plots=args.plot, long_audio=config.eval.long_audio,
-                          score_tiled_tail=config.eval.score_tiled_tail, precision=config.eval.precision)
+                          score_tiled_tail=config.eval.score_tiled_tail, precision=config.eval.precision,
+                          strict=config.eval.strict)
     report("Zero-shot sound event detection", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "tsv": str(tsv), "audio_dir": str(audio_dir), "device": str(device)})
     return result

@@ -1,9 +1,11 @@
 """Class names of the evaluation sets: one normalisation for the dataset readers and the zero-shot prompts.
 
 A class name is normalised by turning '_' into ' ' and collapsing whitespace (SED labels are also
-lower-cased); an empty result is an error. Two ways to deal with names that coincide once normalised:
-- merge_class_names (the dataset readers): they become one class, with a UserWarning; the merged class
-  keeps the position of its first raw name (e.g. "Dog" and "dog" in a SED tsv);
+lower-cased); an empty result is an error. Three ways to deal with names that coincide once normalised:
+- merge_class_names (the classification readers): they become one class, with a UserWarning; the merged
+  class keeps the position of its first raw name (e.g. "dog_bark" and "dog bark" in an ESC-50 csv);
+- the SED reader (data_handling/eval_sets/sed.py) keeps them apart, as the reference: separate classes
+  (score columns) scored with the same text;
 - normalize_class_names (a list given to the classification protocol): ValueError, since two prompts
   would be the same text.
 """

@@ -307,6 +307,31 @@ def test_plot_and_unreadable_files(checkpoint, synthetic_corpus, tmp_path):
     assert (tmp_path / "out" / "plots" / "sed_00000.png").is_file()
 
 
+def test_scoring_with_an_unreadable_file_default_and_strict(checkpoint, synthetic_corpus, tmp_path, capsys):
+    """--ground-truth scores the readable files and says 'scored N of M files'; --strict: exit 1 naming the
+    file, before any score (the detections already written stay)."""
+    import shutil
+
+    shutil.copytree(synthetic_corpus / "sed", tmp_path / "sed")
+    audio, tsv, _ = sed_paths(tmp_path)
+    broken = sorted(audio.iterdir())[0]
+    broken.write_bytes(b"not audio")
+    args = [str(audio), "--classes-from", str(tsv), "--ground-truth", str(tsv)]
+    summary = run_detect(checkpoint, *args, "--out-dir", str(tmp_path / "out"))
+    scores = summary["scores"]
+    assert scores["complete"] is False and scores["num_scored"] == scores["num_files"] - 1
+    assert [entry["path"] for entry in scores["skipped"]] == [str(broken)]
+    assert f"scored {scores['num_scored']} of {scores['num_files']} files" in capsys.readouterr().out
+    base = ["--ckpt", str(checkpoint), "--device", "cpu", "--num-workers", "0", "--strict"]
+    assert run_script(detect.main, [*base, *args, "--out-dir", str(tmp_path / "strict")]) == 1
+    captured = capsys.readouterr()
+    assert str(broken) in captured.err and "psds1" not in captured.out
+    assert (tmp_path / "strict" / "detections.json").is_file()
+    assert run_script(detect.main, [*base, "--calibrate", str(tsv), "--calibration-out",
+                                    str(tmp_path / "calibration.json")]) == 1
+    assert str(broken) in capsys.readouterr().err and not (tmp_path / "calibration.json").exists()
+
+
 @pytest.mark.parametrize("case", ["empty_queries", "empty_folder", "no_events"])
 def test_bad_input_is_one_line_error(checkpoint, synthetic_corpus, tmp_path, capsys, case):
     audio, _, _ = sed_paths(synthetic_corpus)

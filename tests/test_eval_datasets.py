@@ -161,7 +161,7 @@ def test_vggsound_skips_missing_files(tmp_path):
     touch(tmp_path / "audio" / "abc_000030.flac")
     touch(tmp_path / "audio" / "abc_000030.mp3")
     touch(tmp_path / "audio" / "def_000005.mp3")
-    items, class_names, num_missing = read_vggsound(csv_path, tmp_path / "audio")
+    items, class_names, num_missing, _ = read_vggsound(csv_path, tmp_path / "audio")
     assert class_names == ["dog barking", "male speech, man speaking", "playing drums"]
     assert num_missing == 1  # jkl has no file; ghi is train
     assert [item.audio_path.name for item in items] == ["abc_000030.flac", "def_000005.mp3"]
@@ -180,18 +180,38 @@ def test_sed_tsv_desed_layout_with_bad_rows(tmp_path):
                    "a.wav\t3.0\t3.0\tAlarm\n"        # onset >= offset: skipped
                    "b.wav\t1.0\t4.0\talarm\n"
                    "c.wav\t\t\t\n"                   # empty label (clip without events): skipped
-                   "b.wav\t5.0\t6.0\tDog bark\n")    # same class as Dog_Bark after normalisation
+                   "b.wav\t5.0\t6.0\tDog bark\n")    # the text of Dog_Bark, another label: another class
     durations = write(tmp_path / "durations.tsv", "filename\tduration\na.wav\t10.0\nb.wav\t9.5\nc.wav\t10\n")
-    with pytest.warns(UserWarning, match="merged"):
+    with pytest.warns(UserWarning, match="kept as separate classes"):
         annotations = read_sed_tsv(events, durations)
     assert annotations.num_skipped == 2
-    assert annotations.class_names == ["alarm", "dog bark"]
-    assert annotations.ground_truth["a"] == [(0.5, 2.0, "dog bark")]
-    assert annotations.ground_truth["b"] == [(1.0, 4.0, "alarm"), (5.0, 6.0, "dog bark")]
+    assert annotations.class_names == ["Dog bark", "Dog_Bark", "alarm"]
+    assert [annotations.text_of(name) for name in annotations.class_names] == ["dog bark", "dog bark", "alarm"]
+    assert annotations.ground_truth["a"] == [(0.5, 2.0, "Dog_Bark")]
+    assert annotations.ground_truth["b"] == [(1.0, 4.0, "alarm"), (5.0, 6.0, "Dog bark")]
     assert annotations.ground_truth["c"] == []
     assert annotations.durations == {"a": 10.0, "b": 9.5, "c": 10.0}
-    assert annotations.label_to_class["Dog_Bark"] == "dog bark"
+    assert annotations.label_to_class["alarm"] == "alarm"
     assert annotations.audio_files["b"] == "b.wav"
+
+
+def test_sed_labels_are_one_class_only_when_identical(tmp_path):
+    """The reference: one score column per distinct label (sorted labels), each prompted with
+    label.replace('_', ' ').lower(); labels differing in case or '_' are not merged."""
+    labels = ["Dog", "dog", "dog_bark", "dog bark", "Siren"]
+    events = write(tmp_path / "eval.tsv", "filename\tonset\toffset\tevent_label\n" + "".join(
+        f"a.wav\t{index}.0\t{index}.5\t{label}\n" for index, label in enumerate(labels))
+                   + "b.wav\t1.0\t2.0\tdog\n")
+    durations = write(tmp_path / "durations.tsv", "filename\tduration\na.wav\t10.0\nb.wav\t10.0\n")
+    with pytest.warns(UserWarning, match="kept as separate classes"):
+        annotations = read_sed_tsv(events, durations)
+    reference_columns = sorted(set(labels))
+    reference_texts = {label: label.replace("_", " ").lower() for label in reference_columns}
+    assert len(annotations.class_names) == len(reference_columns) == 5
+    assert {annotations.label_to_class[label]: reference_texts[label] for label in labels} == {
+        name: annotations.text_of(name) for name in annotations.class_names}
+    assert [label for *_, label in annotations.ground_truth["a"]] == ["Dog", "dog", "dog_bark", "dog bark", "siren"]
+    assert annotations.ground_truth["b"] == [(1.0, 2.0, "dog")]
 
 
 def test_sed_tsv_audioset_layout_with_label_map(tmp_path):
@@ -328,6 +348,16 @@ def test_vggsound_test_csv_two_columns_without_header(tmp_path):
     assert [item.class_index for item in vggsound.items] == [0, 1, 2] and vggsound.num_missing == 1
     with pytest.raises(ValueError, match="2 fields"):
         read_vggsound_test_csv(write(tmp_path / "bad.csv", "a.mp4,dog,test\n"), tmp_path / "audio")
+
+
+def test_vggsound_reads_the_references_wav_before_the_listed_file(tmp_path):
+    """The reference opens <name without its 4-character extension>.wav: a listed .mp4 beside it is not read."""
+    csv_path = write(tmp_path / "vggsound_test.csv", "abc_000030.mp4,dog barking\nxyz_000001.mp4,cat\n")
+    touch(tmp_path / "audio" / "abc_000030.mp4")
+    touch(tmp_path / "audio" / "abc_000030.wav")
+    vggsound = read_vggsound_test_csv(csv_path, tmp_path / "audio")
+    assert [item.audio_path.name for item in vggsound.items] == ["abc_000030.wav"]
+    assert vggsound.missing == [str(tmp_path / "audio" / "xyz_000001.wav")]   # the file the reference opens
 
 
 # ---------------------------------------------------------------- dataset layouts under eval.data_root_dir

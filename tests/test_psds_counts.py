@@ -174,3 +174,41 @@ def test_metrics_benchmark_tiny(tmp_path):
     assert [result["equal"] for result in report["results"]] == [True, True]
     assert set(report["sed_each_metric_s"]) == {"psds1", "psds2", "collar_f1", "segment_f1"}
     assert (tmp_path / "metrics.json").is_file()
+
+
+def test_single_label_psds_what_psds_eval_returns_and_what_we_return():
+    """The grounding protocol has a single event label. psds_eval 0.5.3 called as the reference calls it
+    (PSDSEval(cttc_threshold=0), an operating point per threshold, psds(alpha_ct=0, alpha_st=0,
+    max_efpr=800)) returns 0.0 whatever the detections: its eFPR adds alpha_ct * nanmean(cross-trigger
+    rates), NaN with no other class, and 0 * NaN makes the whole PSD-ROC NaN. We return the PSDS of its own
+    definition with alpha_ct = 0 (eFPR = FPR). Only psds_eval's NumPy-2 incompatibility is patched here
+    (on NumPy 2 its `_auc` raises TypeError before anything is computed; on NumPy 1 it computed the same)."""
+    from psds_eval import PSDSEval
+
+    from tools.eval.grounding_metrics import GROUNDING_MAX_EFPR, _grounding_tables
+
+    class PsdsEvalAsOnNumpy1(PSDSEval):
+        _auc = staticmethod(_PSDSEval._auc)
+
+    rng = np.random.default_rng(0)
+    probs, truth, durations = {}, {}, {}
+    for index in range(10):
+        onset = float(rng.uniform(0, 6))
+        offset = onset + float(rng.uniform(1, 3))
+        curve = 0.6 * rng.random(32)
+        curve[int(onset / FRAME_HOP_SECONDS):int(offset / FRAME_HOP_SECONDS)] += 0.4
+        probs[f"p{index}"], truth[f"p{index}"], durations[f"p{index}"] = curve, [[onset, offset]], 10.0
+    ours = grounding_psds(probs, truth, durations)
+    gt_table, metadata, curves, _ = _grounding_tables(probs, truth, durations)
+    tables = [grounding_detections(curves, durations, threshold, median_size=3, max_gap=MAX_GAP)
+              for threshold in GROUNDING_THRESHOLDS]
+    for criterion in GROUNDING_DTC_GTC:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = PsdsEvalAsOnNumpy1(ground_truth=gt_table, metadata=metadata, dtc_threshold=criterion,
+                                           gtc_threshold=criterion, cttc_threshold=0.0)
+            for index, table in enumerate(tables):
+                evaluator.add_operating_point(table, info={"name": f"Op {index + 1:02d}"})
+            as_the_reference = evaluator.psds(alpha_ct=0, alpha_st=0, max_efpr=GROUNDING_MAX_EFPR).value
+        assert as_the_reference == 0.0
+        assert 0.2 < ours[f"psds_{criterion}"] <= 1.0

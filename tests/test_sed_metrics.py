@@ -226,3 +226,25 @@ def test_psds_eval_area_under_staircase_up_to_max_efpr():
 
     area = _PSDSEval._auc(np.array([0.0, 100.0, 1000.0]), np.array([0.5, 0.8, 1.0]), max_x=800.0)
     assert area == pytest.approx(100 * 0.5 + 700 * 0.8)
+
+
+def test_collar_f1_uses_the_references_time_decimals():
+    """The reference calls collar_based.best_fscore with time_decimals=30: an onset 0.2 s from the detection's
+    in decimals (2.7 vs the frame edge 2.5) is 0.20000000000000018 s away in floating point, outside the
+    0.2 s collar; with the library's default of 6 decimals it would be a hit."""
+    from sed_scores_eval import collar_based
+
+    frames = np.linspace(0.0, 0.1, 32)[:, None].repeat(2, axis=1)
+    frames[8:16, 0] = 1.0                                   # bell detected on [2.5, 5.0] at thresholds in (0.1, 1]
+    frames[24:28, 1] = 1.0                                  # dog detected on [7.5, 8.75], exactly its event
+    scores = sed_scores_from_frames({"clip": frames}, ["bell", "dog"], median_size=1)
+    truth = {"clip": [(2.7, 5.0, "bell"), (7.5, 8.75, "dog")]}
+
+    def reference_collar_f1(time_decimals: int) -> float:
+        f_best = collar_based.best_fscore(scores, truth, onset_collar=0.2, offset_collar=0.2,
+                                          offset_collar_rate=0.2, time_decimals=time_decimals)[0]
+        return f_best["macro_average"]
+
+    assert reference_collar_f1(6) == 1.0 and reference_collar_f1(30) == 0.5
+    result = sed_metrics(scores, truth, {"clip": 10.0}, processes=1, num_jobs=1)
+    assert result["collar_f1"] == reference_collar_f1(30)

@@ -395,3 +395,22 @@ def test_crop_is_refused_where_timestamps_matter(model, reference_data_root):
                                      audioset / "metadata" / "audioset_eval_strong.tsv",
                                      audioset / "metadata" / "audioset_eval_strong_durations.tsv", "cpu",
                                      long_audio="crop")
+
+
+def test_sed_labels_differing_in_case_are_separate_columns_with_one_text(model, reference_data_root, monkeypatch,
+                                                                          tmp_path):
+    """As the reference: "Dog_bark" and "dog bark" are two score columns (two classes in the metrics), both
+    scored with the text "dog bark"."""
+    spy = Spy(monkeypatch, tools.eval.sed, "sed_metrics")
+    audioset = reference_data_root / "AudioSet_SL"
+    rows = ["filename\tonset\toffset\tevent_label", "short.flac\t0.5\t2.0\tDog_bark", "long.flac\t1.0\t3.0\tRain",
+            "ten.flac\t2.0\t6.0\tdog bark"]
+    tsv = write_text(tmp_path / "events.tsv", "\n".join(rows) + "\n")
+    with pytest.warns(UserWarning, match="kept as separate classes"):
+        result = tools.eval.sed.evaluate_sed(model, audioset / "audio" / "AudioSet_SL_eval", tsv,
+                                             audioset / "metadata" / "audioset_eval_strong_durations.tsv", "cpu")
+    scores, truth, _ = spy.calls[-1][0]
+    assert result["num_classes"] == 3
+    assert list(scores["ten"].columns) == ["onset", "offset", "Dog_bark", "dog bark", "rain"]
+    assert truth["short"] == [(0.5, 2.0, "Dog_bark")] and truth["ten"] == [(2.0, 6.0, "dog bark")]
+    np.testing.assert_array_equal(scores["ten"]["Dog_bark"].to_numpy(), scores["ten"]["dog bark"].to_numpy())

@@ -177,6 +177,63 @@ def test_script_runs_from_the_command_line(checkpoint, synthetic_corpus, tmp_pat
     assert "accuracy_percent" in completed.stdout and json.loads(out.read_text())["num_clips"] == 13
 
 
+def esc50_with_one_corrupt_file(synthetic_corpus: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the synthetic ESC-50 split whose first audio file is not audio: (folder, the corrupt file)."""
+    esc50 = shutil.copytree(synthetic_corpus / "esc50", tmp_path / "ESC-50-master")
+    corrupt = sorted((esc50 / "audio").iterdir())[0]
+    corrupt.write_bytes(b"not audio")
+    return esc50, corrupt
+
+
+@pytest.mark.slow   # two script processes: about 25 s each on a busy 2-core CPU
+def test_corrupt_file_from_the_command_line_default_and_strict(checkpoint, synthetic_corpus, tmp_path):
+    """As a user runs it: by default the score is over the readable files and says so; --strict refuses."""
+    esc50, corrupt = esc50_with_one_corrupt_file(synthetic_corpus, tmp_path)
+    out = tmp_path / "cls.json"
+    command = [sys.executable, "zero_shot_clas.py", "--ckpt", str(checkpoint), "--data-root", str(esc50),
+               "--device", "cpu", "--num-workers", "0", "--out", str(out)]
+    default = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert default.returncode == 0, default.stderr
+    assert "scored 12 of 13 files" in default.stdout and corrupt.name in default.stdout
+    result = json.loads(out.read_text())
+    assert result["complete"] is False and result["num_files"] == 13 and result["num_scored"] == 12
+    assert [entry["path"] for entry in result["skipped"]] == [str(corrupt)]
+    out.unlink()
+    strict = subprocess.run([*command, "--strict"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert strict.returncode == 1
+    [error] = [line for line in strict.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: 1 of 13 audio file(s)") and str(corrupt) in error
+    assert "Traceback" not in strict.stderr and "accuracy_percent" not in strict.stdout and not out.exists()
+
+
+def test_complete_set_says_so(checkpoint, synthetic_corpus, tmp_path, capsys):
+    result = run_main(zero_shot_clas.main, checkpoint, synthetic_corpus, tmp_path / "cls.json", "--strict")
+    assert result["complete"] is True and result["skipped"] == [] and result["num_scored"] == 13
+    assert "scored 13 of 13 files (complete)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script", [zero_shot_retrieval, zero_shot_sed, zero_shot_grounding])
+def test_strict_in_every_script(script, checkpoint, synthetic_corpus, tmp_path, capsys):
+    """One unreadable file of each task's split: scored over the rest by default, exit 1 naming it with --strict."""
+    corpus = shutil.copytree(synthetic_corpus, tmp_path / "corpus",
+                             ignore=shutil.ignore_patterns("train*", "esc50"))
+    task = {zero_shot_retrieval: "retrieval", zero_shot_sed: "sed", zero_shot_grounding: "grounding"}[script]
+    audio = sorted(path for path in (corpus / task).rglob("*.wav"))
+    corrupt = audio[0]
+    corrupt.write_bytes(b"")
+    argv = ["--ckpt", str(checkpoint), "--data-root", str(corpus), "--device", "cpu", "--num-workers", "0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # a class may lose its only event with the skipped clip
+        assert run_script(script.main, [*argv, "--out", str(tmp_path / "out.json")]) == 0
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["complete"] is False and result["num_scored"] == result["num_files"] - 1
+    assert result["skipped"][0]["path"] == str(corrupt)
+    assert f"scored {result['num_scored']} of {result['num_files']} files" in capsys.readouterr().out
+    assert run_script(script.main, [*argv, "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert str(corrupt) in captured.err and "psds" not in captured.out and "R1" not in captured.out
+
+
 def test_sed_explicit_files_and_mid_label_map(checkpoint, synthetic_corpus, report_card, tmp_path):
     """AudioSet-strong style: MIDs in the tsv, a mid,name map; the same classes give the same numbers."""
     metadata = synthetic_corpus / "sed" / "metadata"

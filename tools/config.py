@@ -117,6 +117,11 @@ class EvalArgs:
     # tiled beyond a short clip's end (SED timestamps up to 10 s, grounding offsets not clipped); false
     # (ours) drops the frames, and clips the detections, beyond the clip's duration.
     score_tiled_tail: bool = True
+    # Missing or unreadable evaluation audio. false (ours): skipped, the score is over the others, the summary
+    # says "scored N of M files" and the results have complete: false and the skipped files | true: an error
+    # naming the files before any score (the scripts exit with status 1; training checks the sets at start-up
+    # and stops before the first step, and a set found incomplete later gets no score that epoch).
+    strict: bool = False
 
 
 @dataclass

@@ -40,11 +40,13 @@ class ClassificationSet(NamedTuple):
 
 
 class VggSoundSet(NamedTuple):
-    """VGGSound test split: the clips found, the class names and how many listed clips had no file."""
+    """VGGSound test split: the clips found, the class names, how many listed clips had no file and the paths
+    looked for of those."""
 
     items: list[ClassificationItem]
     class_names: list[str]
     num_missing: int
+    missing: list[str]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -112,12 +114,15 @@ def read_urbansound8k(root: str | Path, check_audio: bool = True) -> Classificat
 # ----------------------------------------------------------------------------------------------------
 # VGGSound: csv without header, class names sorted, clips without a file skipped and counted
 # ----------------------------------------------------------------------------------------------------
-def _vggsound_set(labelled_paths: Sequence[tuple[Path | None, str]]) -> VggSoundSet:
-    """VggSoundSet of (audio path or None when missing, raw label) per listed clip; classes sorted."""
-    class_names, raw_to_index = merge_class_names(sorted({label for _, label in labelled_paths}))
+def _vggsound_set(labelled_paths: Sequence[tuple[Path | None, str, Path]]) -> VggSoundSet:
+    """VggSoundSet of (audio path or None when missing, raw label, the path looked for first) per listed clip;
+    classes sorted."""
+    class_names, raw_to_index = merge_class_names(sorted({label for _, label, _ in labelled_paths}))
     items = [ClassificationItem(audio_path=path, class_name=class_names[raw_to_index[label]], fold=None,
-                                class_index=raw_to_index[label]) for path, label in labelled_paths if path is not None]
-    return VggSoundSet(items, class_names, len(labelled_paths) - len(items))
+                                class_index=raw_to_index[label])
+             for path, label, _ in labelled_paths if path is not None]
+    missing = [str(wanted) for path, _, wanted in labelled_paths if path is None]
+    return VggSoundSet(items, class_names, len(missing), missing)
 
 
 def _require_audio_dir(audio_dir: Path, expected: str) -> None:
@@ -142,15 +147,18 @@ def read_vggsound(csv_path: str | Path, audio_dir: str | Path) -> VggSoundSet:
     if not rows:
         raise ValueError(f"{csv_path} has no row with split \"test\"")
     files = audio_files_by_stem(audio_dir)
-    return _vggsound_set([(files.get(f"{youtube_id}_{start:06d}"), label) for youtube_id, start, label in rows])
+    stems = [f"{youtube_id}_{start:06d}" for youtube_id, start, _ in rows]
+    return _vggsound_set([(files.get(stem), label, audio_dir / f"{stem}.wav")
+                          for stem, (_, _, label) in zip(stems, rows, strict=True)])
 
 
 def read_vggsound_test_csv(csv_path: str | Path, audio_dir: str | Path) -> VggSoundSet:
     """VGGSound test split in the reference's layout: a csv of two columns without header (filename, class).
 
-    Audio: `audio_dir/<filename>`, else a file with the same stem and an audio extension (the reference
-    reads `<filename without its 4-character extension>.wav`). Listed clips without a file are skipped and
-    counted. Class names: the sorted classes ('_' -> ' '). No folds.
+    Audio: `audio_dir/<filename without its 4-character extension>.wav`, the file the reference opens (so a
+    clip.mp4 listed beside clip.wav is read from clip.wav); else `audio_dir/<filename>`; else a file with the
+    same stem and an audio extension. Listed clips without a file are skipped and counted. Class names: the
+    sorted classes ('_' -> ' '). No folds.
     """
     csv_path, audio_dir = Path(csv_path), Path(audio_dir)
     rows = [record for _, record in read_csv_records(csv_path, "VGGSound test csv", VGGSOUND_TEST_CSV_LAYOUT,
@@ -162,8 +170,10 @@ def read_vggsound_test_csv(csv_path: str | Path, audio_dir: str | Path) -> VggSo
     labelled_paths = []
     for filename, label in rows:
         filename = filename.strip()
-        audio_path: Path | None = audio_dir / filename
-        if not audio_path.is_file():
+        reference_wav = audio_dir / f"{filename[:-4]}.wav"
+        audio_path: Path | None = next((path for path in (reference_wav, audio_dir / filename) if path.is_file()),
+                                       None)
+        if audio_path is None:
             audio_path = files.get(Path(filename).stem) or files.get(filename)
-        labelled_paths.append((audio_path, label.strip()))
+        labelled_paths.append((audio_path, label.strip(), reference_wav))
     return _vggsound_set(labelled_paths)

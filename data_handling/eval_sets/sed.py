@@ -1,20 +1,24 @@
 """Sound event detection sets: strong labels from an AudioSet-strong / DESED tsv, durations, label maps.
 
 Clip ids are file names without audio extension (data_handling/audio_paths.py's clip_id_from_filename).
-Class names: the labels (through a label map when given, e.g. AudioSet MIDs -> names) normalised by
-data_handling/class_names.py with lower case ('_' -> ' '), sorted; labels that coincide after that are
-merged into one class, with a UserWarning.
+Classes: the labels (through a label map when given, e.g. AudioSet MIDs -> names); each class's text (its
+prompt) is the label normalised by data_handling/class_names.py with lower case ('_' -> ' '). A class is
+named by its text; labels that differ but share a text (e.g. "Dog" and "dog", "dog_bark" and "dog bark") stay
+separate classes, as in the reference (one score column per distinct label, both scored with the same
+text), named by the labels themselves, with a UserWarning. Only identical labels are one class.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from data_handling.audio_paths import clip_id_from_filename
-from data_handling.class_names import merge_class_names, normalize_class_name
+from data_handling.class_names import normalize_class_name
 from data_handling.metadata_files import load_json, read_csv_records, read_durations_tsv, read_tsv_columns
 
 SED_EVENT_COLUMNS = (("filename", "onset", "offset", "event_label"),
@@ -36,8 +40,11 @@ class SedAnnotations:
     ground_truth: clip_id -> [(onset, offset, class_name), ...] (may be empty; events as in the file,
         same-class overlaps are merged later by tools.eval.sed_metrics).
     durations: clip_id -> seconds.
-    class_names: sorted normalised class names.
+    class_names: sorted class names (the score columns): a label's text, or the (mapped) label itself where
+        several labels share that text.
     label_to_class: raw label of the tsv -> class name.
+    class_texts: class name -> its text, the normalised label the model is prompted with (several classes
+        may share one).
     audio_files: clip_id -> file name as written in the durations tsv.
     num_skipped: event rows skipped (empty label, unparsable times, onset >= offset).
     """
@@ -48,6 +55,11 @@ class SedAnnotations:
     label_to_class: dict[str, str]
     audio_files: dict[str, str] = field(default_factory=dict)
     num_skipped: int = 0
+    class_texts: dict[str, str] = field(default_factory=dict)
+
+    def text_of(self, class_name: str) -> str:
+        """The text a class is scored with (the class name itself when not recorded)."""
+        return self.class_texts.get(class_name, class_name)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -117,17 +129,28 @@ def _parse_event(onset: str, offset: str, label: str) -> tuple[float, float, str
 
 
 def _label_classes(raw_labels: Iterable[str], label_map: Mapping[str, str] | None, source: Path
-                   ) -> dict[str, str]:
-    """Raw label -> normalised class name (through label_map when given)."""
+                   ) -> tuple[dict[str, str], dict[str, str]]:
+    """(raw label -> class name, class name -> text), through label_map when given.
+
+    A label's text is its normalised form; the class is named by that text unless other (mapped) labels
+    share it, then by the mapped label itself: labels are only merged when identical (after the map).
+    """
     raw_labels = sorted(set(raw_labels))
     if label_map is not None:
         unmapped = [raw for raw in raw_labels if raw not in label_map]
         if unmapped:
             raise ValueError(f"{source}: {len(unmapped)} label(s) missing from the label map, e.g. {unmapped[:5]}")
     mapped = {raw: label_map[raw] if label_map is not None else raw for raw in raw_labels}
-    order = sorted(raw_labels, key=lambda raw: normalize_class_name(mapped[raw], lower=True))
-    class_names, mapped_to_index = merge_class_names((mapped[raw] for raw in order), lower=True)
-    return {raw: class_names[mapped_to_index[mapped[raw]]] for raw in raw_labels}
+    text_of = {label: normalize_class_name(label, lower=True) for label in sorted(set(mapped.values()))}
+    labels_per_text = Counter(text_of.values())
+    shared = sorted(label for label, text in text_of.items() if labels_per_text[text] > 1)
+    if shared:
+        warnings.warn(f"{source}: labels {shared[:10]} differ but share a text after lower case and '_' -> ' '; "
+                      f"kept as separate classes (as the reference), each scored with its shared text",
+                      UserWarning, stacklevel=3)
+    class_of = {label: label if labels_per_text[text] > 1 else text for label, text in text_of.items()}
+    return ({raw: class_of[mapped[raw]] for raw in raw_labels},
+            {class_of[label]: text for label, text in text_of.items()})
 
 
 def read_sed_tsv(tsv_path: str | Path, durations_tsv: str | Path,
@@ -157,10 +180,10 @@ def read_sed_tsv(tsv_path: str | Path, durations_tsv: str | Path,
     if without_duration:
         raise ValueError(f"{len(without_duration)} clip(s) of {tsv_path} have no duration in {durations_tsv}, "
                          f"e.g. {without_duration[:5]}")
-    label_to_class = _label_classes((label for events in raw_events.values() for *_, label in events),
-                                    label_map, tsv_path)
+    label_to_class, class_texts = _label_classes((label for events in raw_events.values() for *_, label in events),
+                                                 label_map, tsv_path)
     ground_truth = {clip: [(on, off, label_to_class[label]) for on, off, label in events]
                     for clip, events in raw_events.items()}
     return SedAnnotations(ground_truth=ground_truth, durations=durations,
                           class_names=sorted(set(label_to_class.values())), label_to_class=label_to_class,
-                          audio_files=audio_files, num_skipped=num_skipped)
+                          audio_files=audio_files, num_skipped=num_skipped, class_texts=class_texts)

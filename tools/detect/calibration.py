@@ -30,6 +30,7 @@ from tools.detect.detector import StreamOptions, detect_files, resolve_threshold
 from tools.detect.events import DecisionSettings
 from tools.detect.streaming import SkippedFile
 from tools.eval.cli import write_json
+from tools.eval.common import file_coverage, require_complete
 from tools.eval.sed_metrics import COLLAR_ARGS, merge_same_class_events
 
 with warnings.catch_warnings():
@@ -150,14 +151,16 @@ def best_collar_thresholds(scores: Mapping[str, pd.DataFrame], truth: Mapping[st
 
 
 def calibrate(model: nn.Module, labelled: LabelledSet, settings: DecisionSettings | None = None,
-              default_threshold: float | None = None, device=None, options: StreamOptions | None = None
-              ) -> dict[str, Any]:
+              default_threshold: float | None = None, device=None, options: StreamOptions | None = None,
+              strict: bool = False) -> dict[str, Any]:
     """Thresholds per class of the labelled set maximising the collar-based F1 on it.
 
     Returns:
         thresholds {class: threshold}, default_threshold, settings, collar_f1 {before: at the default
         threshold, after: at the calibrated ones} with macro and per-class values, not_calibrated (classes
-        whose best F1 is 0: they keep the default), num_clips, num_events, num_skipped, skipped.
+        whose best F1 is 0: they keep the default), num_clips, num_events, and `tools.eval.common.file_coverage`'s
+        complete, num_files, num_scored, num_skipped, skipped (with `strict`, a missing or unreadable file
+        raises IncompleteEvaluationError naming the files instead).
     """
     settings = settings or DecisionSettings()
     labels = labelled.class_names
@@ -170,6 +173,9 @@ def calibrate(model: nn.Module, labelled: LabelledSet, settings: DecisionSetting
             skipped.append({"path": str(result.path), "reason": result.reason})
         else:
             scores[clip_of[result.path]] = result.score_frame()
+    coverage = file_coverage(len(labelled.paths) + len(labelled.skipped),
+                             [(entry["path"], entry["reason"]) for entry in skipped])
+    require_complete(coverage, labelled.tsv, strict)
     truth = scored_truth(labelled, list(scores))
     if not any(truth.values()):
         raise ValueError(f"no event of {labelled.tsv} is in a readable audio file ({len(skipped)} skipped); "
@@ -188,7 +194,7 @@ def calibrate(model: nn.Module, labelled: LabelledSet, settings: DecisionSetting
                       "after": collar_f1(scores, truth, thresholds)},
         "not_calibrated": not_calibrated, "num_clips": len(scores),
         "num_events": sum(len(events) for events in truth.values()),
-        "num_skipped": len(skipped), "skipped": skipped,
+        **coverage,
     }
 
 

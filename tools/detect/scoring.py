@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.detect.calibration import LabelledSet, collar_f1, scored_truth
+from tools.eval.common import file_coverage, require_complete
 from tools.eval.sed_metrics import sed_metrics
 
 with warnings.catch_warnings():
@@ -21,14 +22,18 @@ with warnings.catch_warnings():
     from sed_scores_eval.base_modules.io import read_sed_scores
 
 
-def score_detections(out_dir: str | Path, labelled: LabelledSet) -> dict[str, Any]:
+def score_detections(out_dir: str | Path, labelled: LabelledSet, strict: bool = False) -> dict[str, Any]:
     """PSDS1, PSDS2, best collar F1, segment F1 of OUT/scores and the collar F1 of the detections.
 
     Every class of the labelled set must be a query of the run (a column of the score files); other
-    queries are ignored. Clips of the labelled set without a score file (skipped) are left out.
+    queries are ignored. Clips of the labelled set with an event but without a score file (skipped by the
+    detection run), or whose audio header could not be read, are left out and listed; with `strict` they
+    raise IncompleteEvaluationError naming the files instead.
     Returns:
         psds1, psds2, collar_f1 (best threshold per class), segment_f1, collar_f1_at_thresholds (macro),
-        collar_f1_at_thresholds_per_class, num_clips (scored), num_classes.
+        collar_f1_at_thresholds_per_class, num_clips (scored), num_classes, and
+        `tools.eval.common.file_coverage`'s complete, num_files, num_scored, num_skipped, skipped (over the
+        clips with an event).
     """
     out_dir = Path(out_dir)
     summary_path = out_dir / "detections.json"
@@ -37,6 +42,13 @@ def score_detections(out_dir: str | Path, labelled: LabelledSet) -> dict[str, An
                                 f"with --out-dir {out_dir} first")
     thresholds = json.loads(summary_path.read_text(encoding="utf-8"))["thresholds"]
     scores = read_sed_scores(out_dir / "scores")
+    with_events = [(clip, path) for clip, path in zip(labelled.clip_ids, labelled.paths, strict=True)
+                   if labelled.ground_truth.get(clip)]
+    unscored = [(str(path), "no score file: the detection run skipped it") for clip, path in with_events
+                if clip not in scores]
+    unreadable = [(entry["path"], entry["reason"]) for entry in labelled.skipped]
+    coverage = file_coverage(len(with_events) + len(unreadable), unreadable + unscored)
+    require_complete(coverage, labelled.tsv, strict)
     clips = sorted(clip for clip in scores if labelled.ground_truth.get(clip))
     if not clips:
         raise ValueError(f"no scored file of {out_dir} has an event in {labelled.tsv}; clip ids are file names "
@@ -52,7 +64,7 @@ def score_detections(out_dir: str | Path, labelled: LabelledSet) -> dict[str, An
     result: dict[str, Any] = sed_metrics(scores, truth, {clip: labelled.durations[clip] for clip in clips})
     at_thresholds = collar_f1(scores, truth, {label: thresholds[label] for label in classes})
     result.update(collar_f1_at_thresholds=at_thresholds["macro"],
-                  collar_f1_at_thresholds_per_class=at_thresholds["per_class"], num_classes=len(classes))
+                  collar_f1_at_thresholds_per_class=at_thresholds["per_class"], num_classes=len(classes), **coverage)
     return result
 
 

@@ -14,8 +14,8 @@ the reference's, our extensions switches (tools.config.EvalArgs):
   audio windowed); prompts "<class> can be heard" (ESC-50, VGGSound) or the bare class name
   (UrbanSound8K), '_' -> ' '; prediction = argmax cosine(clip, prompt); ESC-50 / UrbanSound8K averaged
   over folds.
-- sound event detection: classes = sorted event labels ('_' -> ' ', lower case), the class name itself is
-  the text; audio tiled up to 10 s, longer audio cut to its first 10 s (eval.long_audio: window scores
+- sound event detection: classes = the distinct event labels, each scored with its text ('_' -> ' ', lower
+  case; labels differing only in case or '_' stay separate classes with one text, as in the reference); audio tiled up to 10 s, longer audio cut to its first 10 s (eval.long_audio: window scores
   every window); score = cosine(frame, class) per frame, median filter of 3 frames, all 32 frames scored
   with timestamps i * 10 / 32, also the tiled tail of a short clip (eval.score_tiled_tail: false drops
   it); durations and ground truth from the tsv files; PSDS1, PSDS2, collar and segment F1 over the clips
@@ -24,7 +24,8 @@ the reference's, our extensions switches (tools.config.EvalArgs):
   windowed: the reference cannot run it); durations from the dataset's duration file when it has one,
   else the audio's; detections not clipped to the duration (eval.score_tiled_tail: false clips them);
   PSDS at 0.7 / 0.5 / 0.1 (tools.eval.grounding_metrics.grounding_psds).
-Files that cannot be read (missing, undecodable, empty) are skipped: every result has `num_skipped` and
-`skipped`. Silent files are scored like any other. Units: keys ending in `_percent` are percentages
+Files that cannot be read (missing, undecodable, empty) are skipped: every result says which files its score
+covers (`tools.eval.common.file_coverage`: complete, num_files, num_scored, num_skipped, skipped), and with
+`strict` (eval.strict, --strict) such a file is an IncompleteEvaluationError naming the files instead. Silent files are scored like any other. Units: keys ending in `_percent` are percentages
 (0..100); PSDS and F1 are fractions (0..1); medR and meanR are ranks.
 """

@@ -25,6 +25,7 @@ from tools.eval.classification_metrics import classification_accuracy
 from tools.eval.common import (
     long_audio_mode,
     make_prompts,
+    require_complete,
     require_embeddings,
     skipped_summary,
 )
@@ -32,11 +33,13 @@ from tools.eval.embedding import embed_audio_files, embed_texts
 
 
 class LabelledClips(NamedTuple):
-    """A classification set as read: clips, class names (index = class_index), listed clips without a file."""
+    """A classification set as read: clips, class names (index = class_index), listed clips without a file
+    (their number and names)."""
 
     items: list[ClassificationItem]
     class_names: list[str]
     num_missing: int = 0
+    missing: Sequence[str] = ()
 
 
 def _read_esc50(root: str | Path) -> LabelledClips:
@@ -76,8 +79,8 @@ CLASSIFICATION_PROTOCOLS = {
 def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem], class_names: Sequence[str],
                             prompt_template: str, device: str | torch.device | None = None,
                             batch_size: int | str = "auto", num_workers: int | str = "auto",
-                            long_audio: str = "window", crop_seed: int = 0, precision: str = "float32"
-                            ) -> dict[str, Any]:
+                            long_audio: str = "window", crop_seed: int = 0, precision: str = "float32",
+                            missing: Sequence[str] = (), strict: bool = False) -> dict[str, Any]:
     """Zero-shot classification: argmax of cosine(clip embedding, prompt embedding).
 
     Audio zero-padded to 10 s; longer audio cut, cropped (seeded by crop_seed and the item's position) or
@@ -86,15 +89,20 @@ def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem
         items: clips with class_index into class_names and fold (None: no folds).
         class_names: C names; '_' -> ' '; empty or duplicate names raise ValueError.
         prompt_template: '{}' is replaced by the class name, e.g. "{} can be heard" or "{}".
+        missing: clips the set lists whose file was not found (not in `items`); they count as skipped.
+        strict: raise IncompleteEvaluationError naming the files when any is missing or unreadable.
     Returns:
         accuracy_percent (mean over folds when folds are given), per_fold_accuracy_percent, num_clips,
-        num_classes, prompt_template, num_skipped, skipped.
+        num_classes, prompt_template, and `tools.eval.common.file_coverage`'s complete, num_files,
+        num_scored, num_skipped, skipped.
     """
     prompts = make_prompts(normalize_class_names(class_names), prompt_template)
     if not items:
         raise ValueError("no clips to classify")
     audio = embed_audio_files(model, [item.audio_path for item in items], device, batch_size, num_workers,
                               pad_mode="zero", long_audio=long_audio, crop_seed=crop_seed, precision=precision)
+    coverage = skipped_summary(audio, missing)
+    require_complete(coverage, "the classification set", strict)
     require_embeddings(audio, "the classification set")
     kept = [items[index] for index in audio.indices]
     prompt_embeds = embed_texts(model, prompts, device, precision=precision)
@@ -102,14 +110,14 @@ def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem
     folds = [item.fold for item in kept]
     result = classification_accuracy(clip_text_similarity(audio.clip, prompt_embeds), targets,
                                      None if any(fold is None for fold in folds) else np.array(folds))
-    result.update(num_classes=len(prompts), prompt_template=prompt_template, **skipped_summary(audio))
+    result.update(num_classes=len(prompts), prompt_template=prompt_template, **coverage)
     return result
 
 
 def evaluate_classification_dataset(model: nn.Module, dataset: str, root: str | Path,
                                     device: str | torch.device | None = None, batch_size: int | str = "auto",
                                     num_workers: int | str = "auto", long_audio: str | None = None, crop_seed: int = 0,
-                                    precision: str = "float32") -> dict[str, Any]:
+                                    precision: str = "float32", strict: bool = False) -> dict[str, Any]:
     """Read a dataset (`CLASSIFICATION_PROTOCOLS`; `root`: its own folder or the reference's parent folder) and
     evaluate it with its published protocol."""
     if dataset not in CLASSIFICATION_PROTOCOLS:
@@ -118,7 +126,8 @@ def evaluate_classification_dataset(model: nn.Module, dataset: str, root: str | 
     clips = protocol.read(root)
     long_audio = long_audio_mode(dataset, long_audio, protocol.default_long_audio)
     result = evaluate_classification(model, clips.items, clips.class_names, protocol.prompt_template, device,
-                                     batch_size, num_workers, long_audio, crop_seed, precision)
+                                     batch_size, num_workers, long_audio, crop_seed, precision, clips.missing,
+                                     strict)
     result.update(dataset=dataset, num_listed_without_file=clips.num_missing, protocol={"long_audio": long_audio})
     return result
 

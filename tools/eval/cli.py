@@ -24,6 +24,7 @@ from models.memory import reuse_freed_memory
 from models.model_folder import is_model_folder
 from models.runtime import resolve_device
 from tools.config import Config, load_config
+from tools.eval.common import STRICT_EXIT_CODE, IncompleteEvaluationError, coverage_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFERENCE_CONFIG = "settings/inference.yaml"
@@ -59,10 +60,19 @@ def script_parser(description: str, default_config: str = INFERENCE_CONFIG, out_
     return parser
 
 
+def add_strict_option(parser: argparse.ArgumentParser) -> None:
+    """--strict: score only a complete set (eval.strict)."""
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 and an error naming the files when any file of the set is missing "
+                             "or unreadable, before any score (eval.strict); default: score the others and say "
+                             "'scored N of M files' (the results json has complete: false and the skipped files)")
+
+
 def add_protocol_options(parser: argparse.ArgumentParser, crop: bool = False, retrieval_padding: bool = False,
                          tiled_tail: bool = False) -> None:
     """The evaluation-protocol switches a script offers (defaults: the YAML's eval keys, which default to the
-    reference's protocol)."""
+    reference's protocol), --strict included."""
+    add_strict_option(parser)
     long_audio_choices = ["crop", "cut", "window"] if crop else ["cut", "window"]
     parser.add_argument("--long-audio", choices=long_audio_choices,
                         help="audio longer than 10 s: " + ("crop = one random 10 s crop (seeded), " if crop else "")
@@ -115,6 +125,8 @@ def load_script_config(args: argparse.Namespace) -> Config:
         config.eval.retrieval_padding = "fixed"
     if getattr(args, "drop_tiled_tail", False):
         config.eval.score_tiled_tail = False
+    if getattr(args, "strict", False):
+        config.eval.strict = True
     return config
 
 
@@ -175,19 +187,27 @@ def write_json(path: str | Path, content: Mapping[str, Any]) -> Path:
 
 
 def report(title: str, result: dict[str, Any], out: str | Path | None, run_info: Mapping[str, Any]) -> None:
-    """Print the table; with `out`, write the result plus a "run" entry (checkpoint, data, device)."""
+    """Print the table and, for a result with `tools.eval.common.file_coverage` keys, the 'scored N of M files'
+    line; with `out`, write the result plus a "run" entry (checkpoint, data, device)."""
     print(format_table(title, result))
+    line = coverage_line(result)
+    if line is not None:
+        print(line)
     if out is not None:
         path = write_json(out, {**result, "run": dict(run_info)})
         print(f"results written to {path}")
 
 
 def run_script(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
-    """Run a script's main; known errors become one 'error: ...' line on stderr and exit code 2."""
+    """Run a script's main; known errors become one 'error: ...' line on stderr and exit code 2 (1 for an
+    incomplete set under --strict)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     reuse_freed_memory()
     try:
         main(argv)
+    except IncompleteEvaluationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return STRICT_EXIT_CODE
     except SCRIPT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

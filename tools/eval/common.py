@@ -1,8 +1,8 @@
-"""What every zero-shot protocol shares: skipped-file reports, dataset checks, prompts, long-audio modes."""
+"""What every zero-shot protocol shares: which files a score covers (and --strict), dataset checks, prompts, long-audio modes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,64 @@ SED: the first 10 s); grounding, where the reference's branch fails on such audi
 Classification datasets carry their own (tools.eval.classification.CLASSIFICATION_PROTOCOLS)."""
 
 
-def skipped_summary(audio: AudioEmbeddings) -> dict[str, Any]:
-    """num_skipped and skipped [{"path", "reason"}] of an embedding run."""
-    return {"num_skipped": audio.num_skipped,
-            "skipped": [{"path": path, "reason": reason} for path, reason in audio.skipped]}
+MAX_NAMED_FILES = 10
+"""Unscored files named in a --strict error (all of them are in the results json without --strict)."""
+
+
+STRICT_EXIT_CODE = 1
+"""Exit status of a script (or pretrain.py at start-up) whose --strict / eval.strict evaluation found a missing or
+unreadable file; other errors of the scripts exit with 2."""
+
+
+class IncompleteEvaluationError(RuntimeError):
+    """eval.strict (--strict): a file of the evaluation set is missing or unreadable, so no score is given."""
+
+
+def file_coverage(num_files: int, skipped: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """How much of an evaluation set a score covers.
+
+    Args:
+        num_files: M, the audio files the set lists (those the protocol scores).
+        skipped: (path, reason) of each listed file that is missing or could not be read.
+    Returns:
+        complete (every listed file scored), num_files (M), num_scored (N), num_skipped, skipped
+        [{"path", "reason"}].
+    """
+    return {"complete": not skipped, "num_files": num_files, "num_scored": num_files - len(skipped),
+            "num_skipped": len(skipped), "skipped": [{"path": str(path), "reason": reason} for path, reason in skipped]}
+
+
+def skipped_summary(audio: AudioEmbeddings, missing: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """`file_coverage` of an embedding run; `missing`: listed files that were not even looked for (no file of
+    the clip's name was found), which count as skipped too."""
+    skipped = [(str(path), "missing") for path in missing] + list(audio.skipped)
+    return file_coverage(audio.clip.shape[0] + len(skipped), skipped)
+
+
+def require_complete(coverage: dict[str, Any], source: str | Path, strict: bool) -> None:
+    """With `strict`, raise IncompleteEvaluationError naming the unscored files of `source`; else nothing."""
+    if not strict or coverage["complete"]:
+        return
+    skipped = coverage["skipped"]
+    named = "; ".join(f"{entry['path']} ({entry['reason']})" for entry in skipped[:MAX_NAMED_FILES])
+    more = f"; and {len(skipped) - MAX_NAMED_FILES} more" if len(skipped) > MAX_NAMED_FILES else ""
+    raise IncompleteEvaluationError(
+        f"{len(skipped)} of {coverage['num_files']} audio file(s) of {source} are missing or unreadable: {named}{more}. "
+        f"--strict (eval.strict) scores only the whole set: restore these files, or run without --strict to score "
+        f"the {coverage['num_scored']} others")
+
+
+def coverage_line(result: Mapping[str, Any]) -> str | None:
+    """'scored N of M files' (and what happened to the others) of a result with `file_coverage` keys; None
+    for a result without them."""
+    if "num_files" not in result or "num_scored" not in result:
+        return None
+    line = f"scored {result['num_scored']} of {result['num_files']} files"
+    if result.get("complete", True):
+        return line + " (complete)"
+    first = result["skipped"][0]
+    return (line + f": {result['num_skipped']} missing or unreadable, e.g. {first['path']} ({first['reason']}); "
+                   f"all listed under 'skipped' of the results json (complete: false); --strict makes this an error")
 
 
 def require_embeddings(audio: AudioEmbeddings, source: str | Path) -> None:

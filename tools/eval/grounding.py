@@ -20,6 +20,7 @@ from models.similarity import frame_text_similarity
 from models.windowing import FRAME_HOP_SECONDS
 from tools.eval.common import (
     long_audio_mode,
+    require_complete,
     require_dir,
     require_embeddings,
     skipped_summary,
@@ -47,17 +48,19 @@ def evaluate_grounding(model: nn.Module, json_path: str | Path, audio_dir: str |
                        device: str | torch.device | None = None, batch_size: int | str = "auto",
                        num_workers: int | str = "auto", durations_file: str | Path | None = None,
                        long_audio: str | None = None, score_tiled_tail: bool = True,
-                       precision: str = "float32") -> dict[str, Any]:
+                       precision: str = "float32", strict: bool = False) -> dict[str, Any]:
     """Zero-shot text-to-audio grounding (AudioGrounding protocol).
 
     Per phrase: sigmoid(cosine(phrase embedding, frame embedding)) per frame; audio tiled to 10 s, longer
     audio windowed (default) or cut. Durations: `durations_file` (AudioGrounding's duration.csv, as the
     reference reads it) when given, else those of the audio files. With `score_tiled_tail` (the reference)
     detections are not clipped to the duration; without it they are. Phrases whose audio is skipped are
-    left out (counted in num_phrases_skipped).
+    left out (counted in num_phrases_skipped); with `strict` any missing or unreadable file raises
+    IncompleteEvaluationError naming the files instead.
     Returns:
         psds_0.7, psds_0.5, psds_0.1 (fractions 0..1), num_phrases, num_phrases_without_segments,
-        num_phrases_skipped, num_audio, num_skipped, skipped, protocol {long_audio, score_tiled_tail}.
+        num_phrases_skipped, num_audio, `tools.eval.common.file_coverage`'s complete, num_files, num_scored,
+        num_skipped, skipped, and protocol {long_audio, score_tiled_tail}.
     """
     long_audio = long_audio_mode("grounding", long_audio)
     audio_dir = require_dir(audio_dir, GROUNDING_FOLDER_LAYOUT)
@@ -65,6 +68,8 @@ def evaluate_grounding(model: nn.Module, json_path: str | Path, audio_dir: str |
     audio_ids = sorted({phrase.audio_id for phrase in phrases})
     audio = embed_audio_files(model, find_audio_files(audio_dir, audio_ids), device, batch_size, num_workers,
                               pad_mode="tile", long_audio=long_audio, precision=precision)
+    coverage = skipped_summary(audio)
+    require_complete(coverage, json_path, strict)
     require_embeddings(audio, json_path)
     row_of = {audio_ids[index]: row for row, index in enumerate(audio.indices)}
     kept = [phrase for phrase in phrases if phrase.audio_id in row_of]
@@ -76,7 +81,7 @@ def evaluate_grounding(model: nn.Module, json_path: str | Path, audio_dir: str |
     durations = {phrase.phrase_id: audio_durations[phrase.audio_id] for phrase in kept}
     result: dict[str, Any] = grounding_psds(probs, truth, durations, hop=FRAME_HOP_SECONDS,
                                             clip_to_duration=not score_tiled_tail)
-    result.update(num_phrases_skipped=len(phrases) - len(kept), num_audio=len(row_of), **skipped_summary(audio),
+    result.update(num_phrases_skipped=len(phrases) - len(kept), num_audio=len(row_of), **coverage,
                   protocol={"long_audio": long_audio, "score_tiled_tail": score_tiled_tail})
     return result
 

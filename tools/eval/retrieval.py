@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_right
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,10 @@ from data_handling.eval_sets.retrieval import (
 from data_handling.text_preprocess import preprocess_caption
 from models.similarity import clip_text_similarity
 from tools.eval.common import (
+    MAX_NAMED_FILES,
+    IncompleteEvaluationError,
     long_audio_mode,
+    require_complete,
     require_embeddings,
     skipped_summary,
 )
@@ -28,6 +32,7 @@ REFERENCE_ROWS_PER_BATCH = 32
 """Caption rows per batch of the reference's retrieval evaluation; each batch is zero-padded to its longest clip."""
 
 RETRIEVAL_PADDINGS = ("batch", "fixed")
+log = logging.getLogger(__name__)
 
 
 def reference_padding_spans(captions_per_clip: Sequence[int], rows_per_batch: int = REFERENCE_ROWS_PER_BATCH
@@ -58,7 +63,8 @@ def evaluate_retrieval(model: nn.Module, json_path: str | Path, device: str | to
                        batch_size: int | str = "auto", num_workers: int | str = "auto",
                        audio_root: str | Path | None = None,
                        long_audio: str | None = None, crop_seed: int = 0, padding: str = "batch",
-                       search_roots: Sequence[str | Path] = (), precision: str = "float32") -> dict[str, Any]:
+                       search_roots: Sequence[str | Path] = (), precision: str = "float32", strict: bool = False
+                       ) -> dict[str, Any]:
     """Text-to-audio and audio-to-text retrieval on a Clotho/AudioCaps-style json.
 
     Clips are numbered by their position in the json (ids are not used). Audio longer than 10 s: one random
@@ -71,9 +77,11 @@ def evaluate_retrieval(model: nn.Module, json_path: str | Path, device: str | to
     Args:
         batch_size, num_workers: audio loading only; the numbers do not depend on them.
         search_roots: further folders for the json's "wav" paths and file names (e.g. eval.data_root_dir).
+        strict: raise IncompleteEvaluationError naming the files when any is missing or unreadable.
     Returns:
         retrieval_metrics keys ({t2a,a2t}_{R1,R5,R10,R50,mAP10}_percent, {t2a,a2t}_{medR,meanR}), num_audio,
-        num_captions, num_skipped, skipped, protocol {long_audio, crop_seed, padding}.
+        num_captions, `tools.eval.common.file_coverage`'s complete, num_files, num_scored, num_skipped,
+        skipped, and protocol {long_audio, crop_seed, padding}.
     """
     if padding not in RETRIEVAL_PADDINGS:
         raise ValueError(f"padding must be one of {RETRIEVAL_PADDINGS}, got {padding!r}")
@@ -83,14 +91,65 @@ def evaluate_retrieval(model: nn.Module, json_path: str | Path, device: str | to
     audio = embed_audio_files(model, [item.audio_path for item in items], device, batch_size, num_workers,
                               pad_mode="zero", long_audio=long_audio, crop_seed=crop_seed, padding_spans=spans,
                               precision=precision)
+    coverage = skipped_summary(audio)
+    require_complete(coverage, json_path, strict)
     require_embeddings(audio, json_path)
     kept = [items[index] for index in audio.indices]
     captions = [preprocess_caption(caption) for item in kept for caption in item.captions]
     text_to_audio = np.array([row for row, item in enumerate(kept) for _ in item.captions])
     text_embeds = embed_texts(model, captions, device, precision=precision)
     metrics: dict[str, Any] = retrieval_metrics(clip_text_similarity(audio.clip, text_embeds), text_to_audio)
-    metrics.update(num_audio=len(kept), num_captions=len(captions), **skipped_summary(audio),
+    metrics.update(num_audio=len(kept), num_captions=len(captions), **coverage,
                    protocol={"long_audio": long_audio, "crop_seed": crop_seed, "padding": padding})
     return metrics
 
 
+
+
+def check_retrieval_set(json_path: str | Path, audio_root: str | Path | None = None,
+                        search_roots: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Whether a retrieval json can be evaluated whole, without embedding anything: it must read (else
+    FileNotFoundError / ValueError, as `read_retrieval_json`) and every clip's audio file should exist, found
+    as `evaluate_retrieval` finds it with the same arguments.
+
+    Returns:
+        json (path), num_files (clips listed), missing (paths of the clips without an audio file).
+    """
+    items = read_retrieval_json(json_path, audio_root, check_audio=False, search_roots=search_roots)
+    missing = [str(item.audio_path) for item in items if not Path(item.audio_path).is_file()]
+    return {"json": str(json_path), "num_files": len(items), "missing": missing}
+
+
+def check_retrieval_sets(json_paths: Sequence[str | Path], strict: bool = False, report: bool = True
+                         ) -> list[dict[str, Any]]:
+    """`check_retrieval_set` of each json, one log line per set (with `report`): all audio found, or how many
+    clips have none.
+
+    Raises:
+        IncompleteEvaluationError with `strict` when a set lacks audio (one line naming the files of each);
+        FileNotFoundError / ValueError when a json is missing or unreadable.
+    """
+    checks = []
+    for json_path in json_paths:
+        try:
+            checks.append(check_retrieval_set(json_path))
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"{error} (an eval.retrieval_jsons set: fix it, or leave it out of the list; "
+                              f"eval.retrieval_jsons: [] trains without per-epoch evaluation)") from error
+    incomplete = [check for check in checks if check["missing"]]
+    if strict and incomplete:
+        raise IncompleteEvaluationError(
+            "eval.strict: evaluation audio missing: " + "; ".join(
+                f"{check['json']}: {len(check['missing'])} of {check['num_files']} clips have no audio file ("
+                + ", ".join(check["missing"][:MAX_NAMED_FILES])
+                + (", ..." if len(check["missing"]) > MAX_NAMED_FILES else "") + ")" for check in incomplete)
+            + ". Restore the files (or fix eval.retrieval_jsons), or set eval.strict: false to score the others")
+    for check in checks if report else ():
+        if check["missing"]:
+            log.warning("evaluation set %s: %d of %d clips have no audio file (e.g. %s); each epoch's evaluation "
+                        "scores the other %d (eval.strict: true makes this an error)", check["json"],
+                        len(check["missing"]), check["num_files"], check["missing"][0],
+                        check["num_files"] - len(check["missing"]))
+        else:
+            log.info("evaluation set %s: audio found for all %d clips", check["json"], check["num_files"])
+    return checks

@@ -22,6 +22,7 @@ from models.similarity import frame_text_similarity
 from models.windowing import FRAME_HOP_SECONDS
 from tools.eval.common import (
     long_audio_mode,
+    require_complete,
     require_dir,
     require_embeddings,
     skipped_summary,
@@ -46,7 +47,7 @@ def evaluate_sed(model: nn.Module, audio_dir: str | Path, tsv: str | Path, durat
                  num_workers: int | str = "auto",
                  label_map: Mapping[str, str] | None = None, plot_dir: str | Path | None = None,
                  num_plots: int = 0, long_audio: str | None = None, score_tiled_tail: bool = True,
-                 precision: str = "float32") -> dict[str, Any]:
+                 precision: str = "float32", strict: bool = False) -> dict[str, Any]:
     """Zero-shot sound event detection (AudioSet-strong / DESED / UrbanSED protocol).
 
     Scores: cosine(frame embedding, class text embedding), [T, C] per clip, median filter 3, hop 10 / 32 s.
@@ -59,8 +60,10 @@ def evaluate_sed(model: nn.Module, audio_dir: str | Path, tsv: str | Path, durat
     Args:
         label_map: raw label (e.g. AudioSet MID) -> class name, applied before the normalisation.
         plot_dir, num_plots: save that many figures (spectrogram, scores, ground truth) of scored clips.
+        strict: raise IncompleteEvaluationError naming the files when any is missing or unreadable.
     Returns:
-        psds1, psds2, collar_f1, segment_f1 (fractions 0..1), num_clips, num_classes, num_skipped, skipped,
+        psds1, psds2, collar_f1, segment_f1 (fractions 0..1), num_clips, num_classes,
+        `tools.eval.common.file_coverage`'s complete, num_files, num_scored, num_skipped, skipped, and
         protocol {long_audio, score_tiled_tail}, plots.
     """
     long_audio = long_audio_mode("sed", long_audio)
@@ -72,18 +75,21 @@ def evaluate_sed(model: nn.Module, audio_dir: str | Path, tsv: str | Path, durat
     paths = find_audio_files(audio_dir, [annotations.audio_files.get(clip, clip) for clip in clip_ids])
     audio = embed_audio_files(model, paths, device, batch_size, num_workers, pad_mode="tile", long_audio=long_audio,
                               precision=precision)
+    coverage = skipped_summary(audio)
+    require_complete(coverage, tsv, strict)
     require_embeddings(audio, tsv)
     clip_ids = [clip_ids[index] for index in audio.indices]
     truth = {clip: annotations.ground_truth[clip] for clip in clip_ids}
     class_names = _classes_with_events(annotations.class_names, truth)
-    class_embeds = embed_texts(model, class_names, device, precision=precision)
+    class_embeds = embed_texts(model, [annotations.text_of(name) for name in class_names], device,
+                               precision=precision)
     frame_scores = {clip: frame_text_similarity(frames, class_embeds).numpy() for clip, frames in zip(clip_ids, audio.frames,
                                                                                       strict=True)}
     durations = {clip: annotations.durations[clip] for clip in clip_ids}
     scores = sed_scores_from_frames(frame_scores, class_names, hop=FRAME_HOP_SECONDS, median_size=3,
                                     durations=None if score_tiled_tail else durations)
     result: dict[str, Any] = sed_metrics(scores, truth, durations)
-    result.update(num_classes=len(class_names), **skipped_summary(audio),
+    result.update(num_classes=len(class_names), **coverage,
                   protocol={"long_audio": long_audio, "score_tiled_tail": score_tiled_tail})
     if num_plots > 0 and plot_dir is not None:
         plotted = list(zip(clip_ids, audio.indices, strict=True))[:num_plots]

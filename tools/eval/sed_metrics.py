@@ -40,7 +40,10 @@ PSDS1_ARGS = {"dtc_threshold": 0.7, "gtc_threshold": 0.7, "cttc_threshold": None
               "alpha_ct": 0.0, "alpha_st": 1.0, "max_efpr": 100.0}
 PSDS2_ARGS = {"dtc_threshold": 0.1, "gtc_threshold": 0.1, "cttc_threshold": 0.3,
               "alpha_ct": 0.5, "alpha_st": 1.0, "max_efpr": 100.0}
-COLLAR_ARGS = {"onset_collar": 0.2, "offset_collar": 0.2, "offset_collar_rate": 0.2}
+COLLAR_ARGS = {"onset_collar": 0.2, "offset_collar": 0.2, "offset_collar_rate": 0.2, "time_decimals": 30}
+"""Collar-based F1 as the reference calls sed_scores_eval: time_decimals=30 (the library's default is 6), so a
+boundary 0.2 s away in decimals but 0.20000000000000018 s in floating point (e.g. a frame edge at 2.5 s, an
+onset at 2.7 s) is outside the collar, as in the reference; with 6 decimals it would count as inside."""
 SEGMENT_LENGTH = 1.0
 
 

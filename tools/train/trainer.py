@@ -264,11 +264,14 @@ class Trainer:
 
         Returns {"retrieval": {json path: metrics}, "scores": {best file name: R@1 + R@5 both ways},
         "score": their sum}; a set whose evaluation fails is logged, listed in "eval_errors" and left
-        out of the scores (the run goes on).
+        out of the scores (the run goes on). A set with missing or unreadable audio is scored over the
+        other files ("scored N of M files" in the log, complete: false in its metrics); with eval.strict
+        it is such a failure instead (named files, no score that epoch, so no best checkpoint from it).
         """
         jsons = self.config.eval.retrieval_jsons
         if not jsons or not self.dist.is_main:
             return {}
+        from tools.eval.common import IncompleteEvaluationError, coverage_line
         from tools.eval.retrieval import evaluate_retrieval
         from tools.eval.retrieval_metrics import retrieval_score
 
@@ -278,7 +281,13 @@ class Trainer:
                 metrics = evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
                                              long_audio=self.config.eval.long_audio,
                                              crop_seed=self.config.eval.crop_seed,
-                                             padding=self.config.eval.retrieval_padding)
+                                             padding=self.config.eval.retrieval_padding,
+                                             strict=self.config.eval.strict)
+            except IncompleteEvaluationError as error:
+                log.error("epoch %d: retrieval evaluation on %s: %s; no score this epoch, training goes on",
+                          self.epoch, json_path, error)
+                results.setdefault("eval_errors", {})[str(json_path)] = f"{type(error).__name__}: {error}"
+                continue
             except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
                 log.exception("epoch %d: retrieval evaluation on %s failed; training goes on", self.epoch,
                               json_path)
@@ -286,11 +295,11 @@ class Trainer:
                 continue
             results["retrieval"][str(json_path)] = metrics
             results["scores"][best_file] = retrieval_score(metrics)
-            log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f", self.epoch,
+            log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f; %s", self.epoch,
                      json_path, metrics["t2a_R1_percent"], metrics["t2a_R5_percent"], metrics["a2t_R1_percent"],
-                     metrics["a2t_R5_percent"])
-        if results["scores"]:
-            results["score"] = sum(results["scores"].values())
+                     metrics["a2t_R5_percent"], coverage_line(metrics))
+        if results["scores"] and not (self.config.eval.strict and "eval_errors" in results):
+            results["score"] = sum(results["scores"].values())   # eval.strict: never a sum over fewer sets
         return results
 
     # --------------------------------------------------------------------------- checkpoints
