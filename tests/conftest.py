@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from tools.tiny_model import make_tiny_text_dir, tiny_config_dict
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging():
+    """A script's main() called in-process may attach root handlers to a captured stream that pytest then
+    closes; later tests would log into it. Each test ends with the root logger as it found it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def write_tiny_checkpoint(config: dict, folder: Path) -> Path:
