@@ -11,10 +11,8 @@ times in this one process (one DataLoader worker's work) `--batches` duration-bu
 - files, partial: decode only the 10 s window (data_args.partial_decoding, the default);
 - shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards).
 
-Files not at 32 kHz are resampled with `--resampler` (default soxr_hq, the README's table; training's
-default data_args.resampler is kaiser_best, the reference's); a third table times one 10 s training window
-of a 60 s 44.1 kHz file with each resampler.
-It gives the workers needed to feed the paper-size bf16 training step of one H200 (STEP_CLIPS_PER_SECOND,
+Files not at 32 kHz are resampled with `--resampler` (default soxr_hq; training's default is kaiser_best);
+a third table times one window of a 60 s 44.1 kHz file with each resampler. It gives the workers needed to feed the paper-size bf16 training step of one H200 (STEP_CLIPS_PER_SECOND,
 benchmarks/RESULTS.md), and times one window of files of 10, 60, 300 and 600 s read whole and partially.
 The page cache is warm (every file read once before timing); cold reads from a disk or network add their own.
 """
@@ -140,17 +138,19 @@ def measure_resamplers(workdir: Path, repeats: int) -> dict[str, float]:
     """Median seconds to read one 10 s training window of a 60 s 44.1 kHz mono FLAC, per resampler."""
     item = make_files(workdir / "resampler", [60.0], prefix="resampler")[0]
     warm_page_cache([item.audio_path])
-    medians = {}
-    for resampler in RESAMPLERS:
-        dataset = CaptionAudioDataset([item], resampler=resampler)
-        dataset[0]  # warm-up (resampy compiles its kernel on first use)
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            dataset[0]
-            times.append(time.perf_counter() - started)
-        medians[resampler] = statistics.median(times)
-    return medians
+    return {resampler: median_read_seconds(CaptionAudioDataset([item], resampler=resampler), repeats)
+            for resampler in RESAMPLERS}
+
+
+def median_read_seconds(dataset: CaptionAudioDataset, repeats: int) -> float:
+    """Median seconds of `dataset[0]` after one warm-up read (resampy compiles its kernel on first use)."""
+    dataset[0]
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        dataset[0]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def measure_single_lengths(workdir: Path, repeats: int, resampler: str) -> list[dict[str, float]]:
@@ -161,14 +161,8 @@ def measure_single_lengths(workdir: Path, repeats: int, resampler: str) -> list[
     for item in items:
         row = {"file_seconds": item.duration, "format": item.audio_path.suffix.lstrip(".")}
         for way, partial in (("whole_s", False), ("partial_s", True)):
-            dataset = CaptionAudioDataset([item], partial_decoding=partial, resampler=resampler)
-            dataset[0]
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                dataset[0]
-                times.append(time.perf_counter() - started)
-            row[way] = statistics.median(times)
+            row[way] = median_read_seconds(CaptionAudioDataset([item], partial_decoding=partial,
+                                                               resampler=resampler), repeats)
         row["gain"] = row["whole_s"] / row["partial_s"]
         rows.append(row)
     return rows
