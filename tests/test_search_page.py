@@ -187,12 +187,18 @@ def test_deleted_file_shows_as_missing(planted):
     assert client.get(f"/spectrogram/{PLANTED_FILE}").status_code == 404
 
 
-def test_index_of_another_model_is_refused_at_start(checkpoint, tiny_text_dir, model, tmp_path, capsys):
+def test_index_of_another_model_is_refused_at_start(checkpoint, tiny_text_dir, model, tmp_path, capsys,
+                                                    monkeypatch):
+    served = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append(options))
     planted_index(model, tmp_path)
     other = write_tiny_checkpoint(tiny_config_dict(tiny_text_dir) | {"codebook": {"size": 32}}, tmp_path)
     code = run_script(search.main, ["serve", "--index", str(tmp_path / "index"), "--ckpt", str(other),
                                     "--device", "cpu"])
-    assert code == 2 and "another model" in capsys.readouterr().err
+    assert code == 2 and "another model" in capsys.readouterr().err and not served
+    code = run_script(search.main, ["serve", "--index", str(tmp_path / "index"), "--ckpt", str(checkpoint),
+                                    "--device", "cpu", "--port", "8999"])
+    assert code == 0 and served == [{"host": "127.0.0.1", "port": 8999, "log_level": "warning"}]
 
 
 def test_public_host_warns(caplog):
