@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from tools.detect.calibration import read_labelled_set
 from tools.detect.detector import StreamOptions
 from tools.detect.index import SearchIndex
@@ -96,8 +98,9 @@ def query_index(args, model, device) -> dict[str, Any]:
 def serve_index(args, model, device) -> dict[str, Any]:
     import uvicorn
 
-    from tools.detect.server import create_app, warn_if_public
+    from tools.detect.server import TORCH_THREADS, create_app, warn_if_public
 
+    torch.set_num_threads(TORCH_THREADS)
     app = create_app(SearchIndex.open(resolve_path(args.index)), model, device, args.top_k, args.rank)
     warn_if_public(args.host)
     print(f"search page: http://{args.host}:{args.port}/ (Ctrl+C stops)")

@@ -42,6 +42,10 @@ from tools.eval.embedding import log_mel_spectrogram
 from tools.eval.plots import spectrogram_png
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+TORCH_THREADS = 1
+"""Torch threads while serving: requests run side by side (FastAPI's thread pool), each on one core; a short
+text's forward pass gains little from a second thread and, when other processes keep the cores busy, two
+threads waiting on each other make a query many times slower."""
 SPECTROGRAMS_KEPT = 64
 """PNG images kept in memory (the most recently asked)."""
 CURVE_COLOURS = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#4db6ac", "#f06292")
