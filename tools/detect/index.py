@@ -32,6 +32,8 @@ from torch import nn
 
 from models.runtime import unwrap
 from models.windowing import FRAME_HOP_SECONDS
+from tools.detect.approximate import APPROXIMATE_FROM_FILES, CANDIDATES, ApproximateClipIndex, rerank
+from tools.detect.approximate import FILE_NAME as APPROXIMATE_FILE
 from tools.detect.detector import StreamOptions
 from tools.detect.streaming import DEFAULT_OVERLAP, EmbeddedFile, SkippedFile, embed_files
 from tools.eval.embedding import embed_texts
@@ -89,6 +91,8 @@ class SearchIndex:
     def __init__(self, folder: Path, meta: dict[str, Any], files: list[IndexedFile]):
         self.folder, self.meta, self.files = folder, meta, files
         self._clips: torch.Tensor | None = None                 # the listed clip rows, float32, on first query
+        self._approximate: ApproximateClipIndex | None | bool = False      # False: not loaded yet
+        self._positions: dict[int, int] | None = None                       # clip row -> listed position
         self._checked_models: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
     # --------------------------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ class SearchIndex:
         meta = {**self.meta, "num_files": len(self.files), "num_clip_rows": self._rows("clip.f16"),
                 "num_frame_rows": self._rows("frames.f16")}
         _write_atomically(self.folder / "index.json", json.dumps(meta, indent=2) + "\n")
-        self._clips = None
+        self._clips = self._positions = None
 
     @property
     def embed_size(self) -> int:
@@ -198,6 +202,7 @@ class SearchIndex:
         self.save()
         if self._rows("frames.f16") > 2 * sum(entry.num_frames for entry in self.files):
             self.compact()
+        self.update_approximate()
         return {"num_added": added, "num_updated": updated, "num_unchanged": unchanged, "num_skipped": len(skipped),
                 "skipped": skipped, "num_files": len(self.files)}
 
@@ -223,7 +228,29 @@ class SearchIndex:
         _write_atomically(self.folder / "clip.f16", np.ascontiguousarray(new_clips).tobytes(), binary=True)
         _write_atomically(self.folder / "frames.f16", b"".join(np.ascontiguousarray(part).tobytes()
                                                                for part in new_frames), binary=True)
+        (self.folder / APPROXIMATE_FILE).unlink(missing_ok=True)           # rows renumbered: built again
+        self._approximate = False
         self.save()
+
+    def approximate(self) -> ApproximateClipIndex | None:
+        """The approximate index of the clip rows (tools/detect/approximate.py), None when there is none."""
+        if self._approximate is False:
+            self._approximate = ApproximateClipIndex.load(self.folder)
+        return self._approximate
+
+    def update_approximate(self, from_files: int | None = None) -> None:
+        """Append new clip rows to the approximate index; build it once `from_files` (default
+        APPROXIMATE_FROM_FILES) files are listed."""
+        threshold = APPROXIMATE_FROM_FILES if from_files is None else from_files
+        approximate = self.approximate()
+        if approximate is None and len(self.files) < threshold:
+            return
+        clips = self.matrix("clip.f16")
+        if approximate is None:
+            approximate = self._approximate = ApproximateClipIndex.train(self.folder, clips)
+        if approximate.num_rows < len(clips):
+            approximate.add_rows(clips)
+            approximate.save()
 
     # --------------------------------------------------------------------------------------------------
     # Queries
@@ -242,15 +269,31 @@ class SearchIndex:
     def search_embeddings(self, query_embeds: torch.Tensor, top_k: int = 10, rank: str = "clip"
                           ) -> list[list[Hit]]:
         """`search` with the queries already embedded: query_embeds [Q, E] unit vectors of this index's model."""
-        scores = self.file_scores(query_embeds, rank)                                               # [files, Q]
-        top = torch.topk(scores, min(top_k, len(self.files)), dim=0)                                # [k, Q]
         hits = []
         for column in range(query_embeds.shape[0]):
-            files = top.indices[:, column].tolist()
+            files, scores = self.top_files(query_embeds[column:column + 1], top_k, rank)
             curves = [self.frame_curves(position, query_embeds[column:column + 1])[:, 0] for position in files]
-            hits.append([self.hit(position, float(score), curve) for position, score, curve
-                         in zip(files, top.values[:, column].tolist(), curves, strict=True)])
+            hits.append([self.hit(position, score, curve) for position, score, curve
+                         in zip(files, scores, curves, strict=True)])
         return hits
+
+    def top_files(self, query_embed: torch.Tensor, top_k: int, rank: str = "clip") -> tuple[list[int], list[float]]:
+        """(positions, scores) of the top_k listed files for one query [1, E], best first. Rank 'clip' on an
+        index with an approximate part: its candidates, scored exactly."""
+        approximate = self.approximate() if rank == "clip" else None
+        if approximate is None or approximate.num_rows < self._rows("clip.f16"):
+            top = torch.topk(self.file_scores(query_embed, rank)[:, 0], min(top_k, len(self.files)))
+            return top.indices.tolist(), top.values.tolist()
+        position_of_row = self._position_of_row()
+        candidates = approximate.candidates(query_embed, max(CANDIDATES, 10 * top_k))[0]
+        listed = np.array([row for row in candidates.tolist() if row in position_of_row], dtype=np.int64)
+        rows, scores = rerank(self.matrix("clip.f16"), listed, query_embed[0], top_k)
+        return [position_of_row[row] for row in rows.tolist()], scores.tolist()
+
+    def _position_of_row(self) -> dict[int, int]:
+        if self._positions is None:
+            self._positions = {entry.clip_row: position for position, entry in enumerate(self.files)}
+        return self._positions
 
     def file_scores(self, query_embeds: torch.Tensor, rank: str = "clip") -> torch.Tensor:
         """[files, Q] score of each listed file for each query (rank 'clip' or 'frame', as `search`)."""

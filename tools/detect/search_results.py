@@ -71,11 +71,14 @@ def like_results(index: SearchIndex, position: int, start: int, end: int, top_k:
 def results(index: SearchIndex, query_embeds: torch.Tensor, labels: list[str], top_k: int, rank: str
             ) -> dict[str, Any]:
     """Files ranked by the mean score over the queries [Q, E]; see the module docstring for the layout."""
-    scores = index.file_scores(query_embeds, rank).mean(dim=1)                                     # [files]
-    top = torch.topk(scores, min(top_k, len(index.files)))
+    if rank == "clip":                          # the mean of the cosines is the cosine with the mean query
+        files, scores = index.top_files(query_embeds.mean(dim=0, keepdim=True), top_k, rank)
+    else:
+        top = torch.topk(index.file_scores(query_embeds, rank).mean(dim=1), min(top_k, len(index.files)))
+        files, scores = top.indices.tolist(), top.values.tolist()
     return {"phrases": labels, "rank": rank, "top_k": top_k,
             "results": [_file_result(index, position, score, query_embeds)
-                        for position, score in zip(top.indices.tolist(), top.values.tolist(), strict=True)]}
+                        for position, score in zip(files, scores, strict=True)]}
 
 
 def _file_result(index: SearchIndex, position: int, score: float, query_embeds: torch.Tensor) -> dict[str, Any]:
