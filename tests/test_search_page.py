@@ -4,6 +4,7 @@ search.py query's, the planted event's span is the one highlighted, ids not path
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -225,3 +226,43 @@ def test_peak_frame_scores_equal_per_file_median_filter(tmp_path, monkeypatch):
     monkeypatch.setattr("tools.detect.index.ROWS_PER_CHUNK", 50)
     expected = np.stack([index.frame_curves(position, queries).max(axis=0) for position in range(len(index.files))])
     np.testing.assert_allclose(index.peak_frame_scores(queries).numpy(), expected, atol=1e-6)   # BLAS rounding
+
+
+# ----------------------------------------------------------------------------------------------------
+# Approximate index
+# ----------------------------------------------------------------------------------------------------
+def test_approximate_index_added_to_without_training_again(checkpoint, model, synthetic_corpus, tmp_path,
+                                                           monkeypatch):
+    """Above the threshold build makes clip.ivf; add appends the new rows (centroids unchanged); scanning
+    every list, its re-ranked answers are the exact ones; a re-embedded file's old row is never answered."""
+    import faiss
+
+    monkeypatch.setattr("tools.detect.approximate.NPROBE", 4096)                 # every list: exact answers
+    monkeypatch.setattr("tools.detect.index.APPROXIMATE_FROM_FILES", 4)
+    audio = sorted((synthetic_corpus / "sed" / "audio").glob("*.wav"))
+    index = SearchIndex.create(tmp_path / "index", model)
+    index.add(model, audio[:3])
+    assert not (tmp_path / "index" / "clip.ivf").exists()                       # below the threshold
+    index.add(model, audio[3:4])
+    centroids = faiss.vector_to_array(faiss.downcast_index(index.approximate().faiss_index.quantizer).codes)
+    copied = tmp_path / "copy.wav"
+    copied.write_bytes(audio[0].read_bytes())
+    index.add(model, [*audio[4:], copied])
+    reopened = SearchIndex.open(tmp_path / "index")
+    approximate = reopened.approximate()
+    assert approximate.num_rows == 7
+    after = faiss.vector_to_array(faiss.downcast_index(approximate.faiss_index.quantizer).codes)
+    np.testing.assert_array_equal(after, centroids)
+    queries = embed_texts(model, ["a bell rings", "clicking", "rain"])
+    exact = SearchIndex.open(tmp_path / "index")
+    exact._approximate = None
+    for column in range(3):
+        found = reopened.top_files(queries[column:column + 1], 7)
+        expected = exact.top_files(queries[column:column + 1], 7)
+        assert set(found[0]) == set(expected[0])            # as a set: the copy and its original tie
+        np.testing.assert_allclose(found[1], expected[1], atol=1e-6)
+    os.utime(copied, ns=(5, 5))                                                   # re-embedded: row 6 unused
+    reopened.add(model, [copied])
+    assert reopened.approximate().num_rows == 8
+    positions = reopened.top_files(queries[:1], 7)[0]
+    assert sorted(reopened.files[position].clip_row for position in positions) == [0, 1, 2, 3, 4, 5, 7]
