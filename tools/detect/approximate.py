@@ -21,7 +21,7 @@ import torch
 
 APPROXIMATE_FROM_FILES = 200_000
 """Below this many files a query scores every clip row (a few ms per 100,000 rows in memory)."""
-NPROBE = 32
+NPROBE = 64
 CANDIDATES = 256
 """Rows re-ranked exactly per query (at least 10 x top_k)."""
 TRAINING_ROWS_PER_LIST = 64
