@@ -5,6 +5,8 @@
     DIR/clip.f16     float16 [clip rows, E]: L2-normalised clip embeddings, appended row by row
     DIR/frames.f16   float16 [frame rows, E]: L2-normalised frame embeddings (10 / 32 s each), all files
                      concatenated; a file's frames are rows frame_offset .. frame_offset + num_frames - 1
+    DIR/clip.ivf     from APPROXIMATE_FROM_FILES files on: the approximate index of clip.f16's rows
+                     (tools/detect/approximate.py; its candidates are re-ranked exactly)
 
 Adding files appends rows and never recomputes the others; a file whose size or modification time changed
 is embedded again (its old rows become unused; the files are rewritten without them once unused rows
