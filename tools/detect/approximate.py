@@ -41,10 +41,12 @@ class ApproximateClipIndex:
 
     @classmethod
     def load(cls, folder: Path) -> ApproximateClipIndex | None:
+        path = folder / FILE_NAME
+        if not path.is_file():
+            return None
         import faiss
 
-        path = folder / FILE_NAME
-        return cls(path, faiss.read_index(str(path))) if path.is_file() else None
+        return cls(path, faiss.read_index(str(path)))
 
     @classmethod
     def train(cls, folder: Path, clips: np.ndarray, seed: int = 0) -> ApproximateClipIndex:
