@@ -11,9 +11,10 @@
 Adding files appends rows and never recomputes the others; a file whose size or modification time changed
 is embedded again (its old rows become unused; the files are rewritten without them once unused rows
 outnumber used ones). Embeddings come from `tools.detect.streaming.embed_files` (any length, streamed);
-queries are `embed_texts`' sentence embeddings, scored by plain matrix products in chunks, reading the
-matrices through numpy memory maps (a collection need not fit in memory). The model is checked by a
-fingerprint of its codebook: an index answers only queries embedded by the model that built it.
+queries are `embed_texts`' sentence embeddings, scored by plain matrix products: the listed clip rows are
+kept in memory as float32 after the first query (or, in large indexes, the approximate index's candidates
+are scored), frame rows are read through numpy memory maps in chunks. The model is checked (once per model
+object) by a fingerprint of its codebook: an index answers only queries embedded by the model that built it.
 """
 
 from __future__ import annotations
