@@ -5,16 +5,21 @@
     python search.py query --index outputs/search_index "a dog barks" "a siren wails" --top-k 10
     python search.py query --index outputs/search_index --classes-from data/synthetic/sed/metadata/eval.tsv \\
         --ground-truth data/synthetic/sed/metadata/eval.tsv                           # precision@10, spans
+    python search.py serve --index outputs/search_index                              # the page: 127.0.0.1:8765
 
 Audio: files, folders (recursive) or text files listing paths, any length (long files streamed). The index
 folder holds float16 clip and frame embeddings, the file table and the model's fingerprint (docs/detection.md).
 A query answers the top files (--rank clip: clip embedding cosine, retrieval's score; --rank frame: the
-highest frame cosine, better for long recordings) and, for each, the best-matching time span.
+highest frame cosine, better for long recordings) and, for each, the best-matching time span. `serve` loads
+the model and index once and serves a local page (tools/detect/server.py): type phrases, see each top file's
+spectrogram with the phrases' frame scores and best spans, play them, ask for more like a span.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import torch
 
 from tools.detect.calibration import read_labelled_set
 from tools.detect.detector import StreamOptions
@@ -32,24 +37,28 @@ from tools.eval.cli import (
     script_parser,
 )
 
-COMMANDS = ("build", "add", "query")
+COMMANDS = ("build", "add", "query", "serve")
+DEFAULT_PORT = 8765
 
 
 def parse_args(argv: list[str] | None):
     parser = script_parser(__doc__, out_help="write the results to this JSON file")
     parser.add_argument("command", choices=COMMANDS, help="build: new index (then add); add: new or changed files; "
-                                                          "query: search")
+                                                          "query: search; serve: the search page")
     parser.add_argument("inputs", nargs="*", help="build / add: audio files, folders or file lists; query: texts")
     parser.add_argument("--index", required=True, help="index folder")
     parser.add_argument("--queries-file", help="query: text file with one query per line")
     parser.add_argument("--classes-from", metavar="TSV", help="query: the classes of a DESED tsv as queries")
-    parser.add_argument("--top-k", type=int, default=10, help="query: files per query (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=10, help="query, serve: files per query (default: %(default)s)")
     parser.add_argument("--rank", choices=("clip", "frame"), default="clip",
-                        help="query: rank files by clip cosine (default) or by their highest frame cosine")
+                        help="query, serve: rank files by clip cosine (default) or by their highest frame cosine")
     parser.add_argument("--ground-truth", metavar="TSV", help="query: score the hits against this DESED tsv "
                                                               "(precision@k, best spans overlapping their events)")
     parser.add_argument("--overlap", type=float, choices=OVERLAPS, help=f"build: window overlap of long files "
                                                                         f"(default {DEFAULT_OVERLAP})")
+    parser.add_argument("--host", default="127.0.0.1", help="serve: address to listen on (default: %(default)s, "
+                                                             "this machine only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="serve: port (default: %(default)s)")
     return parser.parse_intermixed_args(argv)
 
 
@@ -86,6 +95,19 @@ def query_index(args, model, device) -> dict[str, Any]:
     return result
 
 
+def serve_index(args, model, device) -> dict[str, Any]:
+    import uvicorn
+
+    from tools.detect.server import TORCH_THREADS, create_app, warn_if_public
+
+    torch.set_num_threads(TORCH_THREADS)
+    app = create_app(SearchIndex.open(resolve_path(args.index)), model, device, args.top_k, args.rank)
+    warn_if_public(args.host)
+    print(f"search page: http://{args.host}:{args.port}/ (Ctrl+C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return {"served": f"http://{args.host}:{args.port}/"}
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     config = load_script_config(args)
@@ -94,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, device = load_script_model(args, config)
     if args.command == "query":
         result = query_index(args, model, device)
+    elif args.command == "serve":
+        result = serve_index(args, model, device)
     else:
         result = index_files(args, config, model, device)
     info = {"checkpoint": str(config.eval.ckpt), "device": str(device), "index": str(args.index)}

@@ -8,4 +8,7 @@
     calibration.py  labelled development set -> thresholds per class (best collar F1)
     scoring.py      written outputs and search hits scored against strong labels
     index.py        the search index (float16 clip and frame embeddings, incremental)
+    approximate.py  the search index's approximate part for large collections (faiss, re-ranked exactly)
+    search_results.py  phrases or a span -> the search page's data (ranked files, curves, best spans)
+    server.py       the search page (FastAPI; search.py serve), templates/search.html
 """

@@ -5,13 +5,16 @@
     DIR/clip.f16     float16 [clip rows, E]: L2-normalised clip embeddings, appended row by row
     DIR/frames.f16   float16 [frame rows, E]: L2-normalised frame embeddings (10 / 32 s each), all files
                      concatenated; a file's frames are rows frame_offset .. frame_offset + num_frames - 1
+    DIR/clip.ivf     from APPROXIMATE_FROM_FILES files on: the approximate index of clip.f16's rows
+                     (tools/detect/approximate.py; its candidates are re-ranked exactly)
 
 Adding files appends rows and never recomputes the others; a file whose size or modification time changed
 is embedded again (its old rows become unused; the files are rewritten without them once unused rows
 outnumber used ones). Embeddings come from `tools.detect.streaming.embed_files` (any length, streamed);
-queries are `embed_texts`' sentence embeddings, scored by plain matrix products in chunks, reading the
-matrices through numpy memory maps (a collection need not fit in memory). The model is checked by a
-fingerprint of its codebook: an index answers only queries embedded by the model that built it.
+queries are `embed_texts`' sentence embeddings, scored by plain matrix products: the listed clip rows are
+kept in memory as float32 after the first query (or, in large indexes, the approximate index's candidates
+are scored), frame rows are read through numpy memory maps in chunks. The model is checked (once per model
+object) by a fingerprint of its codebook: an index answers only queries embedded by the model that built it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import csv
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +35,8 @@ from torch import nn
 
 from models.runtime import unwrap
 from models.windowing import FRAME_HOP_SECONDS
+from tools.detect.approximate import APPROXIMATE_FROM_FILES, CANDIDATES, ApproximateClipIndex, rerank
+from tools.detect.approximate import FILE_NAME as APPROXIMATE_FILE
 from tools.detect.detector import StreamOptions
 from tools.detect.streaming import DEFAULT_OVERLAP, EmbeddedFile, SkippedFile, embed_files
 from tools.eval.embedding import embed_texts
@@ -87,6 +93,10 @@ class SearchIndex:
 
     def __init__(self, folder: Path, meta: dict[str, Any], files: list[IndexedFile]):
         self.folder, self.meta, self.files = folder, meta, files
+        self._clips: torch.Tensor | None = None                 # the listed clip rows, float32, on first query
+        self._approximate: ApproximateClipIndex | None | bool = False      # False: not loaded yet
+        self._positions: dict[int, int] | None = None                       # clip row -> listed position
+        self._checked_models: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
     # --------------------------------------------------------------------------------------------------
     # Opening, creating, saving
@@ -133,6 +143,7 @@ class SearchIndex:
         meta = {**self.meta, "num_files": len(self.files), "num_clip_rows": self._rows("clip.f16"),
                 "num_frame_rows": self._rows("frames.f16")}
         _write_atomically(self.folder / "index.json", json.dumps(meta, indent=2) + "\n")
+        self._clips = self._positions = None
 
     @property
     def embed_size(self) -> int:
@@ -149,11 +160,15 @@ class SearchIndex:
         return np.memmap(self.folder / name, dtype=np.float16, mode="r", shape=(rows, self.embed_size))
 
     def check_model(self, model: nn.Module) -> None:
+        """Refuse a model other than the one that built the index (checked once per model object)."""
+        if model in self._checked_models:
+            return
         expected, found = self.meta["model"]["fingerprint"], model_fingerprint(model)
         if expected != found:
             raise ValueError(f"the index in {self.folder} was built with another model (checkpoint "
                              f"{self.meta['model']['checkpoint']}, fingerprint {expected}; this one: {found}); "
                              f"pass its --ckpt or build a new index")
+        self._checked_models.add(model)
 
     # --------------------------------------------------------------------------------------------------
     # Adding files
@@ -190,6 +205,7 @@ class SearchIndex:
         self.save()
         if self._rows("frames.f16") > 2 * sum(entry.num_frames for entry in self.files):
             self.compact()
+        self.update_approximate()
         return {"num_added": added, "num_updated": updated, "num_unchanged": unchanged, "num_skipped": len(skipped),
                 "skipped": skipped, "num_files": len(self.files)}
 
@@ -215,7 +231,29 @@ class SearchIndex:
         _write_atomically(self.folder / "clip.f16", np.ascontiguousarray(new_clips).tobytes(), binary=True)
         _write_atomically(self.folder / "frames.f16", b"".join(np.ascontiguousarray(part).tobytes()
                                                                for part in new_frames), binary=True)
+        (self.folder / APPROXIMATE_FILE).unlink(missing_ok=True)           # rows renumbered: built again
+        self._approximate = False
         self.save()
+
+    def approximate(self) -> ApproximateClipIndex | None:
+        """The approximate index of the clip rows (tools/detect/approximate.py), None when there is none."""
+        if self._approximate is False:
+            self._approximate = ApproximateClipIndex.load(self.folder)
+        return self._approximate
+
+    def update_approximate(self, from_files: int | None = None) -> None:
+        """Append new clip rows to the approximate index; build it once `from_files` (default
+        APPROXIMATE_FROM_FILES) files are listed."""
+        threshold = APPROXIMATE_FROM_FILES if from_files is None else from_files
+        approximate = self.approximate()
+        if approximate is None and len(self.files) < threshold:
+            return
+        clips = self.matrix("clip.f16")
+        if approximate is None:
+            approximate = self._approximate = ApproximateClipIndex.train(self.folder, clips)
+        if approximate.num_rows < len(clips):
+            approximate.add_rows(clips)
+            approximate.save()
 
     # --------------------------------------------------------------------------------------------------
     # Queries
@@ -229,41 +267,123 @@ class SearchIndex:
         Returns: one list of Hit per query, best first.
         """
         self.check_model(model)
+        return self.search_embeddings(embed_texts(model, list(queries), device), top_k, rank)
+
+    def search_embeddings(self, query_embeds: torch.Tensor, top_k: int = 10, rank: str = "clip"
+                          ) -> list[list[Hit]]:
+        """`search` with the queries already embedded: query_embeds [Q, E] unit vectors of this index's model."""
+        hits = []
+        for column in range(query_embeds.shape[0]):
+            files, scores = self.top_files(query_embeds[column:column + 1], top_k, rank)
+            curves = [self.frame_curves(position, query_embeds[column:column + 1])[:, 0] for position in files]
+            hits.append([self.hit(position, score, curve) for position, score, curve
+                         in zip(files, scores, curves, strict=True)])
+        return hits
+
+    def top_files(self, query_embed: torch.Tensor, top_k: int, rank: str = "clip") -> tuple[list[int], list[float]]:
+        """(positions, scores) of the top_k listed files for one query [1, E], best first. Rank 'clip' on an
+        index with an approximate part: its candidates, scored exactly."""
+        approximate = self.approximate() if rank == "clip" else None
+        if approximate is None or approximate.num_rows < self._rows("clip.f16"):
+            top = torch.topk(self.file_scores(query_embed, rank)[:, 0], min(top_k, len(self.files)))
+            return top.indices.tolist(), top.values.tolist()
+        position_of_row = self._position_of_row()
+        candidates = approximate.candidates(query_embed, max(CANDIDATES, 10 * top_k))[0]
+        listed = np.array([row for row in candidates.tolist() if row in position_of_row], dtype=np.int64)
+        rows, scores = rerank(self.matrix("clip.f16"), listed, query_embed[0], top_k)
+        return [position_of_row[row] for row in rows.tolist()], scores.tolist()
+
+    def _position_of_row(self) -> dict[int, int]:
+        if self._positions is None:
+            self._positions = {entry.clip_row: position for position, entry in enumerate(self.files)}
+        return self._positions
+
+    def file_scores(self, query_embeds: torch.Tensor, rank: str = "clip") -> torch.Tensor:
+        """[files, Q] score of each listed file for each query (rank 'clip' or 'frame', as `search`)."""
         if not self.files:
             raise ValueError(f"the index in {self.folder} holds no file; add some with 'search.py add'")
         if rank not in ("clip", "frame"):
             raise ValueError(f"rank must be 'clip' or 'frame', got {rank!r}")
-        query_embeds = embed_texts(model, list(queries), device)                                   # [Q, E]
-        scores = self.clip_scores(query_embeds) if rank == "clip" else self.peak_frame_scores(query_embeds)
-        top = torch.topk(scores, min(top_k, len(self.files)), dim=0)                                # [k, Q]
-        return [[self._hit(int(file), float(score), query_embeds[column])
-                 for score, file in zip(top.values[:, column], top.indices[:, column], strict=True)]
-                for column in range(len(queries))]
+        return self.clip_scores(query_embeds) if rank == "clip" else self.peak_frame_scores(query_embeds)
 
     def clip_scores(self, query_embeds: torch.Tensor) -> torch.Tensor:
         """[files, Q] cosine of each listed file's clip embedding with each query."""
-        clips = self.matrix("clip.f16")
-        rows = np.array([entry.clip_row for entry in self.files])
-        parts = [_scores(clips[rows[start:start + ROWS_PER_CHUNK]], query_embeds)
-                 for start in range(0, len(rows), ROWS_PER_CHUNK)]
-        return torch.cat(parts)
+        return self._listed_clips() @ query_embeds.float().T
+
+    def _listed_clips(self) -> torch.Tensor:
+        """float32 [files, E] clip embeddings of the listed files, read once and kept (4 x E bytes per file)."""
+        if self._clips is None:
+            clips = self.matrix("clip.f16")
+            rows = np.array([entry.clip_row for entry in self.files], dtype=np.int64)
+            self._clips = torch.cat([torch.from_numpy(np.asarray(clips[rows[start:start + ROWS_PER_CHUNK]],
+                                                                 dtype=np.float32))
+                                     for start in range(0, len(rows), ROWS_PER_CHUNK)])
+        return self._clips
 
     def peak_frame_scores(self, query_embeds: torch.Tensor) -> torch.Tensor:
-        """[files, Q] highest median-filtered (3 frames) frame cosine of each listed file."""
+        """[files, Q] highest median-filtered (3 frames, within each file) frame cosine of each listed file."""
         frames = self.matrix("frames.f16")
+        starts = np.array([entry.frame_offset for entry in self.files], dtype=np.int64)
+        ends = starts + np.array([entry.num_frames for entry in self.files], dtype=np.int64)
         peaks = torch.empty(len(self.files), query_embeds.shape[0])
-        for position, entry in enumerate(self.files):
-            block = frames[entry.frame_offset:entry.frame_offset + entry.num_frames]
-            peaks[position] = torch.from_numpy(median_filter_time(_scores(block, query_embeds).numpy(), 3).max(axis=0))
+        order = np.argsort(starts, kind="stable")
+        for chosen in _groups_of_rows(order, ends - starts, ROWS_PER_CHUNK):
+            low, high = int(starts[chosen].min()), int(ends[chosen].max())
+            block = _scores(frames[low:high], query_embeds).numpy()                                # [rows, Q]
+            smoothed = median3_within(block, starts[chosen] - low, ends[chosen] - low)
+            padded = np.concatenate([smoothed, smoothed[-1:]])        # reduceat indices may equal the length
+            bounds = np.stack([starts[chosen] - low, ends[chosen] - low], axis=1).reshape(-1)
+            peaks[chosen] = torch.from_numpy(np.maximum.reduceat(padded, bounds, axis=0)[::2].copy())
         return peaks
 
-    def _hit(self, position: int, score: float, query_embed: torch.Tensor) -> Hit:
+    def frame_curves(self, position: int, query_embeds: torch.Tensor) -> np.ndarray:
+        """float32 [T, Q]: the median-filtered (3 frames) frame cosines of listed file `position`."""
         entry = self.files[position]
         block = self.matrix("frames.f16")[entry.frame_offset:entry.frame_offset + entry.num_frames]
-        smoothed = median_filter_time(_scores(block, query_embed[None])[:, 0].numpy(), 3)
+        return median_filter_time(_scores(block, query_embeds).numpy(), 3)
+
+    def span_embedding(self, position: int, start: int, end: int) -> torch.Tensor:
+        """[1, E] unit vector: the mean frame embedding of frames start .. end - 1 of listed file `position`
+        (a query by audio: "more like this")."""
+        entry = self.files[position]
+        if not 0 <= start < end <= entry.num_frames:
+            raise ValueError(f"frames {start}..{end} are not inside the file's {entry.num_frames} frames")
+        block = self.matrix("frames.f16")[entry.frame_offset + start:entry.frame_offset + end]
+        mean = torch.from_numpy(np.asarray(block, dtype=np.float32)).mean(dim=0, keepdim=True)
+        return torch.nn.functional.normalize(mean, dim=-1)
+
+    def hit(self, position: int, score: float, smoothed: np.ndarray) -> Hit:
+        """The Hit of listed file `position` with its score and smoothed [T] curve (best span from it)."""
+        entry = self.files[position]
         start, end = best_span(smoothed)
         return Hit(entry.path, score, start * FRAME_HOP_SECONDS, min(end * FRAME_HOP_SECONDS, entry.duration),
                    float(smoothed.max()))
+
+
+def _groups_of_rows(order: np.ndarray, sizes: np.ndarray, limit: int) -> list[np.ndarray]:
+    """`order` cut into consecutive groups whose sizes sum to at most `limit` (a larger item alone)."""
+    groups, current, total = [], [], 0
+    for item in order.tolist():
+        if current and total + sizes[item] > limit:
+            groups.append(np.array(current))
+            current, total = [], 0
+        current.append(item)
+        total += int(sizes[item])
+    if current:
+        groups.append(np.array(current))
+    return groups
+
+
+def median3_within(scores: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Median filter of 3 frames along axis 0 of [rows, Q], within each segment starts[i] .. ends[i] - 1
+    (edges repeated, as `median_filter_time`); rows outside every segment are left as they are."""
+    previous = np.concatenate([scores[:1], scores[:-1]])
+    following = np.concatenate([scores[1:], scores[-1:]])
+    nonempty = ends > starts
+    previous[starts[nonempty]] = scores[starts[nonempty]]
+    following[ends[nonempty] - 1] = scores[ends[nonempty] - 1]
+    low, high = np.minimum(previous, scores), np.maximum(previous, scores)
+    return np.maximum(low, np.minimum(high, following))
 
 
 def best_span(smoothed: np.ndarray, level: float = SPAN_LEVEL) -> tuple[int, int]:

@@ -150,3 +150,18 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], out_path: str | P
     finally:
         plt.close(figure)
     return out_path
+
+
+def spectrogram_png(log_mel, max_columns: int = 1000) -> bytes:
+    """A log-mel [frames, n_mels] as a bare PNG image (low frequencies at the bottom, magma colours, no axes),
+    at most `max_columns` wide: longer spectrograms are averaged over blocks of frames."""
+    import io
+
+    log_mel = to_numpy(log_mel).astype(np.float32)
+    block = max(1, math.ceil(log_mel.shape[0] / max_columns))
+    usable = log_mel.shape[0] // block * block or log_mel.shape[0]
+    if block > 1:
+        log_mel = log_mel[:usable].reshape(-1, block, log_mel.shape[1]).mean(axis=1)
+    buffer = io.BytesIO()
+    plt.imsave(buffer, log_mel.T, cmap="magma", origin="lower", format="png")
+    return buffer.getvalue()
