@@ -7,8 +7,10 @@ each of `eval.retrieval_jsons`. Each retrieval set keeps its own best file (`clo
 `ac_best_model.pt`, else `<name>_best_model.pt`), replaced when its R@1 + R@5 (both directions) is at
 least the best so far, so ties go to the later epoch, as the reference; `best.pt` holds the best sum
 over all sets. An evaluation that fails is logged and the run goes on. Every file is written
-atomically; resuming restores weights, optimiser, schedule, scaler, RNG states, best scores and the
-position in the epoch.
+atomically; resuming restores weights, optimiser, schedule, scaler, best scores and the position in the
+epoch. Every random draw of a step is keyed by (seed, epoch, batch position; the rank for the model's own
+draws: data_handling/keyed_random.py), so a run resumed from any checkpoint ends with the weights of the
+uninterrupted run, bit for bit, whatever the loader workers, ranks, files or shards.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from data_handling.keyed_random import seed_step_draws
 from models.ase_model import ASE
 from models.checkpoint import load_state, read_checkpoint, reference_state_dict
 from models.speed import compile_model
@@ -169,6 +172,7 @@ class Trainer:
         for batch in self.loader:
             if self.batch_in_epoch >= self.batches_per_epoch:
                 break
+            seed_step_draws(self.config.seed, self.dist.rank, self.epoch, self.batch_in_epoch)
             self.batch_in_epoch += 1
             progress.update(1)
             self.skipped_files += batch["num_skipped"]
@@ -182,8 +186,8 @@ class Trainer:
                 self._optimizer_step()
                 progress.set_postfix(loss=f"{losses[-1] if losses else float('nan'):.4f}",
                                      lr=f"{self.scheduler.lr:.2e}")
-            if self.stop_signal is not None:
-                self._save_interrupted()
+            if self.stop_signal is not None and is_update:  # never within a gradient accumulation, whose
+                self._save_interrupted()                    # gradients no checkpoint holds
             if is_update and self._due_for_step_save():
                 self.save_training_state(self.experiment_dir / "last.pt")
         progress.close()
