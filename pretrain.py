@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from data_handling.shards.manifest import ShardError
+from models.checkpoint import CheckpointError
 from tools.config import Config, ConfigError, load_config, save_config
 from tools.memory import reuse_freed_memory
 from tools.train.checkpointing import CheckpointWriteError, NoReadableCheckpoint
@@ -203,7 +204,7 @@ def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, devi
     except TrainingInterrupted as interruption:
         log.warning("%s", interruption)
         exit_code = 130
-    except NoReadableCheckpoint as error:
+    except (NoReadableCheckpoint, CheckpointError) as error:  # --resume: nothing to go on from
         exit_code = report_run_error(str(error), experiment_dir, dist_info, 2)
     except CheckpointWriteError as error:
         exit_code = report_run_error(write_failure_line(error, trainer, command), experiment_dir, dist_info, 3)

@@ -18,6 +18,7 @@ from data_handling.keyed_random import DrawKey, SampleDraw, crop_offset, step_se
 from data_handling.samplers import DurationBucketBatchSampler
 from models.checkpoint import read_checkpoint
 from tools.config import parse_config
+from tools.tiny_model import tiny_config_dict
 from tools.train.trainer import Trainer, TrainingInterrupted
 
 
@@ -153,12 +154,13 @@ def truncate(path) -> None:
     path.write_bytes(data[:len(data) // 2])
 
 
-@pytest.fixture
-def straight_run(tiny_config, synthetic_corpus, tmp_path):
+@pytest.fixture(scope="module")
+def straight_run(tiny_text_dir, synthetic_corpus, tmp_path_factory):
     """The final weights of an uninterrupted two-epoch run (model_1.pt kept)."""
-    config = parse_config(run_config(tiny_config, synthetic_corpus, tmp_path, snapshot_epochs=[1]))
-    Trainer(config, tmp_path / "straight").fit()
-    return config, final_weights(tmp_path / "straight" / "last.pt")
+    folder = tmp_path_factory.mktemp("straight")
+    config = parse_config(run_config(tiny_config_dict(tiny_text_dir), synthetic_corpus, folder, snapshot_epochs=[1]))
+    Trainer(config, folder / "straight").fit()
+    return config, final_weights(folder / "straight" / "last.pt")
 
 
 def test_resume_auto_falls_back_to_the_previous_last(straight_run, tmp_path, caplog):
@@ -194,9 +196,12 @@ def test_resume_auto_without_a_readable_checkpoint_is_one_line(tiny_config, synt
     assert pretrain.main(["-c", config_path, "--resume", "auto"]) == 2
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if "error" in line.lower()] == [
-        f"error: --resume auto: no readable checkpoint in {experiment} (last.pt are truncated or corrupt); give "
-        f"one with --resume PATH, or start over in another folder (--exp-name)"]
+        f"error: --resume auto: no readable checkpoint in {experiment} (truncated or corrupt: last.pt); give one "
+        f"with --resume PATH, or start over in another folder (--exp-name)"]
     assert (experiment / "last.pt").is_file()  # nothing renamed: a second try says the same
+    assert pretrain.main(["-c", config_path, "--resume", str(experiment / "last.pt")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {experiment / 'last.pt'} is not a readable torch")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -177,5 +177,6 @@ def _newest_readable(experiment_dir: Path) -> Path | None:
     if not candidates:
         return None
     raise NoReadableCheckpoint(
-        f"--resume auto: no readable checkpoint in {experiment_dir} ({', '.join(path.name for path in candidates)}"
-        f" are truncated or corrupt); give one with --resume PATH, or start over in another folder (--exp-name)")
+        f"--resume auto: no readable checkpoint in {experiment_dir} (truncated or corrupt: "
+        f"{', '.join(path.name for path in candidates)}); give one with --resume PATH, or start over in another "
+        f"folder (--exp-name)")
