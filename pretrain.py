@@ -12,15 +12,20 @@ import argparse
 import json
 import logging
 import random
+import shlex
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from data_handling.shards.manifest import ShardError
+from models.checkpoint import CheckpointError
 from models.memory import reuse_freed_memory
 from tools.config import Config, ConfigError, load_config, save_config
+from tools.train.checkpointing import CheckpointWriteError, NoReadableCheckpoint
 from tools.train.distributed import DistributedInfo, cleanup_distributed, init_distributed
 from tools.train.trainer import Trainer, TrainingInterrupted
 
@@ -121,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         check_training_data(config, args.config)  # before anything is written
     resume = args.resume if args.resume is not None else config.resume
     dist_info, device = init_distributed(config.device)
+    experiment_dir = Path(config.output_dir) / config.exp_name
     try:
-        experiment_dir = Path(config.output_dir) / config.exp_name
         setup_logging(experiment_dir, dist_info.is_main)
         if config.device.startswith("cuda") and device.type == "cpu":
             log.warning("device %s was asked for but CUDA is not available: training on the CPU", config.device)
@@ -132,13 +137,55 @@ def main(argv: list[str] | None = None) -> int:
             check_training_data(config, args.config)
         if dist_info.is_main:
             save_config(config, experiment_dir / "config.yaml")
-        return train(config, experiment_dir, dist_info, device, resume)
+        return train(config, experiment_dir, dist_info, device, resume, resume_command(args, config, dist_info))
+    except BaseException as error:
+        if not isinstance(error, SystemExit):
+            append_to_train_log(experiment_dir, f"uncaught exception on rank {dist_info.rank}, the run stops:\n"
+                                + traceback.format_exc().rstrip())
+        raise
     finally:
         cleanup_distributed()
 
 
+def resume_command(args: argparse.Namespace, config: Config, dist_info: DistributedInfo) -> str:
+    """The command that goes on with this run: its own arguments with `--resume auto`."""
+    words = ["-c", str(args.config)]
+    for override in args.overrides:
+        words += ["--set", override]
+    words += ["--exp-name", config.exp_name, "--resume", "auto"]
+    launcher = "torchrun <the same torchrun options>" if dist_info.enabled else "python"
+    return f"{launcher} pretrain.py {shlex.join(words)}"
+
+
+def append_to_train_log(experiment_dir: Path, message: str, level: str = "CRITICAL") -> None:
+    """Append `message` to the experiment's train.log in the log's format, from any rank (nothing on the
+    terminal); a train.log that cannot be written (a full disk) is left as it is."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        with open(experiment_dir / "train.log", "a", encoding="utf-8") as stream:
+            stream.write(f"{stamp} {level} pretrain: {message}\n")
+    except OSError:
+        pass
+
+
+def report_run_error(line: str, experiment_dir: Path, dist_info: DistributedInfo, exit_code: int) -> int:
+    """An error that ends a run: one 'error: ...' line on the terminal and in train.log (rank 0)."""
+    if dist_info.is_main:
+        print(f"error: {line}", file=sys.stderr)
+        append_to_train_log(experiment_dir, line, level="ERROR")
+    return exit_code
+
+
+def write_failure_line(error: CheckpointWriteError, trainer: Trainer, command: str) -> str:
+    """What failed, why, the last intact checkpoint and the command that goes on from it."""
+    intact = trainer.last_intact_checkpoint or "none (the run starts over)"
+    return (f"{error}; the last intact checkpoint is {intact}; make room or fix the folder's permissions, then "
+            f"go on with: {command}")
+
+
 def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, device: torch.device,
-          resume: str | bool | None) -> int:
+          resume: str | bool | None, command: str = "python pretrain.py --resume auto") -> int:
     from tools.eval.common import STRICT_EXIT_CODE, IncompleteEvaluationError
     from tools.eval.retrieval import check_retrieval_sets
 
@@ -163,6 +210,10 @@ def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, devi
     except TrainingInterrupted as interruption:
         log.warning("%s", interruption)
         exit_code = 130
+    except (NoReadableCheckpoint, CheckpointError) as error:  # --resume: nothing to go on from
+        exit_code = report_run_error(str(error), experiment_dir, dist_info, 2)
+    except CheckpointWriteError as error:
+        exit_code = report_run_error(write_failure_line(error, trainer, command), experiment_dir, dist_info, 3)
     finally:
         if wandb_run is not None:
             finish_wandb(wandb_run, exit_code)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
 from data_handling.audio_io import RESAMPLERS, AudioReadError, load_audio, load_audio_window
+from data_handling.keyed_random import DrawKey, SampleDraw, crop_offset
 from data_handling.text_preprocess import preprocess_caption
 from data_handling.training_items import fill_missing_durations
 from data_handling.wavcaps import CaptionItem
@@ -31,14 +32,30 @@ MAX_FAILURES_LOGGED = 5
 class TrainingClips(Dataset):
     """What the training datasets (files: CaptionAudioDataset, shards: ShardCaptionDataset) share: the random
     crop's offset and the counted, logged skip of a clip that cannot be read. Subclasses set `train` and
-    `num_failures`."""
+    `num_failures`.
+
+    An index is a row (int) or a SampleDraw(row, key) from a keyed batch sampler: with a key the crop offset
+    is keyed_random.crop_offset(key, excess), the same in any process and after any resume; a plain row
+    draws it from torch.randint (torch's RNG state, per DataLoader worker).
+    """
 
     train: bool
     num_failures: int
 
-    def _crop_offset(self, excess: int) -> int:
-        """The window's first sample, for a clip max_samples + excess samples long (excess > 0)."""
-        return int(torch.randint(0, excess + 1, (1,)).item()) if self.train else 0
+    @staticmethod
+    def _split_index(index: int | SampleDraw) -> tuple[int, DrawKey | None]:
+        """(row, key of its draws or None)."""
+        if isinstance(index, SampleDraw):
+            return int(index.row), index.key
+        return int(index), None
+
+    def _offset_chooser(self, key: DrawKey | None) -> Callable[[int], int]:
+        """excess -> the window's first sample, for a clip max_samples + excess samples long (excess > 0)."""
+        if not self.train:
+            return lambda excess: 0
+        if key is None:
+            return lambda excess: int(torch.randint(0, excess + 1, (1,)).item())
+        return lambda excess: crop_offset(key, excess)
 
     def _report_failure(self, error: AudioReadError) -> None:
         self.num_failures += 1
@@ -56,10 +73,9 @@ class CaptionAudioDataset(TrainingClips):
 
     Only the first max_decode_seconds of a file are decoded (0: all of it), as the reference. Cropping,
     when max_length > 0 and the decoded clip is longer than max_length seconds: train=True takes a
-    random window whose offset is uniform over the decoded samples, from torch.randint (so torch's RNG
-    state, seeded per DataLoader worker from the main process's, decides it and a resumed run repeats
-    it); train=False keeps the first max_length seconds. Shorter clips are returned whole
-    (collate_captions pads them).
+    random window whose offset is uniform over the decoded samples, keyed by the sample's DrawKey when
+    the index is a SampleDraw (as in training: see TrainingClips), else from torch.randint; train=False
+    keeps the first max_length seconds. Shorter clips are returned whole (collate_captions pads them).
 
     partial_decoding=True draws the same offset from the header's length and decodes only the window
     (data_handling.audio_io.load_audio_window): the same samples, to float rounding, for far less work on
@@ -97,28 +113,30 @@ class CaptionAudioDataset(TrainingClips):
         """Seconds per item, as listed in the json (for DurationBucketBatchSampler)."""
         return [float(item.duration) for item in self.items]
 
-    def _crop(self, audio: torch.Tensor) -> torch.Tensor:
+    def _crop(self, audio: torch.Tensor, choose_offset: Callable[[int], int]) -> torch.Tensor:
         """[samples] -> [min(samples, max_samples)]."""
         excess = audio.shape[0] - self.max_samples
         if self.max_samples <= 0 or excess <= 0:
             return audio
-        offset = self._crop_offset(excess)
+        offset = choose_offset(excess)
         return audio[offset:offset + self.max_samples]
 
-    def _read(self, item: CaptionItem) -> torch.Tensor:
+    def _read(self, item: CaptionItem, key: DrawKey | None) -> torch.Tensor:
         """The item's audio, cropped: float32 [min(samples, max_samples)] (all samples when max_samples is 0)."""
+        choose_offset = self._offset_chooser(key)
         if self.partial_decoding and self.max_samples > 0:
             return torch.from_numpy(load_audio_window(item.audio_path, self.sample_rate, self.max_samples,
-                                                      self._crop_offset, max_seconds=self.max_decode_seconds,
+                                                      choose_offset, max_seconds=self.max_decode_seconds,
                                                       resampler=self.resampler))
         samples = load_audio(item.audio_path, self.sample_rate, mono=True, max_seconds=self.max_decode_seconds,
                              resampler=self.resampler)
-        return self._crop(torch.from_numpy(samples))
+        return self._crop(torch.from_numpy(samples), choose_offset)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        item = self.items[index]
+    def __getitem__(self, index: int | SampleDraw) -> dict[str, Any] | None:
+        row, key = self._split_index(index)
+        item = self.items[row]
         try:
-            audio = self._read(item)
+            audio = self._read(item, key)
         except AudioReadError as error:
             if self.strict:
                 raise

@@ -19,6 +19,12 @@ Each epoch, with a generator seeded by seed + epoch (identical on every rank):
 Resuming mid-epoch: set_epoch(epoch) and then set_start_batch(k) make the iterations skip this rank's
 first k batches of that epoch, until the next set_epoch (a DataLoader with workers iterates its batch
 sampler twice when it starts; both must skip).
+
+Keyed draws: with draw_keys=True each batch is a list of `SampleDraw(row, DrawKey(seed, epoch, position,
+slot))` (data_handling/keyed_random.py), where position is the batch's place in the epoch's batch list over
+all ranks (rank r's k-th batch is r + k R) and slot the row's place in the batch: the dataset draws the
+sample's crop from that key, so the draws of a batch are the same whichever rank, loader worker or resumed
+run reads it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+from data_handling.keyed_random import DrawKey, SampleDraw
 
 REFERENCE_BUCKET_EDGES = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
 """The reference's duration bucket edges in seconds (7 buckets)."""
@@ -89,17 +97,20 @@ class DurationBucketBatchSampler(Sampler[list[int]]):
         drop_last: True (the reference) drops each bucket's incomplete batch and, under DDP, the
             batches left over after an equal split; False keeps them and pads the batch list by repetition.
         num_replicas, rank: default to torch.distributed's when initialised, else 1 and 0.
+        draw_keys: yield SampleDraw(row, key) per sample instead of the row alone (see the module doc).
     """
 
     def __init__(self, durations: Sequence[float], batch_size: int,
                  bucket_edges: Sequence[float] = REFERENCE_BUCKET_EDGES, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = True, num_replicas: int | None = None, rank: int | None = None) -> None:
+                 drop_last: bool = True, num_replicas: int | None = None, rank: int | None = None,
+                 draw_keys: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.draw_keys = draw_keys
         self.num_replicas, self.rank = _default_replicas_and_rank(num_replicas, rank)
         self.bucket_edges = check_bucket_edges(bucket_edges)  # [k]
         bucket_of_index = duration_bucket_ids(durations, self.bucket_edges)  # [N]
@@ -158,5 +169,11 @@ class DurationBucketBatchSampler(Sampler[list[int]]):
             batches = (batches * math.ceil(needed / len(batches)))[:needed]
         return batches[:needed][self.rank::self.num_replicas]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.rank_batches()[self.start_batch:])
+    def __iter__(self) -> Iterator[list[int]] | Iterator[list[SampleDraw]]:
+        batches = self.rank_batches()[self.start_batch:]
+        if not self.draw_keys:
+            return iter(batches)
+        positions = range(self.rank + self.start_batch * self.num_replicas, len(self) * self.num_replicas,
+                          self.num_replicas)
+        return iter([[SampleDraw(row, DrawKey(self.seed, self.epoch, position, slot)) for slot, row in enumerate(batch)]
+                     for position, batch in zip(positions, batches, strict=True)])

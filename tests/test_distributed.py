@@ -83,8 +83,8 @@ def test_torchrun_two_processes_train_and_only_rank0_writes(tiny_config, synthet
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=environment)
     assert finished.returncode == 0, finished.stderr[-3000:]
     experiment = tmp_path / "outputs" / "ddp"
-    assert sorted(path.name for path in experiment.iterdir()) == ["best.pt", "config.yaml", "last.pt", "train.log",
-                                                                  "training_curves.png"]
+    assert sorted(path.name for path in experiment.iterdir()) == ["best.pt", "config.yaml", "last.prev.pt", "last.pt",
+                                                                  "train.log", "training_curves.png"]
     checkpoint = torch.load(experiment / "last.pt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 2 and checkpoint["epoch"] == 1
     assert "with 2 process(es)" in (experiment / "train.log").read_text()

@@ -182,7 +182,7 @@ def test_best_file_per_set_ties_to_later_epoch_snapshots_and_last_before_eval(
     assert "eval_errors" in history[1]
     experiment = tmp_path / "exp"
     names = sorted(path.name for path in experiment.iterdir() if path.suffix == ".pt")
-    assert names == ["best.pt", "last.pt", "model_2.pt", "model_3.pt", "retrieval1_best_model.pt",
+    assert names == ["best.pt", "last.prev.pt", "last.pt", "model_2.pt", "model_3.pt", "retrieval1_best_model.pt",
                      "retrieval_best_model.pt"]
 
     def epoch_of(name: str) -> int:

@@ -2,7 +2,8 @@
 
 `ShardCaptionDataset` is file mode's CaptionAudioDataset over shards: the same rows in the same order
 (clips in json order, the captions of a clip consecutive), the same durations, the same random 10 s
-window (drawn by torch.randint over the stored length, only the window decoded), the same batch dicts.
+window (its offset keyed by the sample's DrawKey, or drawn by torch.randint for a plain row, over the stored
+length; only the window decoded), the same batch dicts.
 So the existing DurationBucketBatchSampler applies unchanged: duration buckets, the split between
 ranks with equal batch counts, every row once per epoch, and exact mid-epoch resume.
 
@@ -29,6 +30,7 @@ import torch
 
 from data_handling.audio_io import AudioReadError, load_audio, load_audio_window
 from data_handling.caption_dataset import DEFAULT_MAX_DECODE_SECONDS, TrainingClips
+from data_handling.keyed_random import DrawKey, SampleDraw
 from data_handling.shards.format import ClipRecord, clip_key, decode_record
 from data_handling.shards.manifest import (
     ShardError,
@@ -106,8 +108,8 @@ class OpenShard:
 class ShardCaptionDataset(TrainingClips):
     """(audio, caption) rows of sharded clips; the interface of CaptionAudioDataset (see the module doc).
 
-    __getitem__(row) returns dict(audio=float32 [<= max_length * sample_rate], caption=preprocessed str,
-    idx=clip_index, path="<shard url>#<key>"), or None when the clip cannot be decoded and strict is False.
+    __getitem__(row or SampleDraw) returns dict(audio=float32 [<= max_length * sample_rate],
+    caption=preprocessed str, idx=clip_index, path="<shard url>#<key>"), or None when the clip cannot be decoded and strict is False.
     """
 
     def __init__(self, urls: Sequence[str], manifest: ShardManifest, sample_rate: int = 32000,
@@ -168,10 +170,11 @@ class ShardCaptionDataset(TrainingClips):
             self._open.popitem(last=False)[1].close()
         return self._open[shard]
 
-    def _read_audio(self, flac: bytes, record: ClipRecord) -> torch.Tensor:
+    def _read_audio(self, flac: bytes, record: ClipRecord, key: DrawKey | None) -> torch.Tensor:
         max_seconds = self.max_decode_seconds or None
         if self.max_samples > 0:
-            samples = load_audio_window(flac, self.sample_rate, self.max_samples, self._crop_offset, max_seconds)
+            samples = load_audio_window(flac, self.sample_rate, self.max_samples, self._offset_chooser(key),
+                                        max_seconds)
         else:
             samples = load_audio(flac, self.sample_rate, mono=True, max_seconds=max_seconds)
         if record.gain != 1.0:
@@ -184,7 +187,8 @@ class ShardCaptionDataset(TrainingClips):
         sample = shard[int(self.clip_of_row[row])]
         return sample, decode_record(sample)
 
-    def __getitem__(self, row: int) -> dict[str, Any] | None:
+    def __getitem__(self, index: int | SampleDraw) -> dict[str, Any] | None:
+        row, key = self._split_index(index)
         sample, record = self.record(row)
         where = f"{sample['__url__']}#{sample['__key__']}"
         if sample["__key__"] != clip_key(record.clip_index):
@@ -192,7 +196,7 @@ class ShardCaptionDataset(TrainingClips):
         try:
             if "flac" not in sample:
                 raise AudioReadError(where, "the sample has no flac member")
-            audio = self._read_audio(sample["flac"], record)
+            audio = self._read_audio(sample["flac"], record, key)
         except AudioReadError as error:
             if self.strict:
                 raise AudioReadError(where, error.reason) from error

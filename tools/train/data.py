@@ -45,13 +45,13 @@ def build_training_loader(config: Config, dist: DistributedInfo, device: torch.d
                           ) -> tuple[CaptionAudioDataset | ShardCaptionDataset, DurationBucketBatchSampler,
                                      DataLoader]:
     """(dataset, batch sampler, loader) of this process (build_training_dataset, duration buckets split
-    between the ranks). Raises before any training when the data cannot give a batch."""
+    between the ranks, each sample's random draws keyed by its place in the epoch). Raises before any training when the data cannot give a batch."""
     data_args = config.data_args
     dataset = build_training_dataset(config)
     sampler = DurationBucketBatchSampler(
         dataset.durations, batch_size=data_args.batch_size, bucket_edges=data_args.duration_bucket_edges,
         shuffle=True, seed=config.seed, drop_last=data_args.drop_last, num_replicas=dist.world_size,
-        rank=dist.rank)
+        rank=dist.rank, draw_keys=True)
     if len(sampler) == 0:
         raise ValueError(
             f"no batch to train on: {len(dataset)} captions in duration buckets of sizes "

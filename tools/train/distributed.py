@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -78,3 +79,12 @@ def all_ranks_agree(flag: bool, device: torch.device) -> bool:
     agreed = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
     return bool(agreed.item())
+
+
+def broadcast_from_main(value: Any) -> Any:
+    """Rank 0's `value` on every rank (a picklable object); the value itself without a process group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

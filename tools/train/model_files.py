@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from models.checkpoint import CheckpointError, read_checkpoint
 from tools.train.checkpointing import atomic_save
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,21 @@ class ModelFiles:
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_metric": self.best_metric, "best_scores": dict(self.best_scores)}
+
+    def recover_best_scores(self) -> None:
+        """The best scores from the best files' 'metric' (when resuming without last.pt); a file that is
+        missing or unreadable leaves its score unknown (the next evaluation replaces it)."""
+        for name in [*self.best_files, "best.pt"]:
+            try:
+                metric = read_checkpoint(self.experiment_dir / name).get("metric")
+            except CheckpointError:
+                continue
+            if metric is None:
+                continue
+            if name == "best.pt":
+                self.best_metric = float(metric)
+            else:
+                self.best_scores[name] = float(metric)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_metric = float(state["best_metric"])

@@ -7,8 +7,10 @@ each of `eval.retrieval_jsons`. Each retrieval set keeps its own best file (`clo
 `ac_best_model.pt`, else `<name>_best_model.pt`), replaced when its R@1 + R@5 (both directions) is at
 least the best so far, so ties go to the later epoch, as the reference; `best.pt` holds the best sum
 over all sets. An evaluation that fails is logged and the run goes on. Every file is written
-atomically; resuming restores weights, optimiser, schedule, scaler, RNG states, best scores and the
-position in the epoch.
+atomically; resuming restores weights, optimiser, schedule, scaler, best scores and the position in the
+epoch. Every random draw of a step is keyed by (seed, epoch, batch position; the rank for the model's own
+draws: data_handling/keyed_random.py), so a run resumed from any checkpoint ends with the weights of the
+uninterrupted run, bit for bit, whatever the loader workers, ranks, files or shards.
 """
 
 from __future__ import annotations
@@ -26,18 +28,23 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from data_handling.keyed_random import seed_step_draws
 from models.ase_model import ASE
 from models.checkpoint import load_state, read_checkpoint, reference_state_dict
 from models.speed import compile_model
 from tools.config import Config
 from tools.train.checkpointing import (
+    LAST,
+    PREVIOUS_LAST,
+    CheckpointWriteError,
+    NoReadableCheckpoint,
     atomic_save,
     capture_rng_states,
     find_resume_checkpoint,
     restore_rng_states,
 )
 from tools.train.data import build_training_loader
-from tools.train.distributed import DistributedInfo, all_ranks_agree, barrier
+from tools.train.distributed import DistributedInfo, all_ranks_agree, broadcast_from_main
 from tools.train.model_files import ModelFiles
 from tools.train.optim import CosineWithWarmup, build_optimizer, warmup_steps_from
 
@@ -105,6 +112,7 @@ class Trainer:
         self.skipped_files = 0
         self.stop_signal: int | None = None
         self.history: list[dict[str, Any]] = []
+        self.last_intact_checkpoint: str | None = None  # "<path> (epoch e, batch b, step s)"
 
     @property
     def best_scores(self) -> dict[str, float]:
@@ -130,7 +138,7 @@ class Trainer:
     def fit(self, resume: str | bool | None = None, until_epoch: int | None = None) -> list[dict[str, Any]]:
         """Train (continuing from `resume`: a path, 'auto' or None) up to `until_epoch` epochs (default:
         all of `training.epochs`; a smaller value stops early with the schedule unchanged)."""
-        checkpoint_path = find_resume_checkpoint(resume, self.experiment_dir)
+        checkpoint_path = self._resume_checkpoint(resume)
         if checkpoint_path is not None:
             self.load_training_state(checkpoint_path)
         last_epoch = min(until_epoch or self.config.training.epochs, self.config.training.epochs)
@@ -140,12 +148,12 @@ class Trainer:
                 record = self.train_epoch()
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self.save_training_state(self.experiment_dir / "last.pt")  # before the evaluation
+                self.save_training_state(self.experiment_dir / LAST)  # before the evaluation
                 self._save_snapshot()
                 record.update(self.evaluate())
                 self.history.append(record)
                 self._save_best_files(record)
-                self.save_training_state(self.experiment_dir / "last.pt")  # with the epoch's scores
+                self.save_training_state(self.experiment_dir / LAST)  # with the epoch's scores
                 self._plot_curves()
                 if self.epoch_callback is not None and self.dist.is_main:
                     self.epoch_callback(record)
@@ -158,7 +166,6 @@ class Trainer:
         self.train_model.train()
         self.sampler.set_epoch(self.epoch)
         self.sampler.set_start_batch(self.batch_in_epoch)
-        accumulation = self.config.training.grad_accum_steps
         losses: list[float] = []
         started = time.time()
         progress = tqdm(total=self.batches_per_epoch, initial=self.batch_in_epoch, disable=not self.dist.is_main,
@@ -166,9 +173,23 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.batch_in_epoch == 0:  # an epoch is schedule_steps_per_epoch long in the schedule
             self.scheduler.seek(self.epoch * self.schedule_steps_per_epoch)
+        try:
+            self._train_batches(progress, losses)
+        finally:  # the terminal's next line starts on a line of its own
+            progress.close()
+        mean_loss = sum(losses) / max(1, len(losses))
+        log.info("epoch %d: mean loss %.4f, %d steps, %.1f s, %d files skipped so far", self.epoch + 1,
+                 mean_loss, len(losses), time.time() - started, self.skipped_files)
+        return {"epoch": self.epoch + 1, "loss": mean_loss, "lr": self.scheduler.lr, "seconds": time.time() - started,
+                "skipped_files": self.skipped_files}
+
+    def _train_batches(self, progress: tqdm, losses: list[float]) -> None:
+        """The epoch's remaining batches: forward, backward, optimiser steps, step checkpoints."""
+        accumulation = self.config.training.grad_accum_steps
         for batch in self.loader:
             if self.batch_in_epoch >= self.batches_per_epoch:
                 break
+            seed_step_draws(self.config.seed, self.dist.rank, self.epoch, self.batch_in_epoch)
             self.batch_in_epoch += 1
             progress.update(1)
             self.skipped_files += batch["num_skipped"]
@@ -182,16 +203,10 @@ class Trainer:
                 self._optimizer_step()
                 progress.set_postfix(loss=f"{losses[-1] if losses else float('nan'):.4f}",
                                      lr=f"{self.scheduler.lr:.2e}")
-            if self.stop_signal is not None:
-                self._save_interrupted()
+            if self.stop_signal is not None and is_update:  # never within a gradient accumulation, whose
+                self._save_interrupted()                    # gradients no checkpoint holds
             if is_update and self._due_for_step_save():
-                self.save_training_state(self.experiment_dir / "last.pt")
-        progress.close()
-        mean_loss = sum(losses) / max(1, len(losses))
-        log.info("epoch %d: mean loss %.4f, %d steps, %.1f s, %d files skipped so far", self.epoch + 1,
-                 mean_loss, len(losses), time.time() - started, self.skipped_files)
-        return {"epoch": self.epoch + 1, "loss": mean_loss, "lr": self.scheduler.lr, "seconds": time.time() - started,
-                "skipped_files": self.skipped_files}
+                self.save_training_state(self.experiment_dir / LAST)
 
     def _every_rank_can_step(self, batch: dict[str, Any]) -> bool:
         """A step needs two clips (negatives to contrast with) on every rank; the ranks agree first, so
@@ -321,25 +336,71 @@ class Trainer:
         }
 
     def save_training_state(self, path: Path) -> None:
+        """Write the training state to `path` (rank 0; last.pt keeps its previous content as last.prev.pt).
+        Raises CheckpointWriteError on every rank when rank 0 could not write it."""
+        keep_previous = path.with_name(PREVIOUS_LAST) if path.name == LAST else None
+        self._write_on_main(lambda: atomic_save(self.training_state(), path, keep_previous=keep_previous))
+        self.last_intact_checkpoint = f"{path} ({self.position})"
+
+    @property
+    def position(self) -> str:
+        """Where training stands, e.g. 'epoch 2, batch 3, step 7' or 'epoch 1 done, step 4'."""
+        if self.batch_in_epoch == 0:
+            return f"epoch {self.epoch} done, step {self.global_step}"
+        return f"epoch {self.epoch + 1}, batch {self.batch_in_epoch}, step {self.global_step}"
+
+    def _write_on_main(self, write: Callable[[], None]) -> None:
+        """Run `write` on rank 0; the ranks then agree (a barrier), so that a failed write stops all of them."""
+        failure: CheckpointWriteError | None = None
         if self.dist.is_main:
-            atomic_save(self.training_state(), path)
-        barrier()
+            try:
+                write()
+            except CheckpointWriteError as error:
+                failure = error
+        if not all_ranks_agree(failure is None, self.device):
+            raise failure or CheckpointWriteError(self.experiment_dir, "rank 0 could not write a checkpoint")
+
+    def _resume_checkpoint(self, resume: str | bool | None) -> Path | None:
+        """The checkpoint to resume from (find_resume_checkpoint, on rank 0; every rank gets its choice)."""
+        choice: tuple[str | None, str | None] = (None, None)  # (path, error)
+        if self.dist.is_main:
+            try:
+                path = find_resume_checkpoint(resume, self.experiment_dir)
+                choice = (str(path) if path else None, None)
+            except NoReadableCheckpoint as error:
+                choice = (None, str(error))
+                if not self.dist.enabled:
+                    raise
+        path, error = broadcast_from_main(choice) if self.dist.enabled else choice
+        if error is not None:
+            raise NoReadableCheckpoint(error)
+        return Path(path) if path else None
 
     def load_training_state(self, path: Path) -> None:
+        """Restore a training state (last.pt), or a model file (a snapshot model_<epoch>.pt: weights, optimiser
+        and epoch; the schedule follows from the epoch, the best scores from the best files)."""
         checkpoint = read_checkpoint(path)
         load_state(self.model, checkpoint, path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if self.scaler and checkpoint.get("scaler"):
-            self.scaler.load_state_dict(checkpoint["scaler"])
         self.epoch = int(checkpoint["epoch"])
         self.batch_in_epoch = int(checkpoint.get("batch_in_epoch", 0))
-        self.global_step = int(checkpoint["global_step"])
-        self.model_files.load_state_dict(checkpoint)
+        if "scheduler" in checkpoint:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            self.global_step = int(checkpoint["global_step"])
+            self.model_files.load_state_dict(checkpoint)
+        else:  # a snapshot, written at the end of its epoch
+            self.scheduler.seek(self.epoch * self.schedule_steps_per_epoch)
+            self.global_step = self.epoch * self.optimizer_steps_per_epoch
+            self.model_files.recover_best_scores()
+            log.warning("%s is a model file: the step count, schedule and best scores are recomputed, the "
+                        "history of earlier epochs is not in it", path)
+        if self.scaler and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
         self.skipped_files = int(checkpoint.get("skipped_files", 0))
         self.history = list(checkpoint.get("history", []))
         if self.dist.world_size == 1 and "rng" in checkpoint:
             restore_rng_states(checkpoint["rng"])
+        self.last_intact_checkpoint = f"{path} ({self.position})"
         log.info("resumed from %s at epoch %d, batch %d, step %d", path, self.epoch + 1, self.batch_in_epoch,
                  self.global_step)
 
@@ -357,13 +418,11 @@ class Trainer:
         return content
 
     def _save_snapshot(self) -> None:
-        if self.dist.is_main:
-            self.model_files.save_snapshot(self.epoch, self._model_file)
+        self._write_on_main(lambda: self.model_files.save_snapshot(self.epoch, self._model_file))
 
     def _save_best_files(self, record: dict[str, Any]) -> None:
         """The best files the epoch improves (rank 0; see tools.train.model_files)."""
-        if self.dist.is_main:
-            self.model_files.save_best(self.epoch, record, self._model_file)
+        self._write_on_main(lambda: self.model_files.save_best(self.epoch, record, self._model_file))
 
     def _plot_curves(self) -> None:
         """training_curves.png in the experiment folder (rank 0); a plotting failure is only logged."""
@@ -391,6 +450,6 @@ class Trainer:
         log.warning("signal %d: finishing this step, then writing last.pt", signum)
 
     def _save_interrupted(self) -> None:
-        self.save_training_state(self.experiment_dir / "last.pt")
+        self.save_training_state(self.experiment_dir / LAST)
         raise TrainingInterrupted(f"stopped by signal {self.stop_signal} at epoch {self.epoch + 1}, batch "
                                   f"{self.batch_in_epoch}; resume with --resume auto")
