@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = json.loads(args.settings_json) if args.settings_json else measure.settings_from_args(args)
     report = run_benchmark(**settings)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+    measure.write_json(report, args.out)
     if not args.quiet:
         print(markdown_table([report]))
         print("\n".join(summary_lines(report)))

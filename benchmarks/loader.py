@@ -25,7 +25,6 @@ import math
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ import torch
 if __package__ in (None, ""):  # python benchmarks/loader.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import machine_info  # noqa: E402
+from benchmarks.measure import machine_info, time_calls, write_json  # noqa: E402
 from data_handling.audio_io import RESAMPLERS  # noqa: E402
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions  # noqa: E402
 from data_handling.samplers import DurationBucketBatchSampler  # noqa: E402
@@ -98,11 +97,7 @@ def warm_page_cache(paths: Sequence[Path]) -> None:
 
 def time_rows(read_batch: Callable[[list[int]], Any], batches: Sequence[list[int]]) -> dict[str, float]:
     """Reads every batch once; clips/s over all of them and the median seconds per batch."""
-    seconds = []
-    for batch in batches:
-        started = time.perf_counter()
-        read_batch(batch)
-        seconds.append(time.perf_counter() - started)
+    seconds, _ = time_calls(read_batch, batches)
     clips = sum(len(batch) for batch in batches)
     return {"clips": clips, "seconds": sum(seconds), "clips_per_s": clips / sum(seconds),
             "median_batch_s": statistics.median(seconds)}
@@ -144,13 +139,7 @@ def measure_resamplers(workdir: Path, repeats: int) -> dict[str, float]:
 
 def median_read_seconds(dataset: CaptionAudioDataset, repeats: int) -> float:
     """Median seconds of `dataset[0]` after one warm-up read (resampy compiles its kernel on first use)."""
-    dataset[0]
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        dataset[0]
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(time_calls(lambda _: dataset[0], range(repeats + 1), warm_up=1)[0])
 
 
 def measure_single_lengths(workdir: Path, repeats: int, resampler: str) -> list[dict[str, float]]:
@@ -227,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.clips < 1 or args.batch_size < 1 or args.batches < 1 or args.repeats < 1:
         parser.error("--clips, --batch-size, --batches and --repeats must be >= 1")
     report = run(args.workdir, args.clips, args.batch_size, args.batches, args.repeats, args.seed, args.resampler)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
+    write_json(report, args.out)
     if not args.quiet:
         settings = report["settings"]
         print(f"{settings['clips']} files, {settings['hours']:.2f} h, median {settings['median_clip_s']:.0f} s; "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -29,7 +30,7 @@ import tempfile
 import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,19 +298,30 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
+def time_calls(run: Callable[[Any], Any], inputs: Iterable[Any], warm_up: int = 0) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds (all threads) of run(x) for each input, the first `warm_up` calls left out."""
+    walls, cpus = [], []
+    for item in inputs:
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        run(item)
+        walls.append(time.perf_counter() - start_wall)
+        cpus.append(time.process_time() - start_cpu)
+    return walls[warm_up:], cpus[warm_up:]
+
+
 def time_steps(step: Callable[[], None], settings: BenchmarkSettings) -> tuple[list[float], list[float]]:
     """Run `warmup` untimed steps, then `repeats` timed ones; returns their wall and process CPU times (s)."""
     for _ in range(settings.warmup):
         step()
     synchronize(settings.device)
-    wall_times, cpu_times = [], []
-    for _ in range(settings.repeats):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        step()
-        synchronize(settings.device)
-        wall_times.append(time.perf_counter() - start_wall)
-        cpu_times.append(time.process_time() - start_cpu)
-    return wall_times, cpu_times
+    return time_calls(lambda _: (step(), synchronize(settings.device)), range(settings.repeats))
+
+
+def write_json(report: dict[str, Any], out: str | Path | None) -> None:
+    """Write a JSON report to `out` (its folder made), if given."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=1, default=str) + "\n")
 
 
 def count_step_flops(step: Callable[[], None]) -> int:

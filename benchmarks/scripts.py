@@ -506,18 +506,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
+    report = split_child(args.split_child, args.script_args, args.preset, args.model_repeats) \
+        if args.split_child else build_report(args)
+    from benchmarks.measure import write_json  # imports torch: after the split child's timings
+
     if args.split_child:
-        result = split_child(args.split_child, args.script_args, args.preset, args.model_repeats)
-        Path(args.split_out).write_text(json.dumps(result, indent=1, default=str))
-        return None
-    report = build_report(args)
+        return write_json(report, args.split_out)
     print(markdown(report))
     failed = [run for run in report["scripts"].values() if not run["succeeded"]]
     if failed:
         print("a script failed:\n" + failed[0]["runs"][-1]["stderr_tail"], file=sys.stderr)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")
+    write_json(report, args.out)
     return report
 
 
