@@ -3,14 +3,14 @@ search page, the approximate clip index at scale. On the CPU; `python -m benchma
 
     python -m benchmarks.detection overlap       # long files made of the synthetic SED split: overlap 0 vs 0.5
     python -m benchmarks.detection throughput    # real-time factor (10-minute file), files/s indexing, queries/s
-    python -m benchmarks.detection search-speed [--model paper] [--ckpt CKPT] [--files 10000] [--queries 30]
+    python -m benchmarks.detection search-speed [--preset paper] [--ckpt CKPT] [--files 10000] [--queries 30]
     python -m benchmarks.detection search-scale [--rows 1000000] [--embed-size 256] [--nprobe 32 64] [--clustered]
 
 overlap, throughput: the quickstart model (outputs/quickstart/best.pt) on data/synthetic.
 
-search-speed: the model and a 10,000-file index loaded once. Without --ckpt the model is built from
-settings/quickstart.yaml or settings/pretrain.yaml with random weights (the quickstart's text tower keeps its
-MiniLM weights): a query's time depends on the architecture and the index's size, not on the weights. The index
+search-speed: the model and a 10,000-file index loaded once. Without --ckpt the model is built at a preset's
+size (benchmarks.measure.preset_config) with random weights: a query's time depends on the architecture and the
+index's size, not on the weights. The index
 holds random unit vectors, a clip row and 32 frame rows (10 s) per file (tests/random_index.py). Every query is a
 different phrase, the first 3 are warm-up; medians in ms, wall clock and CPU time (the process's, all threads:
 what a query takes on cores nothing else uses) of: text_embedding (embed_texts of one phrase); page_data
@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from benchmarks.measure import time_calls
+from benchmarks.measure import PRESETS, preset_config, time_calls
 from data_handling.audio_io import load_audio
 from models.factory import model_from_checkpoint
 from tools.detect import approximate
@@ -51,9 +51,6 @@ from tools.eval.sed_metrics import merge_same_class_events, sed_metrics
 CLIPS_PER_FILE = 10
 SHIFT_SECONDS = 4.3
 """Seconds cut from the start of each long file, so that window edges do not fall on the clips' edges."""
-MODEL_SETTINGS = {"quickstart": ("settings/quickstart.yaml", []),
-                  "paper": ("settings/pretrain.yaml", ["audio_encoder_args.pretrained=false",
-                                                       "text_encoder_args.pretrained=false"])}
 FRAMES_PER_FILE = 32
 WARM_UP = 3
 CLUSTERS = 2000
@@ -155,7 +152,6 @@ def measure_search_speed(args: argparse.Namespace) -> dict:
 
     from models.ase_model import ASE
     from tests.random_index import unit_rows, write_index
-    from tools.config import load_config
     from tools.detect.index import model_fingerprint
     from tools.detect.search_results import text_results
     from tools.detect.server import TORCH_THREADS, create_app
@@ -164,7 +160,7 @@ def measure_search_speed(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads or TORCH_THREADS)
     torch.manual_seed(0)
     model = (model_from_checkpoint(args.ckpt, None, "cpu") if args.ckpt
-             else ASE(load_config(*MODEL_SETTINGS[args.model]).model_config()).eval())
+             else ASE(preset_config(args.preset)).eval())
     texts, rng, size = phrases(args.queries + WARM_UP), np.random.default_rng(0), model.config.embed_size
     with tempfile.TemporaryDirectory() as folder:
         clips = unit_rows(rng, args.files, size)
@@ -173,7 +169,7 @@ def measure_search_speed(args: argparse.Namespace) -> dict:
                             [Path(folder) / "audio" / f"file_{number:06d}.wav" for number in range(args.files)])
         client = TestClient(create_app(index, model))
         return {
-            "model": args.ckpt or f"{args.model} (random weights)", "files": args.files,
+            "model": args.ckpt or f"{args.preset} (random weights)", "files": args.files,
             "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
             "text_embedding": median_ms(lambda text: embed_texts(model, [text]), texts),
             "page_data_rank_clip": median_ms(lambda text: text_results(index, model, [text], 10, "clip"), texts),
@@ -240,7 +236,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument("--ckpt", default="outputs/quickstart/best.pt")
         command.add_argument("--data", default="data/synthetic")
     speed = commands.add_parser("search-speed", help="per-query time of the search page and of search.py query")
-    speed.add_argument("--model", choices=tuple(MODEL_SETTINGS), default="quickstart")
+    speed.add_argument("--preset", choices=PRESETS, default="quickstart", help="the model's size")
     speed.add_argument("--ckpt", help="a trained checkpoint instead of random weights")
     speed.add_argument("--files", type=int, default=10_000)
     speed.add_argument("--queries", type=int, default=30)

@@ -5,16 +5,15 @@
     python -m benchmarks.loader --table run.json                  # the markdown tables of a saved run
 
 It writes `--clips` WavCaps-like files into `--workdir` (kept; durations mixed as WavCaps's sources, see
-`wavcaps_like_durations`; 44.1 kHz, FLAC and WAV, one in four stereo) and the same clips as shards, then
-times in this one process (one DataLoader worker's work) `--batches` duration-bucketed batches read three ways:
-- files, whole: decode the first 300 s, resample to 32 kHz, crop 10 s, collate (the reference's way);
-- files, partial: decode only the 10 s window (data_args.partial_decoding, the default);
-- shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards).
-
-Files not at 32 kHz are resampled with `--resampler` (default soxr_hq; training's default is kaiser_best);
-a third table times one window of a 60 s 44.1 kHz file with each resampler. It gives the workers needed to feed the paper-size bf16 training step of one H200 (STEP_CLIPS_PER_SECOND,
-benchmarks/RESULTS.md), and times one window of files of 10, 60, 300 and 600 s read whole and partially.
-The page cache is warm (every file read once before timing); cold reads from a disk or network add their own.
+`wavcaps_like_durations`; 44.1 kHz, FLAC and WAV, one in four stereo) and the same clips as shards, then times
+in this one process (one DataLoader worker's work) `--batches` duration-bucketed batches read three ways:
+files, whole (decode the first 300 s, resample to 32 kHz, crop 10 s, collate: the reference's way); files,
+partial (decode only the 10 s window: data_args.partial_decoding, the default); shards, indexed (the window of
+the clip's FLAC in a memory-mapped shard: data_args.shards). It gives the workers needed to feed the paper-size
+bf16 training step of one H200 (STEP_CLIPS_PER_SECOND, benchmarks/RESULTS.md), and times one window of files
+of 10, 60, 300 and 600 s read whole and partially, and of a 60 s file with each resampler (`--resampler`: the
+44.1 kHz files' in the other tables; training's default is kaiser_best). The page cache is warm (every file
+read once first); cold reads from a disk or network add their own.
 """
 
 from __future__ import annotations
@@ -91,14 +90,14 @@ def make_files(workdir: Path, durations: Sequence[float], prefix: str = "clip") 
 def warm_page_cache(paths: Sequence[Path]) -> None:
     for path in paths:
         with open(path, "rb") as stream:
-            while stream.read(1 << 24):
+            while stream.read(1 << 24):  # 16 MB at a time: shards may not fit in memory
                 pass
 
 
 def time_rows(read_batch: Callable[[list[int]], Any], batches: Sequence[list[int]]) -> dict[str, float]:
     """Reads every batch once; clips/s over all of them and the median seconds per batch."""
     seconds, _ = time_calls(read_batch, batches)
-    clips = sum(len(batch) for batch in batches)
+    clips = sum(map(len, batches))
     return {"clips": clips, "seconds": sum(seconds), "clips_per_s": clips / sum(seconds),
             "median_batch_s": statistics.median(seconds)}
 

@@ -1,5 +1,6 @@
 """The model benchmark's settings and measurements: the model (ours, or the reference's from a checkout), one
-training or inference step on a random batch, its step times, FLOPs and peak memory.
+training or inference step on a random batch, its step times, FLOPs and peak memory; and what every entry point
+of benchmarks/ shares: time_calls, write_json, machine_info.
 
 - train: `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on).
 - infer: `encode_audio` + `msc` (frame embeddings [B, 32, E], clip embeddings [B, E]), eval mode, no_grad.
@@ -325,12 +326,9 @@ def write_json(report: dict[str, Any], out: str | Path | None) -> None:
 
 
 def count_step_flops(step: Callable[[], None]) -> int:
-    """FLOPs of one step as counted by FlopCounterMode (forward and backward matmuls, convs, SDPA).
-
-    torch's table has no entry for the CPU flash-attention kernels nor for oneDNN's linear
-    (models.onednn_linear); they are added here (torch's own SDPA formulas; 2 * M * K * N for a
-    linear), so every kernel choice counts the same FLOPs.
-    """
+    """FLOPs of one step as counted by FlopCounterMode (forward and backward matmuls, convs, SDPA). torch's
+    table lacks the CPU flash-attention kernels and oneDNN's linear (models.onednn_linear): added here (torch's
+    SDPA formulas; 2 * M * K * N for a linear), so every kernel choice counts the same FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
     def cpu_flash(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
@@ -355,10 +353,8 @@ def count_step_flops(step: Callable[[], None]) -> int:
 
 def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
     """Import the model's code, build, time, read peak memory, count FLOPs: one mode's figures, in this process.
-
-    `rss_at_start_mb` is read after the model's code is imported (for the reference, with the packages its
-    model module imports), before the model is built.
-    """
+    `rss_at_start_mb` is read after the model's code (the reference's: with its imports) is imported, before
+    the model is built."""
     from models.memory import reuse_freed_memory
 
     torch.manual_seed(settings.seed)

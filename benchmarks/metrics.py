@@ -30,31 +30,23 @@ def psds_eval_grounding_psds(probs: Mapping[str, np.ndarray], truth: Mapping[str
     """The grounding PSDS computed by psds_eval alone: the detection table of every threshold (the protocol's
     median filter and gap joining, `grounding_detections`) added as an operating point, at each criterion."""
     from models.windowing import FRAME_HOP_SECONDS
-    from tools.eval.grounding_metrics import (
-        GROUNDING_DTC_GTC,
-        GROUNDING_JOIN_SECONDS,
-        GROUNDING_MAX_EFPR,
-        GROUNDING_MEDIAN_FRAMES,
-        GROUNDING_THRESHOLDS,
-        _grounding_tables,
-        _PSDSEval,
-        grounding_detections,
-    )
+    from tools.eval import grounding_metrics as protocol
 
-    gt_table, metadata, curves, _ = _grounding_tables(probs, truth, durations)
-    max_gap = int(np.ceil(GROUNDING_JOIN_SECONDS / FRAME_HOP_SECONDS))
-    tables = [grounding_detections(curves, durations, threshold, median_size=GROUNDING_MEDIAN_FRAMES,
-                                   max_gap=max_gap, clip_to_duration=clip_to_duration)
-              for threshold in GROUNDING_THRESHOLDS]
+    gt_table, metadata, curves, _ = protocol._grounding_tables(probs, truth, durations)
+    max_gap = int(np.ceil(protocol.GROUNDING_JOIN_SECONDS / FRAME_HOP_SECONDS))
+    tables = [protocol.grounding_detections(curves, durations, threshold, max_gap=max_gap,
+                                            median_size=protocol.GROUNDING_MEDIAN_FRAMES,
+                                            clip_to_duration=clip_to_duration)
+              for threshold in protocol.GROUNDING_THRESHOLDS]
     results = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                 # single-class NaN means, repeated tables, pandas 2
-        for criterion in GROUNDING_DTC_GTC:
-            evaluator = _PSDSEval(dtc_threshold=criterion, gtc_threshold=criterion, cttc_threshold=0.0,
-                                  ground_truth=gt_table, metadata=metadata)
+        for criterion in protocol.GROUNDING_DTC_GTC:
+            evaluator = protocol._PSDSEval(dtc_threshold=criterion, gtc_threshold=criterion, cttc_threshold=0.0,
+                                           ground_truth=gt_table, metadata=metadata)
             for table in tables:
                 evaluator.add_operating_point(table)
-            results[f"psds_{criterion}"] = float(evaluator.psds(0.0, 0.0, GROUNDING_MAX_EFPR).value)
+            results[f"psds_{criterion}"] = float(evaluator.psds(0.0, 0.0, protocol.GROUNDING_MAX_EFPR).value)
     return results
 
 
@@ -102,15 +94,9 @@ def compare(name: str, ours: Callable[[], Any], theirs: Callable[[], Any], repea
 
 
 def measure(num_phrases: int, num_clips: int, num_classes: int, repeats: int, seed: int) -> dict[str, Any]:
+    from tools.eval import sed_metrics as protocol
     from tools.eval.grounding_metrics import grounding_psds
     from tools.eval.loader_defaults import usable_cpus
-    from tools.eval.sed_metrics import (
-        SED_METRICS,
-        _one_sed_metric,
-        _select_scored_clips,
-        metric_processes,
-        sed_metrics,
-    )
 
     rng = np.random.default_rng(seed)
     probs, truth, durations = grounding_input(num_phrases, rng)
@@ -122,12 +108,12 @@ def measure(num_phrases: int, num_clips: int, num_classes: int, repeats: int, se
         lambda: psds_eval_grounding_psds(probs, truth, durations), repeats,
         ("psds_counts", "psds_eval alone"))
     sed = compare("SED PSDS1, PSDS2, collar F1, segment F1",
-                  lambda: sed_metrics(scores, events, clip_durations, processes="auto"),
-                  lambda: sed_metrics(scores, events, clip_durations, processes=1), repeats,
-                  (f"{metric_processes('auto')} processes (auto)", "1 process"))
-    scored, scored_events, scored_durations = _select_scored_clips(scores, events, clip_durations)
-    each = {name: timed(lambda name=name: _one_sed_metric(name, scored, scored_events, scored_durations, 1), 1)[1][0]
-            for name in SED_METRICS}
+                  lambda: protocol.sed_metrics(scores, events, clip_durations, processes="auto"),
+                  lambda: protocol.sed_metrics(scores, events, clip_durations, processes=1), repeats,
+                  (f"{protocol.metric_processes('auto')} processes (auto)", "1 process"))
+    scored, scored_events, scored_durations = protocol._select_scored_clips(scores, events, clip_durations)
+    each = {name: timed(lambda name=name: protocol._one_sed_metric(name, scored, scored_events, scored_durations,
+                                                                   1), 1)[1][0] for name in protocol.SED_METRICS}
     return {"settings": {"phrases": num_phrases, "clips": num_clips, "classes": num_classes, "repeats": repeats,
                          "seed": seed, "usable_cpus": usable_cpus()},
             "results": [grounding, sed], "sed_each_metric_s": each}

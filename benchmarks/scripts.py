@@ -75,12 +75,10 @@ def kept(folder: str) -> Any:
     return decorate
 
 
-def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+def _write_rows(path: Path, header: list[str], rows: list[list[Any]], delimiter: str = "\t") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t")
-        writer.writerow(header)
-        writer.writerows(rows)
+        csv.writer(handle, delimiter=delimiter).writerows([header, *rows])
 
 
 @kept("ESC-50-master")
@@ -91,7 +89,6 @@ def make_esc50(root: Path, count: int) -> None:
     import soundfile
 
     (root / "audio").mkdir(parents=True, exist_ok=True)
-    (root / "meta").mkdir(parents=True, exist_ok=True)
     for old in (root / "audio").glob("*.wav"):
         old.unlink()
     rows = []
@@ -105,10 +102,7 @@ def make_esc50(root: Path, count: int) -> None:
         signal = tone * (index % 2) + 0.05 * np.random.default_rng(index).standard_normal(time_axis.shape)
         soundfile.write(root / "audio" / row["filename"], signal.astype(np.float32), 44100, subtype="PCM_16")
         rows.append(row)
-    with open(root / "meta" / "esc50.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_rows(root / "meta" / "esc50.csv", list(rows[0]), [list(row.values()) for row in rows], ",")
 
 
 @kept("AudioSet_SL")
