@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,16 +143,6 @@ def markdown_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def summary_lines(report: dict[str, Any]) -> Iterator[str]:
-    """The machine, and which code was measured."""
-    machine = report["machine"]
-    yield (f"machine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, torch {machine['torch']}"
-           + (f", GPU {machine['gpu']}" if machine["gpu"] else ""))
-    code = report["code"]
-    if code["measured"] == "reference":
-        yield f"code: the reference's, from {code['checkout']} (files sha256 {code['files_sha256']})"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The settings' options (benchmarks.measure.BenchmarkSettings) and the options of this command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -176,8 +165,11 @@ def main(argv: list[str] | None = None) -> None:
     report = run_benchmark(**settings)
     measure.write_json(report, args.out)
     if not args.quiet:
-        print(markdown_table([report]))
-        print("\n".join(summary_lines(report)))
+        machine, code = report["machine"], report["code"]
+        print(f"{markdown_table([report])}\nmachine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, "
+              f"torch {machine['torch']}" + (f", GPU {machine['gpu']}" if machine["gpu"] else ""))
+        if code["measured"] == "reference":
+            print(f"code: the reference's, from {code['checkout']} (files sha256 {code['files_sha256']})")
 
 
 if __name__ == "__main__":

@@ -1,35 +1,23 @@
-"""Measurements behind docs/detection.md: window overlap, detection and indexing throughput, per-query time of the
-search page, the approximate clip index at scale. On the CPU; `python -m benchmarks.detection WHAT --help`.
+"""Measurements behind docs/detection.md (what each measures, and the figures), on the CPU:
 
     python -m benchmarks.detection overlap       # long files made of the synthetic SED split: overlap 0 vs 0.5
     python -m benchmarks.detection throughput    # real-time factor (10-minute file), files/s indexing, queries/s
     python -m benchmarks.detection search-speed [--preset paper] [--ckpt CKPT] [--files 10000] [--queries 30]
     python -m benchmarks.detection search-scale [--rows 1000000] [--embed-size 256] [--nprobe 32 64] [--clustered]
 
-overlap, throughput: the quickstart model (outputs/quickstart/best.pt) on data/synthetic.
-
-search-speed: the model and a 10,000-file index loaded once. Without --ckpt the model is built at a preset's
-size (benchmarks.measure.preset_config) with random weights: a query's time depends on the architecture and the
-index's size, not on the weights. The index
-holds random unit vectors, a clip row and 32 frame rows (10 s) per file (tests/random_index.py). Every query is a
-different phrase, the first 3 are warm-up; medians in ms, wall clock and CPU time (the process's, all threads:
-what a query takes on cores nothing else uses) of: text_embedding (embed_texts of one phrase); page_data
-(tools.detect.search_results.text_results: embedding, ranking, curves and spans), rank clip and rank frame; http
-(GET /api/search through FastAPI's test client); search_query (SearchIndex.search: search.py query's work).
-
-search-scale: random unit rows in a clip.f16 file, random unit queries. It trains and fills
-tools/detect/approximate.py's index as `search.py build` does above its threshold, then per query takes the
-candidates (NPROBE lists, CANDIDATES rows) re-ranked exactly from clip.f16 to a top 10, timed; recall@10 = the
-share of the exact top 10 (every row scored) found. Uniformly random rows have no neighbourhood structure, the
-hardest case for inverted lists (their recall is a floor); --clustered draws rows and queries around 2,000
-centres (SPREAD), as embeddings of sounds cluster by what sounds.
+overlap, throughput: the quickstart model (outputs/quickstart/best.pt) on data/synthetic. search-speed: median
+ms per query (wall and process CPU; WARM_UP queries first) of the text embedding, the search page's data
+(tools.detect.search_results.text_results, rank clip and frame), GET /api/search and SearchIndex.search, with
+the model (random weights at a preset's size, or --ckpt) and an index of random unit rows (tests/random_index.py)
+loaded once. search-scale: tools/detect/approximate.py's index trained and filled on random unit rows in
+clip.f16, ms per query (candidates re-ranked exactly) and recall@10 against every row scored; uniformly random
+rows are the hardest case (a floor), --clustered draws rows and queries around CLUSTERS centres.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -39,7 +27,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from benchmarks.measure import PRESETS, preset_config, time_calls
+from benchmarks.measure import PRESETS, machine_info, preset_config, time_calls
 from data_handling.audio_io import load_audio
 from models.factory import model_from_checkpoint
 from tools.detect import approximate
@@ -170,7 +158,6 @@ def measure_search_speed(args: argparse.Namespace) -> dict:
         client = TestClient(create_app(index, model))
         return {
             "model": args.ckpt or f"{args.preset} (random weights)", "files": args.files,
-            "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
             "text_embedding": median_ms(lambda text: embed_texts(model, [text]), texts),
             "page_data_rank_clip": median_ms(lambda text: text_results(index, model, [text], 10, "clip"), texts),
             "page_data_rank_frame": median_ms(lambda text: text_results(index, model, [text], 10, "frame"), texts),
@@ -224,7 +211,6 @@ def measure_search_scale(args: argparse.Namespace) -> dict:
                                      for rows, expected in zip(found[WARM_UP:], truth, strict=True))
             result[f"nprobe_{nprobe}"] = {"median_ms": round(1000 * statistics.median(walls), 2),
                                           "recall_at_10": round(recall, 3)}
-    result["load_average"] = os.getloadavg()[0]
     return result
 
 
@@ -255,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     measure = {"overlap": measure_overlap, "throughput": measure_throughput, "search-speed": measure_search_speed,
                "search-scale": measure_search_scale}[args.what]
-    result = measure(args)
+    result = {**measure(args), "machine": machine_info()}  # the load average and torch threads after the run
     print(json.dumps(result, indent=2))
     return result
 

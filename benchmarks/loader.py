@@ -4,16 +4,11 @@
     python -m benchmarks.loader --clips 12 --batches 4 --quiet    # a quick look
     python -m benchmarks.loader --table run.json                  # the markdown tables of a saved run
 
-It writes `--clips` WavCaps-like files into `--workdir` (kept; durations mixed as WavCaps's sources, see
-`wavcaps_like_durations`; 44.1 kHz, FLAC and WAV, one in four stereo) and the same clips as shards, then times
-in this one process (one DataLoader worker's work) `--batches` duration-bucketed batches read three ways:
-files, whole (decode the first 300 s, resample to 32 kHz, crop 10 s, collate: the reference's way); files,
-partial (decode only the 10 s window: data_args.partial_decoding, the default); shards, indexed (the window of
-the clip's FLAC in a memory-mapped shard: data_args.shards). It gives the workers needed to feed the paper-size
-bf16 training step of one H200 (STEP_CLIPS_PER_SECOND, benchmarks/RESULTS.md), and times one window of files
-of 10, 60, 300 and 600 s read whole and partially, and of a 60 s file with each resampler (`--resampler`: the
-44.1 kHz files' in the other tables; training's default is kaiser_best). The page cache is warm (every file
-read once first); cold reads from a disk or network add their own.
+WavCaps-like files (`wavcaps_like_durations`; 44.1 kHz FLAC and WAV, one in four stereo) are written into
+`--workdir` (kept) and as shards; duration-bucketed batches are read in this one process (one worker's work)
+three ways (WAYS: decoded whole as the reference does, decoded partially, indexed shards), with the page cache
+warm. Also one window of files of SINGLE_FILE_SECONDS whole and partially, and of a 60 s file per resampler.
+What each way is and the figures: docs/shards.md#loader-benchmark; STEP_CLIPS_PER_SECOND: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

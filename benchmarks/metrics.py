@@ -12,15 +12,14 @@ The median of `--repeats` runs of each is reported.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.measure import time_calls, write_json
 
 FRAMES = 32
 
@@ -76,12 +75,9 @@ def sed_input(num_clips: int, num_classes: int, rng: np.random.Generator) -> tup
 
 
 def timed(function: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]:
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = function()
-        seconds.append(time.perf_counter() - start)
-    return value, seconds
+    values: list[Any] = []
+    seconds, _ = time_calls(lambda _: values.append(function()), range(repeats))
+    return values[-1], seconds
 
 
 def compare(name: str, ours: Callable[[], Any], theirs: Callable[[], Any], repeats: int,
@@ -150,9 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     report = measure(args.phrases, args.clips, args.classes, args.repeats, args.seed)
     print(markdown(report))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    write_json(report, args.out)
     return report
 
 

@@ -1,21 +1,18 @@
-"""The reference's own code (Ming-er/MGA-CLAP), imported from a checkout and run as it is, with run-time patches.
-
-Its model (benchmarks.benchmark --reference-checkout) and its zero_shot_classification.py (this module's
-command line, which benchmarks.scripts runs as a subprocess). Nothing of the reference is copied or edited.
-A checkout, and what its HTS-AT imports: `mkdir -p /tmp/mgaclap_ref && git -C CLONE archive HEAD | tar -x -C
-/tmp/mgaclap_ref; pip install torchlibrosa==0.1.0`. The patches, and why none changes the cost measured:
-- its packages `models` and `tools` are imported from the checkout while ours are set aside (import time only);
+"""The reference's own code (Ming-er/MGA-CLAP), imported from a checkout and run as it is, with run-time patches:
+its model (benchmarks.benchmark --reference-checkout) and its zero_shot_classification.py (this module's command
+line, run by benchmarks.scripts). Nothing of it is copied or edited; how to make a checkout: docs/benchmarks.md.
+The patches, and why none changes the cost measured:
+- its `models` and `tools` are imported from the checkout while ours are set aside (import time only);
 - Sparsemax makes its rank vector on `device='cuda'` by default: it gets the run's device (the same operations);
-- its text tower's `from_pretrained('bert-base-uncased')` builds the same BertModel from bert-base-uncased's
-  config (random weights, eval mode, the attention implementation transformers picks for ours too), and its
-  BertTokenizer reads the MiniLM package's folder, which holds bert-base-uncased's uncased vocabulary;
-- imports its model never uses and that are not installed (wandb, loguru, ruamel.yaml, the
-  `sed_scores_eval.utils.scores` that newer sed_scores_eval lacks) get stand-ins whose attributes raise if called;
-  installed ones are imported for real and count in its memory;
-- `audio_encoder_args.pretrained: false` (a setting of its config): HTS-AT's AudioSet weights are not read;
+- its `from_pretrained('bert-base-uncased')` builds the same BertModel from that config (random weights, eval
+  mode, the attention implementation transformers picks for ours too); its BertTokenizer reads the MiniLM
+  package's folder, which holds bert-base-uncased's uncased vocabulary;
+- imports its model never uses (UNUSED_IMPORTS) get stand-ins whose attributes raise if called, where not
+  installed; installed ones are imported for real and count in its memory;
+- `audio_encoder_args.pretrained: false`: HTS-AT's AudioSet weights are not read;
 - for tests only (`ReferenceSize`), a smaller HTS-AT and text tower; the paper size changes nothing.
-What runs is the reference's: its log-mel (torchlibrosa conv STFT), SpecAugment, HTS-AT with its attention
-maps and tscam output, text tower, codebook, sparsemax, loss and optimiser (pretrain.yaml's Adam).
+What runs is the reference's: its log-mel (torchlibrosa), SpecAugment, HTS-AT, text tower, codebook, sparsemax,
+loss and optimiser (pretrain.yaml's Adam).
 """
 
 from __future__ import annotations
@@ -121,11 +118,8 @@ def import_reference(checkout: Path) -> ReferenceCode:
 
 @contextlib.contextmanager
 def _reference_packages(checkout: Path) -> Iterator[None]:
-    """`models` and `tools` are the checkout's during the block; our modules of those names are put back after.
-
-    The packages are set up from the checkout's folders directly, not found on sys.path: its `tools`
-    has no __init__.py, and a regular package of that name (ours) would win over it on the path.
-    """
+    """`models` and `tools` are the checkout's during the block, set up from its folders (its `tools` has no
+    __init__.py: our package of that name would win on sys.path); ours are put back after."""
     def is_reference_package(name: str) -> bool:
         return name.split(".")[0] in REFERENCE_PACKAGES
 
@@ -225,12 +219,9 @@ def _offline_text_tower(models_table: dict[str, tuple], config: BertConfig, toke
 
 
 def load_reference_model(checkout: Path | str, size: ReferenceSize | None = None, device: str = "cpu") -> nn.Module:
-    """The reference's ASE built from its settings/pretrain.yaml with the run-time patches (module docstring).
-
-    Weights are randomly initialised. Returns the model on `device`; its methods are the reference's:
+    """The reference's ASE from its settings/pretrain.yaml with the patches above, random weights, on `device`:
     `model(audio [B, S], captions: list[str], idx [B]) -> loss`, `encode_audio(audio) -> (clip features
-    [B, 768], frame embeddings [B, 32, E])`, `msc(embeddings [B, N, E], codebook [4096, E]) -> [B, E]`.
-    """
+    [B, 768], frame embeddings [B, 32, E])`, `msc(embeddings [B, N, E], codebook [4096, E]) -> [B, E]`."""
     code = import_reference(check_checkout(checkout))
     size = size or ReferenceSize()
     config = _model_config(code.pretrain_config, size)
@@ -293,19 +284,15 @@ def reference_optimizer(checkout: Path | str, model: nn.Module) -> torch.optim.O
 
 
 def run_classification_script(argv: list[str] | None = None) -> None:
-    """Run the checkout's zero_shot_classification.py in this process, with the patches above.
-
-    Its settings/inference_cls.yaml gets `device` and the two placeholders (eval.data_root_dir, eval.ckpt) and
-    is written to <run-dir>/settings/, where the process works (the script opens that relative path). Its
-    torchaudio, pandas, sklearn and ruamel.yaml are the real packages (benchmarks.scripts --reference-site puts
-    a folder holding them on PYTHONPATH). After ESC-50's result the script goes on to UrbanSound8K, whose csv is
-    absent: the FileNotFoundError that ends the run there is caught.
-    """
+    """Run the checkout's zero_shot_classification.py in this process, with the patches above. Its
+    settings/inference_cls.yaml, given `device`, eval.data_root_dir and eval.ckpt, is written to <run-dir>/settings/,
+    where the process works. Its torchaudio, pandas, sklearn and ruamel.yaml are real (benchmarks.scripts
+    --reference-site puts them on PYTHONPATH). The FileNotFoundError of UrbanSound8K, after ESC-50, is caught."""
     import argparse
     import os
     import runpy
 
-    parser = argparse.ArgumentParser(description=run_classification_script.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=run_classification_script.__doc__.split(". ")[0])
     parser.add_argument("--checkout", required=True)
     parser.add_argument("--data-root", required=True, help="the parent folder of ESC-50-master/")
     parser.add_argument("--ckpt", required=True)

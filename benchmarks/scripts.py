@@ -5,12 +5,11 @@ real sets; with `--reference-checkout`, also the reference's own zero_shot_class
         [--clips esc50=312,sed=200,grounding=100,retrieval=100] [--repeats 1] [--split-repeats 1]
         [--device cpu|cuda] [--reference-checkout PATH --reference-site DIR] [--out FILE.json] [-- SCRIPT OPTIONS]
 
-The data (MAKERS; a tone over noise) and a random-weight checkpoint at the preset's size are written once into
---workdir. Each script runs as a subprocess (`--repeats`, median wall: the user's number), then its `main` runs
-in a fresh process with timers around the functions it calls (`split_child`), followed by decoding alone, the
-model alone at the script's batch size and the text tower alone: `evaluation / (model + decode + text)` is 1.0
-when the script adds nothing to that work. `train`: pretrain.py on settings/quickstart.yaml for two step counts;
-the difference gives the time per step without start-up and the end-of-epoch evaluation.
+The data (MAKERS) and a random-weight checkpoint at the preset's size are written once into --workdir. Each
+script runs as a subprocess (median wall: the user's number), then its `main` in a fresh process with timers
+around its stages (`split_child`), then decoding, the model and the text tower alone: `evaluation / (model +
+decode + text)` is 1.0 when the script adds nothing. `train`: pretrain.py on settings/quickstart.yaml for two
+step counts, whose difference gives the time per step. More: docs/scripts_benchmark.md.
 """
 
 from __future__ import annotations
