@@ -152,33 +152,26 @@ def _set_up_package(name: str, folder: Path) -> None:
         spec.loader.exec_module(module)
 
 
-class _Unused:
-    """An attribute of a stand-in module: exists for `from x import y`, raises if the code uses it."""
+class _StandIn(types.ModuleType):
+    """A stand-in for a module the reference imports but never uses: `from x import y` works (every attribute, a
+    stand-in too), calling one raises; dunder attributes (__file__, ...) are absent, as tools that scan modules
+    expect."""
 
     def __init__(self, name: str):
-        self.name = name
+        super().__init__(name, f"stand-in for the reference's unused import of {name} (benchmarks.reference_code)")
+        self.__path__: list[str] = []  # a package, so that submodules can be stand-ins too
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(f"{self.name} is a stand-in for an import of the reference that the benchmark "
+        raise RuntimeError(f"{self.__name__} is a stand-in for an import of the reference that the benchmark "
                            "does not use; install the package to run the code that needs it")
 
-    def __getattr__(self, attribute: str) -> _Unused:
+    def __getattr__(self, attribute: str) -> _StandIn:
         if attribute.startswith("__"):
-            raise AttributeError(attribute)
-        return _Unused(f"{self.name}.{attribute}")
+            raise AttributeError(f"stand-in module {self.__name__} has no attribute {attribute}")
+        return _StandIn(f"{self.__name__}.{attribute}")
 
 
-def _stand_in_module(name: str) -> types.ModuleType:
-    module = types.ModuleType(name, f"stand-in for the reference's unused import of {name} (benchmarks.reference_code)")
-
-    def stand_in_attribute(attribute: str) -> _Unused:  # PEP 562 module __getattr__
-        if attribute.startswith("__"):  # __file__, __spec__, ...: absent, as tools that scan modules expect
-            raise AttributeError(f"stand-in module {name} has no attribute {attribute}")
-        return _Unused(f"{name}.{attribute}")
-
-    module.__getattr__ = stand_in_attribute
-    module.__path__ = []  # a package, so that submodules can be stand-ins too
-    return module
+_stand_in_module = _StandIn
 
 
 def _importable(name: str) -> bool:

@@ -50,14 +50,16 @@ REFERENCE_ACCURACY = re.compile(r"ESC-50 Accuracy ([0-9.eE+-]+)")
 
 
 # ---------------------------------------------------------------------------------------------- data
-def _signal(seconds: float, rate: int, seed: int) -> Any:
-    """A tone (pitch from the seed) over noise, float32 [samples]."""
+def _write_audio(path: Path, seconds: float, rate: int, seed: int, tone: float = 0.3, pitch: float | None = None) -> None:
+    """16-bit audio: a tone of amplitude `tone` (pitch from the seed by default) over noise."""
     import numpy as np
+    import soundfile
 
-    rng = np.random.default_rng(seed)
     times = np.arange(round(seconds * rate)) / rate
-    return (0.3 * np.sin(2 * np.pi * (150.0 + 37.0 * (seed % 60)) * times)
-            + 0.05 * rng.standard_normal(times.shape)).astype(np.float32)
+    pitch = 150.0 + 37.0 * (seed % 60) if pitch is None else pitch
+    signal = tone * np.sin(2 * np.pi * pitch * times) + 0.05 * np.random.default_rng(seed).standard_normal(times.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, signal.astype(np.float32), rate, subtype="PCM_16")
 
 
 def kept(folder: str) -> Any:
@@ -84,22 +86,15 @@ def _write_rows(path: Path, header: list[str], rows: list[list[Any]], delimiter:
 def make_esc50(root: Path, count: int) -> None:
     """ESC-50-master/ (audio/{fold}-{id}-A-{target}.wav, meta/esc50.csv): clip i of class i % 50, fold
     (i // 50) % 5 + 1; every other clip a tone over noise, the others noise."""
-    import numpy as np
-    import soundfile
-
-    (root / "audio").mkdir(parents=True, exist_ok=True)
     for old in (root / "audio").glob("*.wav"):
         old.unlink()
     rows = []
-    time_axis = np.arange(44100 * 5) / 44100
     for index in range(count):
         target, fold = index % len(ESC50_CATEGORIES), (index // len(ESC50_CATEGORIES)) % 5 + 1
         row = {"filename": f"{fold}-{100000 + index}-A-{target}.wav", "fold": fold, "target": target,
                "category": ESC50_CATEGORIES[target], "esc10": target in ESC10_TARGETS, "src_file": 100000 + index,
                "take": "A"}
-        tone = 0.3 * np.sin(2 * np.pi * (200.0 + 40.0 * target) * time_axis)
-        signal = tone * (index % 2) + 0.05 * np.random.default_rng(index).standard_normal(time_axis.shape)
-        soundfile.write(root / "audio" / row["filename"], signal.astype(np.float32), 44100, subtype="PCM_16")
+        _write_audio(root / "audio" / row["filename"], 5.0, 44100, index, 0.3 * (index % 2), 200.0 + 40.0 * target)
         rows.append(row)
     _write_rows(root / "meta" / "esc50.csv", list(rows[0]), [list(row.values()) for row in rows], ",")
 
@@ -108,13 +103,10 @@ def make_esc50(root: Path, count: int) -> None:
 def make_sed(root: Path, count: int) -> None:
     """AudioSet-strong as WavCaps ships it: AudioSet_SL/ with audio/AudioSet_SL_eval/*.flac (10 s at 32 kHz)
     and metadata/audioset_eval_strong.tsv (two events per clip) and _durations.tsv."""
-    import soundfile
-
-    (audio := root / "audio" / "AudioSet_SL_eval").mkdir(parents=True, exist_ok=True)
     events, durations = [], []
     for index in range(count):
         name = f"Y{index:08d}.flac"
-        soundfile.write(audio / name, _signal(10.0, 32000, index), 32000, subtype="PCM_16")
+        _write_audio(root / "audio" / "AudioSet_SL_eval" / name, 10.0, 32000, index)
         onset = 0.5 + (index % 7)
         events += [[name, onset, onset + 2.0, LABELS[index % len(LABELS)]],
                    [name, 1.0, 4.5, LABELS[(3 * index + 1) % len(LABELS)]]]
@@ -127,13 +119,10 @@ def make_sed(root: Path, count: int) -> None:
 @kept("AudioGrounding")
 def make_grounding(root: Path, count: int) -> None:
     """An AudioGrounding folder (audio/*.wav, 10 s at 44.1 kHz; test.json, two phrases per clip)."""
-    import soundfile
-
-    (root / "audio").mkdir(parents=True, exist_ok=True)
     entries = []
     for index in range(count):
         name = f"{index:06d}.wav"
-        soundfile.write(root / "audio" / name, _signal(10.0, 44100, index), 44100, subtype="PCM_16")
+        _write_audio(root / "audio" / name, 10.0, 44100, index)
         first, second = LABELS[index % len(LABELS)].replace("_", " "), LABELS[(index + 4) % len(LABELS)]
         entries.append({"audio_id": name, "audiocap_id": index, "tokens": f"a {first} and then a {second}",
                         "phrases": [{"phrase": f"a {first}", "start_index": 0, "end_index": 1,
@@ -146,13 +135,10 @@ def make_grounding(root: Path, count: int) -> None:
 @kept("Clotho")
 def make_retrieval(root: Path, count: int) -> None:
     """A Clotho-shaped evaluation folder: audio/*.wav of 15-30 s at 44.1 kHz, test.json with five captions."""
-    import soundfile
-
-    (root / "audio").mkdir(parents=True, exist_ok=True)
     data = []
     for index in range(count):
         name, seconds = f"clip_{index:05d}.wav", 15.0 + (index * 7.3) % 15.0
-        soundfile.write(root / "audio" / name, _signal(seconds, 44100, index), 44100, subtype="PCM_16")
+        _write_audio(root / "audio" / name, seconds, 44100, index)
         label = LABELS[index % len(LABELS)].replace("_", " ")
         data.append({"id": f"clip_{index:05d}", "audio": f"audio/{name}", "duration": seconds,
                      **{f"caption_{k}": f"a {label} heard {word} in the distance number {index}"
