@@ -31,9 +31,8 @@ if not __package__:  # run as `python benchmarks/benchmark.py`: import from the 
 import torch  # noqa: E402
 
 from benchmarks import measure, reference_code  # noqa: E402
-from benchmarks.measure import BenchmarkSettings  # noqa: E402
+from benchmarks.measure import REPO_ROOT, BenchmarkSettings  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE_HEADER = ("| run | preset | mode | device | dtype | batch | threads | fused attn | clips/s | s/clip "
                 "| peak MB | GFLOP/step | TFLOP/s | % GPU bf16 peak | reference s/clip | speed-up vs reference |\n"
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -211,11 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--clips, --batch-size, --batches and --repeats must be >= 1")
     report = run(args.workdir, args.clips, args.batch_size, args.batches, args.repeats, args.seed, args.resampler)
     write_json(report, args.out)
-    if not args.quiet:
-        settings = report["settings"]
-        print(f"{settings['clips']} files, {settings['hours']:.2f} h, median {settings['median_clip_s']:.0f} s; "
-              f"{report['machine']['cpu_model']}")
-    print(markdown_tables(report))
+    settings = report["settings"]
+    print(("" if args.quiet else f"{settings['clips']} files, {settings['hours']:.2f} h, median "
+           f"{settings['median_clip_s']:.0f} s; {report['machine']['cpu_model']}\n") + markdown_tables(report))
     return 0
 
 

@@ -1,15 +1,11 @@
-"""The model benchmark's settings and measurements: the model (ours, or the reference's from a checkout), one
-training or inference step on a random batch, its step times, FLOPs and peak memory; and what every entry point
-of benchmarks/ shares: time_calls, write_json, machine_info.
-
-- train: `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on).
-- infer: `encode_audio` + `msc` (frame embeddings [B, 32, E], clip embeddings [B, E]), eval mode, no_grad.
-- timing: `warmup` untimed steps, then `repeats` timed ones; the median is reported, with the minimum, every
-  step time and the process CPU time per step.
-- FLOPs of one step: torch.utils.flop_counter.FlopCounterMode (matmuls, convs, attention; forward and backward).
-- peak memory: torch.cuda.max_memory_allocated on CUDA; on CPU the process's peak RSS (VmHWM), which never
-  decreases, so each mode of a CPU run gets its own process (benchmarks.benchmark).
-
+"""The model benchmark's settings and measurements (the model, ours or the reference's from a checkout; one
+training or inference step on a random batch; its times, FLOPs and peak memory), and what every entry point of
+benchmarks/ shares: time_calls, write_json, machine_info.
+- train: `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on);
+  infer: `encode_audio` + `msc` (frame embeddings [B, 32, E], clip embeddings [B, E]), eval mode, no_grad.
+- `warmup` untimed steps, then `repeats` timed: the median, the minimum, every step and the CPU time per step.
+- FLOPs: FlopCounterMode (forward and backward). Peak memory: torch.cuda.max_memory_allocated on CUDA; on CPU
+  the process's peak RSS (VmHWM), which never decreases: each mode of a CPU run gets its own process.
 Our model's modules are imported where it is built, so that a process measuring the reference does not load
 them (timm and torchvision among them: resident memory the reference's own process would not have).
 """

@@ -128,7 +128,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phrases", type=int, default=200, help="grounding phrases")
     parser.add_argument("--clips", type=int, default=200, help="SED clips")
@@ -139,11 +139,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.phrases, args.clips, args.classes, args.repeats) < 1:
         parser.error("--phrases, --clips, --classes and --repeats must be at least 1")
-    return args
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
     report = measure(args.phrases, args.clips, args.classes, args.repeats, args.seed)
     print(markdown(report))
     write_json(report, args.out)

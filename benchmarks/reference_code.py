@@ -215,10 +215,12 @@ def load_reference_model(checkout: Path | str, size: ReferenceSize | None = None
     """The reference's ASE from its settings/pretrain.yaml with the patches above, random weights, on `device`:
     `model(audio [B, S], captions: list[str], idx [B]) -> loss`, `encode_audio(audio) -> (clip features
     [B, 768], frame embeddings [B, 32, E])`, `msc(embeddings [B, N, E], codebook [4096, E]) -> [B, E]`."""
+    from models.text_encoder import minilm_folder  # ours: where the MiniLM package keeps its tokenizer files
+
     code = import_reference(check_checkout(checkout))
     size = size or ReferenceSize()
     config = _model_config(code.pretrain_config, size)
-    offline_text = _offline_text_tower(code.text_encoder.MODELS, size.text_config, size.tokenizer_dir or _minilm_folder())
+    offline_text = _offline_text_tower(code.text_encoder.MODELS, size.text_config, size.tokenizer_dir or minilm_folder())
     with contextlib.ExitStack() as patches:
         patches.enter_context(mock.patch.dict(code.text_encoder.MODELS, {PAPER_TEXT_TOWER: offline_text}))
         if size.htsat is not None:
@@ -254,11 +256,6 @@ def _width_from_htsat(audio_encoder_class: type) -> Callable[[dict[str, Any]], n
         encoder.audio_width = encoder.audio_enc.num_features
         return encoder
     return build
-
-
-def _minilm_folder() -> Path:
-    from models.text_encoder import minilm_folder  # ours: where the MiniLM package keeps its tokenizer files
-    return minilm_folder()
 
 
 def reference_sample_rate(model: nn.Module) -> int:

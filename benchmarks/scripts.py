@@ -16,6 +16,7 @@ from __future__ import annotations
 
 # Only the standard library at the top: the split child times the script's imports from a fresh process.
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -26,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path("/tmp/mga_clap_scripts")
@@ -207,16 +209,12 @@ def split_child(task: str, argv: list[str], preset: str, model_repeats: int) -> 
     reuse_freed_memory()  # as the scripts' run_script does before main
     patched = [(script, "load_script_model"), (protocol, "embed_audio_files"), (protocol, "embed_texts"),
                (embedding, "_encode_items")]
-    timers = {}
-    for owner, name in patched:
-        timers[name] = Timer(getattr(owner, name))
-        setattr(owner, name, timers[name])
-    start = time.perf_counter()
-    try:
-        result = script.main(argv)
-    finally:
+    timers = {name: Timer(getattr(owner, name)) for owner, name in patched}
+    with contextlib.ExitStack() as stack:
         for owner, name in patched:
-            setattr(owner, name, timers[name].function)
+            stack.enter_context(mock.patch.object(owner, name, timers[name]))
+        start = time.perf_counter()
+        result = script.main(argv)
     main_s = time.perf_counter() - start
     load_s = timers["load_script_model"].seconds
     audio_s, model_s, text_s = (timers[name].seconds for name in ("embed_audio_files", "_encode_items", "embed_texts"))
