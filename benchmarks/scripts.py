@@ -345,12 +345,10 @@ def run_reference(args: argparse.Namespace, root: Path, ckpt: Path, workdir: Pat
     command = [sys.executable, "-m", "benchmarks.reference_code", "--checkout", args.reference_checkout,
                "--data-root", str(root.parent), "--ckpt", str(ckpt), "--run-dir", str(workdir / "reference_run"),
                "--tokenizer-dir", tokenizer_dir, "--device", args.device]
-    runs = []
-    for _ in range(args.repeats):
-        run = timed_run(command, env)
+    runs = [timed_run(command, env) for _ in range(args.repeats)]
+    for run in runs:
         match = REFERENCE_ACCURACY.search(run["stdout_tail"])
         run["accuracy_percent"] = 100 * float(match.group(1)) if match else None
-        runs.append(run)
     walls = [run["wall_s"] for run in runs]
     return {"ran": True, "succeeded": all(run["returncode"] == 0 and run["accuracy_percent"] is not None
                                           for run in runs),
@@ -363,13 +361,11 @@ def run_training(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     counts = [int(value) for value in args.train_steps.split(",")]
     runs = {}
     for steps in counts:
+        overrides = ["training.epochs=1", f"training.max_steps_per_epoch={steps}",
+                     f"output_dir={workdir / 'train_outputs'}", *([f"device={args.device}"] * (args.device != "cpu")),
+                     *args.train_set]
         command = [sys.executable, "pretrain.py", "-c", "settings/quickstart.yaml", "--exp-name",
-                   f"suite_train_{steps}", "--set", "training.epochs=1", "--set",
-                   f"training.max_steps_per_epoch={steps}", "--set", f"output_dir={workdir / 'train_outputs'}"]
-        if args.device != "cpu":
-            command += ["--set", f"device={args.device}"]
-        for override in args.train_set:
-            command += ["--set", override]
+                   f"suite_train_{steps}", *(item for override in overrides for item in ("--set", override))]
         runs[steps] = timed_run(command)
         if runs[steps]["returncode"] != 0:
             raise RuntimeError(f"pretrain.py failed ({steps} steps):\n{runs[steps]['stderr_tail']}")
