@@ -39,7 +39,6 @@ TABLE_HEADER = ("| run | preset | mode | device | dtype | batch | threads | fuse
 SAME_CONDITIONS = ("preset", "device", "dtype", "batch_size", "audio_seconds")  # and the mode and threads
 
 
-# ---------------------------------------------------------------------------------------------- running
 def subprocess_command(settings: BenchmarkSettings, mode: str, out: Path) -> list[str]:
     """The command that measures one mode of `settings` in a fresh process and writes its report to `out`."""
     single = dataclasses.replace(settings, mode=mode, isolate=False)
@@ -109,7 +108,6 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
             "results": results, "code": code_info(settings)}
 
 
-# ---------------------------------------------------------------------------------------------- tables
 def conditions(report: dict[str, Any], mode: str) -> tuple[Any, ...]:
     """What must match for two runs to be compared: the mode, the threads and SAME_CONDITIONS."""
     settings = report["settings"]

@@ -6,12 +6,9 @@
     python -m benchmarks.detection search-scale [--rows 1000000] [--embed-size 256] [--nprobe 32 64] [--clustered]
 
 overlap, throughput: the quickstart model (outputs/quickstart/best.pt) on data/synthetic. search-speed: median
-ms per query (wall and process CPU; WARM_UP queries first) of the text embedding, the search page's data
-(tools.detect.search_results.text_results, rank clip and frame), GET /api/search and SearchIndex.search, with
-the model (random weights at a preset's size, or --ckpt) and an index of random unit rows (tests/random_index.py)
-loaded once. search-scale: tools/detect/approximate.py's index trained and filled on random unit rows in
-clip.f16, ms per query (candidates re-ranked exactly) and recall@10 against every row scored; uniformly random
-rows are the hardest case (a floor), --clustered draws rows and queries around CLUSTERS centres.
+ms per query (wall, process CPU) of the text embedding, the search page's data (text_results), GET /api/search
+and SearchIndex.search, the model (random weights, or --ckpt) and a random index loaded once. search-scale:
+tools/detect/approximate.py's index on random unit rows, ms per query and recall@10 against exact scoring.
 """
 
 from __future__ import annotations

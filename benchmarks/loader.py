@@ -138,16 +138,14 @@ def median_read_seconds(dataset: CaptionAudioDataset, repeats: int) -> float:
 
 def measure_single_lengths(workdir: Path, repeats: int, resampler: str) -> list[dict[str, float]]:
     """Seconds to read one 10 s training window of a file of each length, whole and partially."""
-    rows = []
-    items = make_files(workdir / "single", SINGLE_FILE_SECONDS, prefix="single")
+    items, rows = make_files(workdir / "single", SINGLE_FILE_SECONDS, prefix="single"), []
     warm_page_cache([item.audio_path for item in items])
     for item in items:
-        row = {"file_seconds": item.duration, "format": item.audio_path.suffix.lstrip(".")}
-        for way, partial in (("whole_s", False), ("partial_s", True)):
-            row[way] = median_read_seconds(CaptionAudioDataset([item], partial_decoding=partial,
-                                                               resampler=resampler), repeats)
-        row["gain"] = row["whole_s"] / row["partial_s"]
-        rows.append(row)
+        whole, partial = (median_read_seconds(CaptionAudioDataset([item], partial_decoding=part,
+                                                                  resampler=resampler), repeats)
+                          for part in (False, True))
+        rows.append({"file_seconds": item.duration, "format": item.audio_path.suffix.lstrip("."), "whole_s": whole,
+                     "partial_s": partial, "gain": whole / partial})
     return rows
 
 

@@ -81,16 +81,14 @@ class BenchmarkSettings:
     onednn_linear: bool = option(True, "HTS-AT's linear layers through oneDNN in CPU float32 inference")
     compile: bool = option(False, "torch.compile the audio and text towers")
     channels_last: bool = option(False, "4-D weights in channels-last layout")
-    reference_checkout: str | None = option(
-        None, "measure the reference's own code (Ming-er/MGA-CLAP) from this checkout instead of our model "
-              "(benchmarks/reference_code.py); presets paper and tiny")
+    reference_checkout: str | None = option(None, "measure the reference's own code (Ming-er/MGA-CLAP) from this "
+                                                  "checkout instead of our model; presets paper and tiny")
     count_flops: bool = option(True, "count the FLOPs of a step (one extra step)", flag="--flops")
     optimizer_impl: str = option("default", "torch's Adam kernel for the training step (default: the "
                                             "optimiser of the code measured)", choices=OPTIMIZER_IMPLS)
     isolate: bool | None = option(None, "each mode in its own subprocess (default: on CPU when --mode both)")
-    reuse_freed_memory: bool | None = option(
-        None, "glibc keeps freed tensor memory for reuse (models.memory.reuse_freed_memory; default: on for "
-              "ours, off for the reference, which had glibc's defaults)")
+    reuse_freed_memory: bool | None = option(None, "glibc keeps freed tensor memory for reuse (models.memory; "
+                                             "default: on for ours, off for the reference, as it ran)")
     audio_seconds: float = option(10.0, "length of the random clips", flag="--seconds")
     caption_words: int = option(12, "mean words per random caption")
     seed: int = option(0)
@@ -160,7 +158,6 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(BenchmarkSettings)}
 
 
-# ---------------------------------------------------------------------------------------------- the model
 def build_model(settings: BenchmarkSettings) -> nn.Module:
     """The measured model on the device, random weights: the reference's (--reference-checkout) or ours."""
     if settings.reference_checkout:
@@ -231,9 +228,7 @@ def random_batch(settings: BenchmarkSettings, sample_rate: int) -> tuple[torch.T
 
 def autocast_context(settings: BenchmarkSettings) -> contextlib.AbstractContextManager:
     dtype = DTYPES[settings.dtype]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(settings.device).type, dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(torch.device(settings.device).type, dtype)
 
 
 def build_adam(model: nn.Module, settings: BenchmarkSettings) -> torch.optim.Optimizer:
@@ -289,7 +284,6 @@ def make_infer_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[
     return step
 
 
-# ---------------------------------------------------------------------------------------------- measuring
 def synchronize(device: str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)

@@ -224,8 +224,9 @@ def load_reference_model(checkout: Path | str, size: ReferenceSize | None = None
     with contextlib.ExitStack() as patches:
         patches.enter_context(mock.patch.dict(code.text_encoder.MODELS, {PAPER_TEXT_TOWER: offline_text}))
         if size.htsat is not None:
-            patches.enter_context(mock.patch.object(code.audio_encoder, "HTSAT_Swin_Transformer", _sized_htsat(
-                code.audio_encoder.HTSAT_Swin_Transformer, size.htsat)))
+            htsat = code.audio_encoder.HTSAT_Swin_Transformer  # with embed_dim, depths and num_heads replaced
+            patches.enter_context(mock.patch.object(code.audio_encoder, "HTSAT_Swin_Transformer",
+                                                    lambda **kwargs: htsat(**{**kwargs, **size.htsat})))
             patches.enter_context(mock.patch.object(code.ase_model, "AudioEncoder",
                                                     _width_from_htsat(code.audio_encoder.AudioEncoder)))
         model = code.ase_model.ASE(config)
@@ -242,11 +243,6 @@ def _model_config(pretrain_config: dict[str, Any], size: ReferenceSize) -> dict[
     if size.embed_size is not None:
         config["embed_size"] = size.embed_size
     return config
-
-
-def _sized_htsat(htsat_class: type, htsat: dict[str, Any]) -> Callable[..., nn.Module]:
-    """The reference's HTS-AT class with embed_dim, depths and num_heads replaced (`htsat`)."""
-    return lambda **kwargs: htsat_class(**{**kwargs, **htsat})
 
 
 def _width_from_htsat(audio_encoder_class: type) -> Callable[[dict[str, Any]], nn.Module]:

@@ -51,7 +51,6 @@ ESC50_CATEGORIES = (
 REFERENCE_ACCURACY = re.compile(r"ESC-50 Accuracy ([0-9.eE+-]+)")
 
 
-# ---------------------------------------------------------------------------------------------- data
 def _write_audio(path: Path, seconds: float, rate: int, seed: int, tone: float = 0.3, pitch: float | None = None) -> None:
     """16-bit audio: a tone of amplitude `tone` (pitch from the seed by default) over noise."""
     import numpy as np
@@ -171,7 +170,6 @@ def make_checkpoint(workdir: Path, preset: str) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------- in-process split
 class Timer:
     """Wraps a callable and adds its wall time to a total (the wrapped function itself is unchanged)."""
 
@@ -276,7 +274,6 @@ def model_alone_per_clip(model: Any, preset: str, batch_size: int, repeats: int,
     return {"batch_size": batch_size, "step_s_all": walls, "step_s_median": step_s, "s_per_clip": step_s / batch_size}
 
 
-# ---------------------------------------------------------------------------------------------- runs
 def timed_run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a command from the repository root; wall seconds, return code and the tails of its output."""
     start = time.perf_counter()
@@ -451,22 +448,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="data, checkpoint and run files (kept)")
     parser.add_argument("--preset", default="paper", choices=("paper", "tiny"))
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, among %(default)s")
-    parser.add_argument("--clips", default="", help="task=count,... (defaults: esc50=312,sed=200,grounding=100,"
-                                                    "retrieval=100)")
+    parser.add_argument("--clips", default="", help=f"task=count,... (defaults: {DEFAULT_CLIPS})")
     parser.add_argument("--repeats", type=int, default=1, help="subprocess runs of each script (median)")
     parser.add_argument("--model-repeats", type=int, default=10, help="timed infer steps of the model alone")
-    parser.add_argument("--split-repeats", type=int, default=1,
-                        help="in-process split runs of each script; the ratio reported is their median, the "
-                             "stages those of the median run")
+    parser.add_argument("--split-repeats", type=int, default=1, help="in-process split runs of each script; the "
+                        "ratio reported is their median, the stages those of the median run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (passed to every script)")
     parser.add_argument("--train-steps", default="20,200", help="two step counts of the training runs")
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a --set override of the training runs (repeatable), e.g. synthetic.root=DIR")
     parser.add_argument("--reference-checkout", help="also run the reference's zero_shot_classification.py from "
                                                      "this checkout on the ESC-50 files (benchmarks/reference_code.py)")
-    parser.add_argument("--reference-site", action="append", default=[], metavar="DIR",
-                        help="a folder put on the reference run's PYTHONPATH (its torchaudio, torchcodec and "
-                             "ruamel.yaml; see docs/scripts_benchmark.md); repeatable")
+    parser.add_argument("--reference-site", action="append", default=[], metavar="DIR", help="a folder put on the "
+                        "reference run's PYTHONPATH (its torchaudio, torchcodec, ruamel.yaml; docs/scripts_benchmark.md)")
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--split-child", help=argparse.SUPPRESS)
     parser.add_argument("--split-out", help=argparse.SUPPRESS)
