@@ -4,10 +4,9 @@
     python -m benchmarks.benchmark --preset paper --mode train --reference-checkout /tmp/mgaclap_ref
     python -m benchmarks.benchmark --table ours.json reference.json   # one markdown table from saved runs
 
-What a step is and how time, FLOPs and memory are read: benchmarks/measure.py. `--reference-checkout PATH`
-measures the reference's code (Ming-er/MGA-CLAP) from a checkout, with run-time patches only
-(benchmarks/reference_code.py). A table of several runs gives each of our rows the reference's s/clip under
-the same preset, mode, device, dtype, batch, threads and clip length, and the speed-up. On CPU with
+What a step is and how time, FLOPs and memory are read: benchmarks/measure.py; the reference's code run from a
+checkout: benchmarks/reference_code.py. A table of several runs gives each of our rows the reference's s/clip
+and the speed-up under the same preset, mode, device, dtype, batch, threads and clip length. On CPU with
 `--mode both` each mode runs in its own subprocess, so that its peak RSS is its own.
 """
 
@@ -50,8 +49,7 @@ def run_mode_in_subprocess(settings: BenchmarkSettings, mode: str) -> dict[str, 
     """Run one mode in a fresh Python process (so its peak RSS is its own); returns its figures."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                                          os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.getenv("PYTHONPATH")]))}
         completed = subprocess.run(subprocess_command(settings, mode, out), cwd=REPO_ROOT, env=env,
                                    capture_output=True, text=True, check=False)
         if completed.returncode != 0:

@@ -26,11 +26,14 @@ import torch
 
 from benchmarks.measure import PRESETS, machine_info, preset_config, time_calls
 from data_handling.audio_io import load_audio
+from data_handling.synthetic.events import EVENT_TYPES
 from models.factory import model_from_checkpoint
+from tests.long_recording import make_long_recording
+from tests.random_index import unit_rows, write_index
 from tools.detect import approximate
 from tools.detect.calibration import read_labelled_set
 from tools.detect.detector import StreamOptions, detect_files
-from tools.detect.index import SearchIndex
+from tools.detect.index import SearchIndex, model_fingerprint
 from tools.eval.sed_metrics import merge_same_class_events, sed_metrics
 
 CLIPS_PER_FILE = 10
@@ -81,8 +84,6 @@ def measure_overlap(args: argparse.Namespace) -> dict:
 
 
 def measure_throughput(args: argparse.Namespace) -> dict:
-    from tests.long_recording import make_long_recording
-
     model, data, results = model_from_checkpoint(args.ckpt, None, "cpu"), Path(args.data), {}
     with tempfile.TemporaryDirectory() as folder:
         path = make_long_recording(Path(folder) / "ten_minutes.wav", 600.0, [("rain", 100.0, 2.0)])
@@ -118,8 +119,6 @@ def exact_top(rows: np.ndarray, queries: torch.Tensor, k: int = 10) -> torch.Ten
 
 def phrases(count: int) -> list[str]:
     """`count` different phrases made of the synthetic corpus's event names."""
-    from data_handling.synthetic.events import EVENT_TYPES
-
     templates = ("{}", "a {} sound", "{} in the distance", "a loud {}", "{} then silence", "a soft {} nearby")
     names = list(EVENT_TYPES)
     return [templates[number // len(names) % len(templates)].format(names[number % len(names)])
@@ -136,8 +135,6 @@ def measure_search_speed(args: argparse.Namespace) -> dict:
     from fastapi.testclient import TestClient
 
     from models.ase_model import ASE
-    from tests.random_index import unit_rows, write_index
-    from tools.detect.index import model_fingerprint
     from tools.detect.search_results import text_results
     from tools.detect.server import TORCH_THREADS, create_app
     from tools.eval.embedding import embed_texts
@@ -164,8 +161,6 @@ def measure_search_speed(args: argparse.Namespace) -> dict:
 
 
 def sample_rows(rng: np.random.Generator, count: int, embed_size: int, centres: np.ndarray | None) -> np.ndarray:
-    from tests.random_index import unit_rows
-
     if centres is None:
         return unit_rows(rng, count, embed_size)
     rows = centres[rng.integers(0, len(centres), count)] + SPREAD * rng.standard_normal((count, embed_size),

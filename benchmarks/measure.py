@@ -390,21 +390,14 @@ def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
 def proc_status_mb(field: str) -> float | None:
     """A memory line of /proc/self/status (VmHWM, VmRSS) in MB, or None where there is none."""
     status = Path("/proc/self/status")
-    if not status.is_file():
-        return None
-    for line in status.read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return None
+    lines = status.read_text().splitlines() if status.is_file() else []
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith(field + ":")), None)
 
 
 def peak_cpu_memory_mb() -> float:
     """Peak resident set size of this process in MB (VmHWM, else getrusage's ru_maxrss)."""
-    peak = proc_status_mb("VmHWM")
-    if peak is not None:
-        return peak
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
+    peak, max_rss = proc_status_mb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if peak is not None else max_rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:

@@ -2,11 +2,10 @@
 
     python -m benchmarks.metrics [--phrases 200] [--clips 200] [--classes 10] [--repeats 3] [--seed 0] [--out FILE]
 
-- grounding: `grounding_psds` (counts by tools.eval.psds_counts) against psds_eval alone
-  (`psds_eval_grounding_psds`), on `--phrases` phrases of 32 random frames and one true segment each;
-- sed: `sed_metrics` side by side (processes='auto') against one process, on `--clips` clips of 32 frames
-  of random scores for `--classes` classes with two events each; then each SED metric alone, once.
-The median of `--repeats` runs of each is reported.
+grounding: `grounding_psds` (counts by tools.eval.psds_counts) against psds_eval alone, on `--phrases` phrases
+of 32 random frames and one true segment each; sed: `sed_metrics` with processes='auto' against one process, on
+`--clips` clips of 32 frames of random scores for `--classes` classes with two events each, then each SED metric
+alone, once. The median of `--repeats` runs of each is reported.
 """
 
 from __future__ import annotations

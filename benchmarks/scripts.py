@@ -174,8 +174,7 @@ class Timer:
     """Wraps a callable and adds its wall time to a total (the wrapped function itself is unchanged)."""
 
     def __init__(self, function: Any):
-        self.function, self.seconds, self.calls, self.last = function, 0.0, 0, None
-        self.arguments: list[tuple[tuple, dict]] = []
+        self.function, self.seconds, self.calls, self.last, self.arguments = function, 0.0, 0, None, []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
