@@ -91,9 +91,8 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
     settings = BenchmarkSettings(**kwargs)
     settings.validate()
     settings.label = settings.label or default_label(settings)
-    isolate = settings.isolate
-    if isolate is None:
-        isolate = torch.device(settings.device).type == "cpu" and settings.mode == "both"
+    isolate = settings.isolate if settings.isolate is not None else (
+        torch.device(settings.device).type == "cpu" and settings.mode == "both")
     machine = measure.machine_info(settings.device)
     results = {mode: run_mode_in_subprocess(settings, mode) if isolate else measure.run_mode(settings, mode)
                for mode in settings.modes()}
