@@ -4,10 +4,9 @@
     python -m benchmarks.benchmark --preset paper --mode train --reference-checkout /tmp/mgaclap_ref
     python -m benchmarks.benchmark --table ours.json reference.json   # one markdown table from saved runs
 
-What a step is and how time, FLOPs and memory are read: benchmarks/measure.py. `--reference-checkout PATH`
-measures the reference's code (Ming-er/MGA-CLAP) from a checkout, with run-time patches only
-(benchmarks/reference_code.py). A table of several runs gives each of our rows the reference's s/clip under
-the same preset, mode, device, dtype, batch, threads and clip length, and the speed-up. On CPU with
+What a step is and how time, FLOPs and memory are read: benchmarks/measure.py; the reference's code run from a
+checkout: benchmarks/reference_code.py. A table of several runs gives each of our rows the reference's s/clip
+and the speed-up under the same preset, mode, device, dtype, batch, threads and clip length. On CPU with
 `--mode both` each mode runs in its own subprocess, so that its peak RSS is its own.
 """
 
@@ -20,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +30,14 @@ if not __package__:  # run as `python benchmarks/benchmark.py`: import from the 
 import torch  # noqa: E402
 
 from benchmarks import measure, reference_code  # noqa: E402
-from benchmarks.measure import BenchmarkSettings  # noqa: E402
+from benchmarks.measure import REPO_ROOT, BenchmarkSettings  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE_HEADER = ("| run | preset | mode | device | dtype | batch | threads | fused attn | clips/s | s/clip "
                 "| peak MB | GFLOP/step | TFLOP/s | % GPU bf16 peak | reference s/clip | speed-up vs reference |\n"
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 SAME_CONDITIONS = ("preset", "device", "dtype", "batch_size", "audio_seconds")  # and the mode and threads
 
 
-# ---------------------------------------------------------------------------------------------- running
 def subprocess_command(settings: BenchmarkSettings, mode: str, out: Path) -> list[str]:
     """The command that measures one mode of `settings` in a fresh process and writes its report to `out`."""
     single = dataclasses.replace(settings, mode=mode, isolate=False)
@@ -53,8 +49,7 @@ def run_mode_in_subprocess(settings: BenchmarkSettings, mode: str) -> dict[str, 
     """Run one mode in a fresh Python process (so its peak RSS is its own); returns its figures."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                                          os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.getenv("PYTHONPATH")]))}
         completed = subprocess.run(subprocess_command(settings, mode, out), cwd=REPO_ROOT, env=env,
                                    capture_output=True, text=True, check=False)
         if completed.returncode != 0:
@@ -96,9 +91,8 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
     settings = BenchmarkSettings(**kwargs)
     settings.validate()
     settings.label = settings.label or default_label(settings)
-    isolate = settings.isolate
-    if isolate is None:
-        isolate = torch.device(settings.device).type == "cpu" and settings.mode == "both"
+    isolate = settings.isolate if settings.isolate is not None else (
+        torch.device(settings.device).type == "cpu" and settings.mode == "both")
     machine = measure.machine_info(settings.device)
     results = {mode: run_mode_in_subprocess(settings, mode) if isolate else measure.run_mode(settings, mode)
                for mode in settings.modes()}
@@ -111,7 +105,6 @@ def run_benchmark(**kwargs: Any) -> dict[str, Any]:
             "results": results, "code": code_info(settings)}
 
 
-# ---------------------------------------------------------------------------------------------- tables
 def conditions(report: dict[str, Any], mode: str) -> tuple[Any, ...]:
     """What must match for two runs to be compared: the mode, the threads and SAME_CONDITIONS."""
     settings = report["settings"]
@@ -144,16 +137,6 @@ def markdown_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def summary_lines(report: dict[str, Any]) -> Iterator[str]:
-    """The machine, and which code was measured."""
-    machine = report["machine"]
-    yield (f"machine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, torch {machine['torch']}"
-           + (f", GPU {machine['gpu']}" if machine["gpu"] else ""))
-    code = report["code"]
-    if code["measured"] == "reference":
-        yield f"code: the reference's, from {code['checkout']} (files sha256 {code['files_sha256']})"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The settings' options (benchmarks.measure.BenchmarkSettings) and the options of this command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -174,12 +157,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     settings = json.loads(args.settings_json) if args.settings_json else measure.settings_from_args(args)
     report = run_benchmark(**settings)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+    measure.write_json(report, args.out)
     if not args.quiet:
-        print(markdown_table([report]))
-        print("\n".join(summary_lines(report)))
+        machine, code = report["machine"], report["code"]
+        print(f"{markdown_table([report])}\nmachine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, "
+              f"torch {machine['torch']}" + (f", GPU {machine['gpu']}" if machine["gpu"] else ""))
+        if code["measured"] == "reference":
+            print(f"code: the reference's, from {code['checkout']} (files sha256 {code['files_sha256']})")
 
 
 if __name__ == "__main__":

@@ -4,17 +4,11 @@
     python -m benchmarks.loader --clips 12 --batches 4 --quiet    # a quick look
     python -m benchmarks.loader --table run.json                  # the markdown tables of a saved run
 
-It writes `--clips` WavCaps-like files into `--workdir` (kept; durations mixed as WavCaps's sources, see
-`wavcaps_like_durations`; 44.1 kHz, FLAC and WAV, one in four stereo) and the same clips as shards, then
-times in this one process (one DataLoader worker's work) `--batches` duration-bucketed batches read three ways:
-- files, whole: decode the first 300 s, resample to 32 kHz, crop 10 s, collate (the reference's way);
-- files, partial: decode only the 10 s window (data_args.partial_decoding, the default);
-- shards, indexed: the window of the clip's FLAC in a memory-mapped shard (data_args.shards).
-
-Files not at 32 kHz are resampled with `--resampler` (default soxr_hq; training's default is kaiser_best);
-a third table times one window of a 60 s 44.1 kHz file with each resampler. It gives the workers needed to feed the paper-size bf16 training step of one H200 (STEP_CLIPS_PER_SECOND,
-benchmarks/RESULTS.md), and times one window of files of 10, 60, 300 and 600 s read whole and partially.
-The page cache is warm (every file read once before timing); cold reads from a disk or network add their own.
+WavCaps-like files (`wavcaps_like_durations`; 44.1 kHz FLAC and WAV, one in four stereo) are written into
+`--workdir` (kept) and as shards; duration-bucketed batches are read in this one process (one worker's work)
+three ways (WAYS: decoded whole as the reference does, decoded partially, indexed shards), with the page cache
+warm. Also one window of files of SINGLE_FILE_SECONDS whole and partially, and of a 60 s file per resampler.
+What each way is and the figures: docs/shards.md#loader-benchmark; STEP_CLIPS_PER_SECOND: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -25,8 +19,7 @@ import math
 import os
 import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +30,7 @@ import torch
 if __package__ in (None, ""):  # python benchmarks/loader.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import machine_info  # noqa: E402
+from benchmarks.measure import machine_info, time_calls, write_json  # noqa: E402
 from data_handling.audio_io import RESAMPLERS  # noqa: E402
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions  # noqa: E402
 from data_handling.samplers import DurationBucketBatchSampler  # noqa: E402
@@ -92,25 +85,13 @@ def make_files(workdir: Path, durations: Sequence[float], prefix: str = "clip") 
 def warm_page_cache(paths: Sequence[Path]) -> None:
     for path in paths:
         with open(path, "rb") as stream:
-            while stream.read(1 << 24):
+            while stream.read(1 << 24):  # 16 MB at a time: shards may not fit in memory
                 pass
-
-
-def time_rows(read_batch: Callable[[list[int]], Any], batches: Sequence[list[int]]) -> dict[str, float]:
-    """Reads every batch once; clips/s over all of them and the median seconds per batch."""
-    seconds = []
-    for batch in batches:
-        started = time.perf_counter()
-        read_batch(batch)
-        seconds.append(time.perf_counter() - started)
-    clips = sum(len(batch) for batch in batches)
-    return {"clips": clips, "seconds": sum(seconds), "clips_per_s": clips / sum(seconds),
-            "median_batch_s": statistics.median(seconds)}
 
 
 def measure_ways(workdir: Path, items: list[CaptionItem], batch_size: int, num_batches: int,
                  seed: int, resampler: str) -> dict[str, dict[str, float]]:
-    """Clips/s of each way over the same rows."""
+    """Each way's clips/s over the same batches (each read once, after one untimed read) and median s per batch."""
     shard_dir = workdir / f"shards_{resampler}"
     write_shards(group_clips(items), shard_dir, clips_per_shard=max(1, len(items) // 4), resampler=resampler)
     warm_page_cache([item.audio_path for item in items] + sorted(shard_dir.glob("shard-*.tar")))
@@ -125,12 +106,10 @@ def measure_ways(workdir: Path, items: list[CaptionItem], batch_size: int, num_b
     results = {}
     for way, dataset in datasets.items():
         torch.manual_seed(seed)
-
-        def read_batch(batch: list[int], dataset=dataset) -> Any:
-            return collate_captions([dataset[index] for index in batch])
-
-        read_batch(batches[0])  # warm-up: imports, first shard opened
-        results[way] = time_rows(read_batch, batches)
+        seconds, _ = time_calls(lambda batch, dataset=dataset: collate_captions([dataset[index] for index in batch]),
+                                [batches[0], *batches], warm_up=1)  # the untimed read: imports, first shard opened
+        results[way] = {"clips": wanted, "seconds": sum(seconds), "clips_per_s": wanted / sum(seconds),
+                        "median_batch_s": statistics.median(seconds)}
     return results
 
 
@@ -144,27 +123,19 @@ def measure_resamplers(workdir: Path, repeats: int) -> dict[str, float]:
 
 def median_read_seconds(dataset: CaptionAudioDataset, repeats: int) -> float:
     """Median seconds of `dataset[0]` after one warm-up read (resampy compiles its kernel on first use)."""
-    dataset[0]
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        dataset[0]
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(time_calls(lambda _: dataset[0], range(repeats + 1), warm_up=1)[0])
 
 
 def measure_single_lengths(workdir: Path, repeats: int, resampler: str) -> list[dict[str, float]]:
     """Seconds to read one 10 s training window of a file of each length, whole and partially."""
-    rows = []
-    items = make_files(workdir / "single", SINGLE_FILE_SECONDS, prefix="single")
+    items, rows = make_files(workdir / "single", SINGLE_FILE_SECONDS, prefix="single"), []
     warm_page_cache([item.audio_path for item in items])
     for item in items:
-        row = {"file_seconds": item.duration, "format": item.audio_path.suffix.lstrip(".")}
-        for way, partial in (("whole_s", False), ("partial_s", True)):
-            row[way] = median_read_seconds(CaptionAudioDataset([item], partial_decoding=partial,
-                                                               resampler=resampler), repeats)
-        row["gain"] = row["whole_s"] / row["partial_s"]
-        rows.append(row)
+        whole, partial = (median_read_seconds(CaptionAudioDataset([item], partial_decoding=part,
+                                                                  resampler=resampler), repeats)
+                          for part in (False, True))
+        rows.append({"file_seconds": item.duration, "format": item.audio_path.suffix.lstrip("."), "whole_s": whole,
+                     "partial_s": partial, "gain": whole / partial})
     return rows
 
 
@@ -227,13 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.clips < 1 or args.batch_size < 1 or args.batches < 1 or args.repeats < 1:
         parser.error("--clips, --batch-size, --batches and --repeats must be >= 1")
     report = run(args.workdir, args.clips, args.batch_size, args.batches, args.repeats, args.seed, args.resampler)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
-    if not args.quiet:
-        settings = report["settings"]
-        print(f"{settings['clips']} files, {settings['hours']:.2f} h, median {settings['median_clip_s']:.0f} s; "
-              f"{report['machine']['cpu_model']}")
-    print(markdown_tables(report))
+    write_json(report, args.out)
+    settings = report["settings"]
+    print(("" if args.quiet else f"{settings['clips']} files, {settings['hours']:.2f} h, median "
+           f"{settings['median_clip_s']:.0f} s; {report['machine']['cpu_model']}\n") + markdown_tables(report))
     return 0
 
 

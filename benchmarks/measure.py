@@ -1,14 +1,11 @@
-"""The model benchmark's settings and measurements: the model (ours, or the reference's from a checkout), one
-training or inference step on a random batch, its step times, FLOPs and peak memory.
-
-- train: `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on).
-- infer: `encode_audio` + `msc` (frame embeddings [B, 32, E], clip embeddings [B, E]), eval mode, no_grad.
-- timing: `warmup` untimed steps, then `repeats` timed ones; the median is reported, with the minimum, every
-  step time and the process CPU time per step.
-- FLOPs of one step: torch.utils.flop_counter.FlopCounterMode (matmuls, convs, attention; forward and backward).
-- peak memory: torch.cuda.max_memory_allocated on CUDA; on CPU the process's peak RSS (VmHWM), which never
-  decreases, so each mode of a CPU run gets its own process (benchmarks.benchmark).
-
+"""The model benchmark's settings and measurements (the model, ours or the reference's from a checkout; one
+training or inference step on a random batch; its times, FLOPs and peak memory), and what every entry point of
+benchmarks/ shares: time_calls, write_json, machine_info.
+- train: `loss = model(audio, captions, idx)`, backward, Adam step, zero_grad (train mode, SpecAugment on);
+  infer: `encode_audio` + `msc` (frame embeddings [B, 32, E], clip embeddings [B, E]), eval mode, no_grad.
+- `warmup` untimed steps, then `repeats` timed: the median, the minimum, every step and the CPU time per step.
+- FLOPs: FlopCounterMode (forward and backward). Peak memory: torch.cuda.max_memory_allocated on CUDA; on CPU
+  the process's peak RSS (VmHWM), which never decreases: each mode of a CPU run gets its own process.
 Our model's modules are imported where it is built, so that a process measuring the reference does not load
 them (timm and torchvision among them: resident memory the reference's own process would not have).
 """
@@ -18,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -29,7 +27,7 @@ import tempfile
 import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,16 +81,14 @@ class BenchmarkSettings:
     onednn_linear: bool = option(True, "HTS-AT's linear layers through oneDNN in CPU float32 inference")
     compile: bool = option(False, "torch.compile the audio and text towers")
     channels_last: bool = option(False, "4-D weights in channels-last layout")
-    reference_checkout: str | None = option(
-        None, "measure the reference's own code (Ming-er/MGA-CLAP) from this checkout instead of our model "
-              "(benchmarks/reference_code.py); presets paper and tiny")
+    reference_checkout: str | None = option(None, "measure the reference's own code (Ming-er/MGA-CLAP) from this "
+                                                  "checkout instead of our model; presets paper and tiny")
     count_flops: bool = option(True, "count the FLOPs of a step (one extra step)", flag="--flops")
     optimizer_impl: str = option("default", "torch's Adam kernel for the training step (default: the "
                                             "optimiser of the code measured)", choices=OPTIMIZER_IMPLS)
     isolate: bool | None = option(None, "each mode in its own subprocess (default: on CPU when --mode both)")
-    reuse_freed_memory: bool | None = option(
-        None, "glibc keeps freed tensor memory for reuse (models.memory.reuse_freed_memory; default: on for "
-              "ours, off for the reference, which had glibc's defaults)")
+    reuse_freed_memory: bool | None = option(None, "glibc keeps freed tensor memory for reuse (models.memory; "
+                                             "default: on for ours, off for the reference, as it ran)")
     audio_seconds: float = option(10.0, "length of the random clips", flag="--seconds")
     caption_words: int = option(12, "mean words per random caption")
     seed: int = option(0)
@@ -162,7 +158,6 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(BenchmarkSettings)}
 
 
-# ---------------------------------------------------------------------------------------------- the model
 def build_model(settings: BenchmarkSettings) -> nn.Module:
     """The measured model on the device, random weights: the reference's (--reference-checkout) or ours."""
     if settings.reference_checkout:
@@ -233,9 +228,7 @@ def random_batch(settings: BenchmarkSettings, sample_rate: int) -> tuple[torch.T
 
 def autocast_context(settings: BenchmarkSettings) -> contextlib.AbstractContextManager:
     dtype = DTYPES[settings.dtype]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(settings.device).type, dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(torch.device(settings.device).type, dtype)
 
 
 def build_adam(model: nn.Module, settings: BenchmarkSettings) -> torch.optim.Optimizer:
@@ -291,10 +284,20 @@ def make_infer_step(model: nn.Module, settings: BenchmarkSettings) -> Callable[[
     return step
 
 
-# ---------------------------------------------------------------------------------------------- measuring
 def synchronize(device: str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def time_calls(run: Callable[[Any], Any], inputs: Iterable[Any], warm_up: int = 0) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds (all threads) of run(x) for each input, the first `warm_up` calls left out."""
+    walls, cpus = [], []
+    for item in inputs:
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        run(item)
+        walls.append(time.perf_counter() - start_wall)
+        cpus.append(time.process_time() - start_cpu)
+    return walls[warm_up:], cpus[warm_up:]
 
 
 def time_steps(step: Callable[[], None], settings: BenchmarkSettings) -> tuple[list[float], list[float]]:
@@ -302,23 +305,20 @@ def time_steps(step: Callable[[], None], settings: BenchmarkSettings) -> tuple[l
     for _ in range(settings.warmup):
         step()
     synchronize(settings.device)
-    wall_times, cpu_times = [], []
-    for _ in range(settings.repeats):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        step()
-        synchronize(settings.device)
-        wall_times.append(time.perf_counter() - start_wall)
-        cpu_times.append(time.process_time() - start_cpu)
-    return wall_times, cpu_times
+    return time_calls(lambda _: (step(), synchronize(settings.device)), range(settings.repeats))
+
+
+def write_json(report: dict[str, Any], out: str | Path | None) -> None:
+    """Write a JSON report to `out` (its folder made), if given."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=1, default=str) + "\n")
 
 
 def count_step_flops(step: Callable[[], None]) -> int:
-    """FLOPs of one step as counted by FlopCounterMode (forward and backward matmuls, convs, SDPA).
-
-    torch's table has no entry for the CPU flash-attention kernels nor for oneDNN's linear
-    (models.onednn_linear); they are added here (torch's own SDPA formulas; 2 * M * K * N for a
-    linear), so every kernel choice counts the same FLOPs.
-    """
+    """FLOPs of one step as counted by FlopCounterMode (forward and backward matmuls, convs, SDPA). torch's
+    table lacks the CPU flash-attention kernels and oneDNN's linear (models.onednn_linear): added here (torch's
+    SDPA formulas; 2 * M * K * N for a linear), so every kernel choice counts the same FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
     def cpu_flash(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
@@ -343,10 +343,8 @@ def count_step_flops(step: Callable[[], None]) -> int:
 
 def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
     """Import the model's code, build, time, read peak memory, count FLOPs: one mode's figures, in this process.
-
-    `rss_at_start_mb` is read after the model's code is imported (for the reference, with the packages its
-    model module imports), before the model is built.
-    """
+    `rss_at_start_mb` is read after the model's code (the reference's: with its imports) is imported, before
+    the model is built."""
     from models.memory import reuse_freed_memory
 
     torch.manual_seed(settings.seed)
@@ -392,21 +390,14 @@ def run_mode(settings: BenchmarkSettings, mode: str) -> dict[str, Any]:
 def proc_status_mb(field: str) -> float | None:
     """A memory line of /proc/self/status (VmHWM, VmRSS) in MB, or None where there is none."""
     status = Path("/proc/self/status")
-    if not status.is_file():
-        return None
-    for line in status.read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return None
+    lines = status.read_text().splitlines() if status.is_file() else []
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith(field + ":")), None)
 
 
 def peak_cpu_memory_mb() -> float:
     """Peak resident set size of this process in MB (VmHWM, else getrusage's ru_maxrss)."""
-    peak = proc_status_mb("VmHWM")
-    if peak is not None:
-        return peak
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return max_rss / (1024 * 1024) if sys.platform == "darwin" else max_rss / 1024
+    peak, max_rss = proc_status_mb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if peak is not None else max_rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:

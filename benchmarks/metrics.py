@@ -2,25 +2,23 @@
 
     python -m benchmarks.metrics [--phrases 200] [--clips 200] [--classes 10] [--repeats 3] [--seed 0] [--out FILE]
 
-- grounding: `grounding_psds` (counts by tools.eval.psds_counts) against psds_eval alone
-  (`psds_eval_grounding_psds`), on `--phrases` phrases of 32 random frames and one true segment each;
-- sed: `sed_metrics` side by side (processes='auto') against one process, on `--clips` clips of 32 frames
-  of random scores for `--classes` classes with two events each; then each SED metric alone, once.
-The median of `--repeats` runs of each is reported.
+grounding: `grounding_psds` (counts by tools.eval.psds_counts) against psds_eval alone, on `--phrases` phrases
+of 32 random frames and one true segment each; sed: `sed_metrics` with processes='auto' against one process, on
+`--clips` clips of 32 frames of random scores for `--classes` classes with two events each, then each SED metric
+alone, once. The median of `--repeats` runs of each is reported.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.measure import time_calls, write_json
 
 FRAMES = 32
 
@@ -30,31 +28,23 @@ def psds_eval_grounding_psds(probs: Mapping[str, np.ndarray], truth: Mapping[str
     """The grounding PSDS computed by psds_eval alone: the detection table of every threshold (the protocol's
     median filter and gap joining, `grounding_detections`) added as an operating point, at each criterion."""
     from models.windowing import FRAME_HOP_SECONDS
-    from tools.eval.grounding_metrics import (
-        GROUNDING_DTC_GTC,
-        GROUNDING_JOIN_SECONDS,
-        GROUNDING_MAX_EFPR,
-        GROUNDING_MEDIAN_FRAMES,
-        GROUNDING_THRESHOLDS,
-        _grounding_tables,
-        _PSDSEval,
-        grounding_detections,
-    )
+    from tools.eval import grounding_metrics as protocol
 
-    gt_table, metadata, curves, _ = _grounding_tables(probs, truth, durations)
-    max_gap = int(np.ceil(GROUNDING_JOIN_SECONDS / FRAME_HOP_SECONDS))
-    tables = [grounding_detections(curves, durations, threshold, median_size=GROUNDING_MEDIAN_FRAMES,
-                                   max_gap=max_gap, clip_to_duration=clip_to_duration)
-              for threshold in GROUNDING_THRESHOLDS]
+    gt_table, metadata, curves, _ = protocol._grounding_tables(probs, truth, durations)
+    max_gap = int(np.ceil(protocol.GROUNDING_JOIN_SECONDS / FRAME_HOP_SECONDS))
+    tables = [protocol.grounding_detections(curves, durations, threshold, max_gap=max_gap,
+                                            median_size=protocol.GROUNDING_MEDIAN_FRAMES,
+                                            clip_to_duration=clip_to_duration)
+              for threshold in protocol.GROUNDING_THRESHOLDS]
     results = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                 # single-class NaN means, repeated tables, pandas 2
-        for criterion in GROUNDING_DTC_GTC:
-            evaluator = _PSDSEval(dtc_threshold=criterion, gtc_threshold=criterion, cttc_threshold=0.0,
-                                  ground_truth=gt_table, metadata=metadata)
+        for criterion in protocol.GROUNDING_DTC_GTC:
+            evaluator = protocol._PSDSEval(dtc_threshold=criterion, gtc_threshold=criterion, cttc_threshold=0.0,
+                                           ground_truth=gt_table, metadata=metadata)
             for table in tables:
                 evaluator.add_operating_point(table)
-            results[f"psds_{criterion}"] = float(evaluator.psds(0.0, 0.0, GROUNDING_MAX_EFPR).value)
+            results[f"psds_{criterion}"] = float(evaluator.psds(0.0, 0.0, protocol.GROUNDING_MAX_EFPR).value)
     return results
 
 
@@ -84,12 +74,9 @@ def sed_input(num_clips: int, num_classes: int, rng: np.random.Generator) -> tup
 
 
 def timed(function: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]:
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = function()
-        seconds.append(time.perf_counter() - start)
-    return value, seconds
+    values: list[Any] = []
+    seconds, _ = time_calls(lambda _: values.append(function()), range(repeats))
+    return values[-1], seconds
 
 
 def compare(name: str, ours: Callable[[], Any], theirs: Callable[[], Any], repeats: int,
@@ -102,15 +89,9 @@ def compare(name: str, ours: Callable[[], Any], theirs: Callable[[], Any], repea
 
 
 def measure(num_phrases: int, num_clips: int, num_classes: int, repeats: int, seed: int) -> dict[str, Any]:
+    from tools.eval import sed_metrics as protocol
     from tools.eval.grounding_metrics import grounding_psds
     from tools.eval.loader_defaults import usable_cpus
-    from tools.eval.sed_metrics import (
-        SED_METRICS,
-        _one_sed_metric,
-        _select_scored_clips,
-        metric_processes,
-        sed_metrics,
-    )
 
     rng = np.random.default_rng(seed)
     probs, truth, durations = grounding_input(num_phrases, rng)
@@ -122,12 +103,12 @@ def measure(num_phrases: int, num_clips: int, num_classes: int, repeats: int, se
         lambda: psds_eval_grounding_psds(probs, truth, durations), repeats,
         ("psds_counts", "psds_eval alone"))
     sed = compare("SED PSDS1, PSDS2, collar F1, segment F1",
-                  lambda: sed_metrics(scores, events, clip_durations, processes="auto"),
-                  lambda: sed_metrics(scores, events, clip_durations, processes=1), repeats,
-                  (f"{metric_processes('auto')} processes (auto)", "1 process"))
-    scored, scored_events, scored_durations = _select_scored_clips(scores, events, clip_durations)
-    each = {name: timed(lambda name=name: _one_sed_metric(name, scored, scored_events, scored_durations, 1), 1)[1][0]
-            for name in SED_METRICS}
+                  lambda: protocol.sed_metrics(scores, events, clip_durations, processes="auto"),
+                  lambda: protocol.sed_metrics(scores, events, clip_durations, processes=1), repeats,
+                  (f"{protocol.metric_processes('auto')} processes (auto)", "1 process"))
+    scored, scored_events, scored_durations = protocol._select_scored_clips(scores, events, clip_durations)
+    each = {name: timed(lambda name=name: protocol._one_sed_metric(name, scored, scored_events, scored_durations,
+                                                                   1), 1)[1][0] for name in protocol.SED_METRICS}
     return {"settings": {"phrases": num_phrases, "clips": num_clips, "classes": num_classes, "repeats": repeats,
                          "seed": seed, "usable_cpus": usable_cpus()},
             "results": [grounding, sed], "sed_each_metric_s": each}
@@ -146,7 +127,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phrases", type=int, default=200, help="grounding phrases")
     parser.add_argument("--clips", type=int, default=200, help="SED clips")
@@ -157,16 +138,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.phrases, args.clips, args.classes, args.repeats) < 1:
         parser.error("--phrases, --clips, --classes and --repeats must be at least 1")
-    return args
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
     report = measure(args.phrases, args.clips, args.classes, args.repeats, args.seed)
     print(markdown(report))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    write_json(report, args.out)
     return report
 
 

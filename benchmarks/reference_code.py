@@ -1,21 +1,18 @@
-"""The reference's own code (Ming-er/MGA-CLAP), imported from a checkout and run as it is, with run-time patches.
-
-Its model (benchmarks.benchmark --reference-checkout) and its zero_shot_classification.py (this module's
-command line, which benchmarks.scripts runs as a subprocess). Nothing of the reference is copied or edited.
-A checkout, and what its HTS-AT imports: `mkdir -p /tmp/mgaclap_ref && git -C CLONE archive HEAD | tar -x -C
-/tmp/mgaclap_ref; pip install torchlibrosa==0.1.0`. The patches, and why none changes the cost measured:
-- its packages `models` and `tools` are imported from the checkout while ours are set aside (import time only);
+"""The reference's own code (Ming-er/MGA-CLAP), imported from a checkout and run as it is, with run-time patches:
+its model (benchmarks.benchmark --reference-checkout) and its zero_shot_classification.py (this module's command
+line, run by benchmarks.scripts). Nothing of it is copied or edited; how to make a checkout: docs/benchmarks.md.
+The patches, and why none changes the cost measured:
+- its `models` and `tools` are imported from the checkout while ours are set aside (import time only);
 - Sparsemax makes its rank vector on `device='cuda'` by default: it gets the run's device (the same operations);
-- its text tower's `from_pretrained('bert-base-uncased')` builds the same BertModel from bert-base-uncased's
-  config (random weights, eval mode, the attention implementation transformers picks for ours too), and its
-  BertTokenizer reads the MiniLM package's folder, which holds bert-base-uncased's uncased vocabulary;
-- imports its model never uses and that are not installed (wandb, loguru, ruamel.yaml, the
-  `sed_scores_eval.utils.scores` that newer sed_scores_eval lacks) get stand-ins whose attributes raise if called;
-  installed ones are imported for real and count in its memory;
-- `audio_encoder_args.pretrained: false` (a setting of its config): HTS-AT's AudioSet weights are not read;
+- its `from_pretrained('bert-base-uncased')` builds the same BertModel from that config (random weights, eval
+  mode, the attention implementation transformers picks for ours too); its BertTokenizer reads the MiniLM
+  package's folder, which holds bert-base-uncased's uncased vocabulary;
+- imports its model never uses (UNUSED_IMPORTS) get stand-ins whose attributes raise if called, where not
+  installed; installed ones are imported for real and count in its memory;
+- `audio_encoder_args.pretrained: false`: HTS-AT's AudioSet weights are not read;
 - for tests only (`ReferenceSize`), a smaller HTS-AT and text tower; the paper size changes nothing.
-What runs is the reference's: its log-mel (torchlibrosa conv STFT), SpecAugment, HTS-AT with its attention
-maps and tscam output, text tower, codebook, sparsemax, loss and optimiser (pretrain.yaml's Adam).
+What runs is the reference's: its log-mel (torchlibrosa), SpecAugment, HTS-AT, text tower, codebook, sparsemax,
+loss and optimiser (pretrain.yaml's Adam).
 """
 
 from __future__ import annotations
@@ -121,11 +118,8 @@ def import_reference(checkout: Path) -> ReferenceCode:
 
 @contextlib.contextmanager
 def _reference_packages(checkout: Path) -> Iterator[None]:
-    """`models` and `tools` are the checkout's during the block; our modules of those names are put back after.
-
-    The packages are set up from the checkout's folders directly, not found on sys.path: its `tools`
-    has no __init__.py, and a regular package of that name (ours) would win over it on the path.
-    """
+    """`models` and `tools` are the checkout's during the block, set up from its folders (its `tools` has no
+    __init__.py: our package of that name would win on sys.path); ours are put back after."""
     def is_reference_package(name: str) -> bool:
         return name.split(".")[0] in REFERENCE_PACKAGES
 
@@ -158,33 +152,26 @@ def _set_up_package(name: str, folder: Path) -> None:
         spec.loader.exec_module(module)
 
 
-class _Unused:
-    """An attribute of a stand-in module: exists for `from x import y`, raises if the code uses it."""
+class _StandIn(types.ModuleType):
+    """A stand-in for a module the reference imports but never uses: `from x import y` works (every attribute, a
+    stand-in too), calling one raises; dunder attributes (__file__, ...) are absent, as tools that scan modules
+    expect."""
 
     def __init__(self, name: str):
-        self.name = name
+        super().__init__(name, f"stand-in for the reference's unused import of {name} (benchmarks.reference_code)")
+        self.__path__: list[str] = []  # a package, so that submodules can be stand-ins too
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(f"{self.name} is a stand-in for an import of the reference that the benchmark "
+        raise RuntimeError(f"{self.__name__} is a stand-in for an import of the reference that the benchmark "
                            "does not use; install the package to run the code that needs it")
 
-    def __getattr__(self, attribute: str) -> _Unused:
+    def __getattr__(self, attribute: str) -> _StandIn:
         if attribute.startswith("__"):
-            raise AttributeError(attribute)
-        return _Unused(f"{self.name}.{attribute}")
+            raise AttributeError(f"stand-in module {self.__name__} has no attribute {attribute}")
+        return _StandIn(f"{self.__name__}.{attribute}")
 
 
-def _stand_in_module(name: str) -> types.ModuleType:
-    module = types.ModuleType(name, f"stand-in for the reference's unused import of {name} (benchmarks.reference_code)")
-
-    def stand_in_attribute(attribute: str) -> _Unused:  # PEP 562 module __getattr__
-        if attribute.startswith("__"):  # __file__, __spec__, ...: absent, as tools that scan modules expect
-            raise AttributeError(f"stand-in module {name} has no attribute {attribute}")
-        return _Unused(f"{name}.{attribute}")
-
-    module.__getattr__ = stand_in_attribute
-    module.__path__ = []  # a package, so that submodules can be stand-ins too
-    return module
+_stand_in_module = _StandIn
 
 
 def _importable(name: str) -> bool:
@@ -225,21 +212,21 @@ def _offline_text_tower(models_table: dict[str, tuple], config: BertConfig, toke
 
 
 def load_reference_model(checkout: Path | str, size: ReferenceSize | None = None, device: str = "cpu") -> nn.Module:
-    """The reference's ASE built from its settings/pretrain.yaml with the run-time patches (module docstring).
-
-    Weights are randomly initialised. Returns the model on `device`; its methods are the reference's:
+    """The reference's ASE from its settings/pretrain.yaml with the patches above, random weights, on `device`:
     `model(audio [B, S], captions: list[str], idx [B]) -> loss`, `encode_audio(audio) -> (clip features
-    [B, 768], frame embeddings [B, 32, E])`, `msc(embeddings [B, N, E], codebook [4096, E]) -> [B, E]`.
-    """
+    [B, 768], frame embeddings [B, 32, E])`, `msc(embeddings [B, N, E], codebook [4096, E]) -> [B, E]`."""
+    from models.text_encoder import minilm_folder  # ours: where the MiniLM package keeps its tokenizer files
+
     code = import_reference(check_checkout(checkout))
     size = size or ReferenceSize()
     config = _model_config(code.pretrain_config, size)
-    offline_text = _offline_text_tower(code.text_encoder.MODELS, size.text_config, size.tokenizer_dir or _minilm_folder())
+    offline_text = _offline_text_tower(code.text_encoder.MODELS, size.text_config, size.tokenizer_dir or minilm_folder())
     with contextlib.ExitStack() as patches:
         patches.enter_context(mock.patch.dict(code.text_encoder.MODELS, {PAPER_TEXT_TOWER: offline_text}))
         if size.htsat is not None:
-            patches.enter_context(mock.patch.object(code.audio_encoder, "HTSAT_Swin_Transformer", _sized_htsat(
-                code.audio_encoder.HTSAT_Swin_Transformer, size.htsat)))
+            htsat = code.audio_encoder.HTSAT_Swin_Transformer  # with embed_dim, depths and num_heads replaced
+            patches.enter_context(mock.patch.object(code.audio_encoder, "HTSAT_Swin_Transformer",
+                                                    lambda **kwargs: htsat(**{**kwargs, **size.htsat})))
             patches.enter_context(mock.patch.object(code.ase_model, "AudioEncoder",
                                                     _width_from_htsat(code.audio_encoder.AudioEncoder)))
         model = code.ase_model.ASE(config)
@@ -258,11 +245,6 @@ def _model_config(pretrain_config: dict[str, Any], size: ReferenceSize) -> dict[
     return config
 
 
-def _sized_htsat(htsat_class: type, htsat: dict[str, Any]) -> Callable[..., nn.Module]:
-    """The reference's HTS-AT class with embed_dim, depths and num_heads replaced (`htsat`)."""
-    return lambda **kwargs: htsat_class(**{**kwargs, **htsat})
-
-
 def _width_from_htsat(audio_encoder_class: type) -> Callable[[dict[str, Any]], nn.Module]:
     """The reference's AudioEncoder with `audio_width` its HTS-AT's width (the reference writes 768, the paper's)."""
     def build(config: dict[str, Any]) -> nn.Module:
@@ -270,11 +252,6 @@ def _width_from_htsat(audio_encoder_class: type) -> Callable[[dict[str, Any]], n
         encoder.audio_width = encoder.audio_enc.num_features
         return encoder
     return build
-
-
-def _minilm_folder() -> Path:
-    from models.text_encoder import minilm_folder  # ours: where the MiniLM package keeps its tokenizer files
-    return minilm_folder()
 
 
 def reference_sample_rate(model: nn.Module) -> int:
@@ -293,19 +270,15 @@ def reference_optimizer(checkout: Path | str, model: nn.Module) -> torch.optim.O
 
 
 def run_classification_script(argv: list[str] | None = None) -> None:
-    """Run the checkout's zero_shot_classification.py in this process, with the patches above.
-
-    Its settings/inference_cls.yaml gets `device` and the two placeholders (eval.data_root_dir, eval.ckpt) and
-    is written to <run-dir>/settings/, where the process works (the script opens that relative path). Its
-    torchaudio, pandas, sklearn and ruamel.yaml are the real packages (benchmarks.scripts --reference-site puts
-    a folder holding them on PYTHONPATH). After ESC-50's result the script goes on to UrbanSound8K, whose csv is
-    absent: the FileNotFoundError that ends the run there is caught.
-    """
+    """Run the checkout's zero_shot_classification.py in this process, with the patches above. Its
+    settings/inference_cls.yaml, given `device`, eval.data_root_dir and eval.ckpt, is written to <run-dir>/settings/,
+    where the process works. Its torchaudio, pandas, sklearn and ruamel.yaml are real (benchmarks.scripts
+    --reference-site puts them on PYTHONPATH). The FileNotFoundError of UrbanSound8K, after ESC-50, is caught."""
     import argparse
     import os
     import runpy
 
-    parser = argparse.ArgumentParser(description=run_classification_script.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=run_classification_script.__doc__.split(". ")[0])
     parser.add_argument("--checkout", required=True)
     parser.add_argument("--data-root", required=True, help="the parent folder of ESC-50-master/")
     parser.add_argument("--ckpt", required=True)

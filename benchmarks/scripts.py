@@ -5,18 +5,18 @@ real sets; with `--reference-checkout`, also the reference's own zero_shot_class
         [--clips esc50=312,sed=200,grounding=100,retrieval=100] [--repeats 1] [--split-repeats 1]
         [--device cpu|cuda] [--reference-checkout PATH --reference-site DIR] [--out FILE.json] [-- SCRIPT OPTIONS]
 
-The data (MAKERS; a tone over noise) and a random-weight checkpoint at the preset's size are written once into
---workdir. Each script runs as a subprocess (`--repeats`, median wall: the user's number), then its `main` runs
-in a fresh process with timers around the functions it calls (`split_child`), followed by decoding alone, the
-model alone at the script's batch size and the text tower alone: `evaluation / (model + decode + text)` is 1.0
-when the script adds nothing to that work. `train`: pretrain.py on settings/quickstart.yaml for two step counts;
-the difference gives the time per step without start-up and the end-of-epoch evaluation.
+The data (MAKERS) and a random-weight checkpoint at the preset's size are written once into --workdir. Each
+script runs as a subprocess (median wall: the user's number), then its `main` in a fresh process with timers
+around its stages (`split_child`), then decoding, the model and the text tower alone: `evaluation / (model +
+decode + text)` is 1.0 when the script adds nothing. `train`: pretrain.py on settings/quickstart.yaml for two
+step counts, whose difference gives the time per step. More: docs/scripts_benchmark.md.
 """
 
 from __future__ import annotations
 
 # Only the standard library at the top: the split child times the script's imports from a fresh process.
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path("/tmp/mga_clap_scripts")
@@ -50,15 +51,16 @@ ESC50_CATEGORIES = (
 REFERENCE_ACCURACY = re.compile(r"ESC-50 Accuracy ([0-9.eE+-]+)")
 
 
-# ---------------------------------------------------------------------------------------------- data
-def _signal(seconds: float, rate: int, seed: int) -> Any:
-    """A tone (pitch from the seed) over noise, float32 [samples]."""
+def _write_audio(path: Path, seconds: float, rate: int, seed: int, tone: float = 0.3, pitch: float | None = None) -> None:
+    """16-bit audio: a tone of amplitude `tone` (pitch from the seed by default) over noise."""
     import numpy as np
+    import soundfile
 
-    rng = np.random.default_rng(seed)
     times = np.arange(round(seconds * rate)) / rate
-    return (0.3 * np.sin(2 * np.pi * (150.0 + 37.0 * (seed % 60)) * times)
-            + 0.05 * rng.standard_normal(times.shape)).astype(np.float32)
+    pitch = 150.0 + 37.0 * (seed % 60) if pitch is None else pitch
+    signal = tone * np.sin(2 * np.pi * pitch * times) + 0.05 * np.random.default_rng(seed).standard_normal(times.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, signal.astype(np.float32), rate, subtype="PCM_16")
 
 
 def kept(folder: str) -> Any:
@@ -75,53 +77,37 @@ def kept(folder: str) -> Any:
     return decorate
 
 
-def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+def _write_rows(path: Path, header: list[str], rows: list[list[Any]], delimiter: str = "\t") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t")
-        writer.writerow(header)
-        writer.writerows(rows)
+        csv.writer(handle, delimiter=delimiter).writerows([header, *rows])
 
 
 @kept("ESC-50-master")
 def make_esc50(root: Path, count: int) -> None:
     """ESC-50-master/ (audio/{fold}-{id}-A-{target}.wav, meta/esc50.csv): clip i of class i % 50, fold
     (i // 50) % 5 + 1; every other clip a tone over noise, the others noise."""
-    import numpy as np
-    import soundfile
-
-    (root / "audio").mkdir(parents=True, exist_ok=True)
-    (root / "meta").mkdir(parents=True, exist_ok=True)
     for old in (root / "audio").glob("*.wav"):
         old.unlink()
     rows = []
-    time_axis = np.arange(44100 * 5) / 44100
     for index in range(count):
         target, fold = index % len(ESC50_CATEGORIES), (index // len(ESC50_CATEGORIES)) % 5 + 1
         row = {"filename": f"{fold}-{100000 + index}-A-{target}.wav", "fold": fold, "target": target,
                "category": ESC50_CATEGORIES[target], "esc10": target in ESC10_TARGETS, "src_file": 100000 + index,
                "take": "A"}
-        tone = 0.3 * np.sin(2 * np.pi * (200.0 + 40.0 * target) * time_axis)
-        signal = tone * (index % 2) + 0.05 * np.random.default_rng(index).standard_normal(time_axis.shape)
-        soundfile.write(root / "audio" / row["filename"], signal.astype(np.float32), 44100, subtype="PCM_16")
+        _write_audio(root / "audio" / row["filename"], 5.0, 44100, index, 0.3 * (index % 2), 200.0 + 40.0 * target)
         rows.append(row)
-    with open(root / "meta" / "esc50.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_rows(root / "meta" / "esc50.csv", list(rows[0]), [list(row.values()) for row in rows], ",")
 
 
 @kept("AudioSet_SL")
 def make_sed(root: Path, count: int) -> None:
     """AudioSet-strong as WavCaps ships it: AudioSet_SL/ with audio/AudioSet_SL_eval/*.flac (10 s at 32 kHz)
     and metadata/audioset_eval_strong.tsv (two events per clip) and _durations.tsv."""
-    import soundfile
-
-    (audio := root / "audio" / "AudioSet_SL_eval").mkdir(parents=True, exist_ok=True)
     events, durations = [], []
     for index in range(count):
         name = f"Y{index:08d}.flac"
-        soundfile.write(audio / name, _signal(10.0, 32000, index), 32000, subtype="PCM_16")
+        _write_audio(root / "audio" / "AudioSet_SL_eval" / name, 10.0, 32000, index)
         onset = 0.5 + (index % 7)
         events += [[name, onset, onset + 2.0, LABELS[index % len(LABELS)]],
                    [name, 1.0, 4.5, LABELS[(3 * index + 1) % len(LABELS)]]]
@@ -134,13 +120,10 @@ def make_sed(root: Path, count: int) -> None:
 @kept("AudioGrounding")
 def make_grounding(root: Path, count: int) -> None:
     """An AudioGrounding folder (audio/*.wav, 10 s at 44.1 kHz; test.json, two phrases per clip)."""
-    import soundfile
-
-    (root / "audio").mkdir(parents=True, exist_ok=True)
     entries = []
     for index in range(count):
         name = f"{index:06d}.wav"
-        soundfile.write(root / "audio" / name, _signal(10.0, 44100, index), 44100, subtype="PCM_16")
+        _write_audio(root / "audio" / name, 10.0, 44100, index)
         first, second = LABELS[index % len(LABELS)].replace("_", " "), LABELS[(index + 4) % len(LABELS)]
         entries.append({"audio_id": name, "audiocap_id": index, "tokens": f"a {first} and then a {second}",
                         "phrases": [{"phrase": f"a {first}", "start_index": 0, "end_index": 1,
@@ -153,13 +136,10 @@ def make_grounding(root: Path, count: int) -> None:
 @kept("Clotho")
 def make_retrieval(root: Path, count: int) -> None:
     """A Clotho-shaped evaluation folder: audio/*.wav of 15-30 s at 44.1 kHz, test.json with five captions."""
-    import soundfile
-
-    (root / "audio").mkdir(parents=True, exist_ok=True)
     data = []
     for index in range(count):
         name, seconds = f"clip_{index:05d}.wav", 15.0 + (index * 7.3) % 15.0
-        soundfile.write(root / "audio" / name, _signal(seconds, 44100, index), 44100, subtype="PCM_16")
+        _write_audio(root / "audio" / name, seconds, 44100, index)
         label = LABELS[index % len(LABELS)].replace("_", " ")
         data.append({"id": f"clip_{index:05d}", "audio": f"audio/{name}", "duration": seconds,
                      **{f"caption_{k}": f"a {label} heard {word} in the distance number {index}"
@@ -190,13 +170,11 @@ def make_checkpoint(workdir: Path, preset: str) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------- in-process split
 class Timer:
     """Wraps a callable and adds its wall time to a total (the wrapped function itself is unchanged)."""
 
     def __init__(self, function: Any):
-        self.function, self.seconds, self.calls, self.last = function, 0.0, 0, None
-        self.arguments: list[tuple[tuple, dict]] = []
+        self.function, self.seconds, self.calls, self.last, self.arguments = function, 0.0, 0, None, []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
@@ -228,16 +206,12 @@ def split_child(task: str, argv: list[str], preset: str, model_repeats: int) -> 
     reuse_freed_memory()  # as the scripts' run_script does before main
     patched = [(script, "load_script_model"), (protocol, "embed_audio_files"), (protocol, "embed_texts"),
                (embedding, "_encode_items")]
-    timers = {}
-    for owner, name in patched:
-        timers[name] = Timer(getattr(owner, name))
-        setattr(owner, name, timers[name])
-    start = time.perf_counter()
-    try:
-        result = script.main(argv)
-    finally:
+    timers = {name: Timer(getattr(owner, name)) for owner, name in patched}
+    with contextlib.ExitStack() as stack:
         for owner, name in patched:
-            setattr(owner, name, timers[name].function)
+            stack.enter_context(mock.patch.object(owner, name, timers[name]))
+        start = time.perf_counter()
+        result = script.main(argv)
     main_s = time.perf_counter() - start
     load_s = timers["load_script_model"].seconds
     audio_s, model_s, text_s = (timers[name].seconds for name in ("embed_audio_files", "_encode_items", "embed_texts"))
@@ -299,7 +273,6 @@ def model_alone_per_clip(model: Any, preset: str, batch_size: int, repeats: int,
     return {"batch_size": batch_size, "step_s_all": walls, "step_s_median": step_s, "s_per_clip": step_s / batch_size}
 
 
-# ---------------------------------------------------------------------------------------------- runs
 def timed_run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a command from the repository root; wall seconds, return code and the tails of its output."""
     start = time.perf_counter()
@@ -368,12 +341,10 @@ def run_reference(args: argparse.Namespace, root: Path, ckpt: Path, workdir: Pat
     command = [sys.executable, "-m", "benchmarks.reference_code", "--checkout", args.reference_checkout,
                "--data-root", str(root.parent), "--ckpt", str(ckpt), "--run-dir", str(workdir / "reference_run"),
                "--tokenizer-dir", tokenizer_dir, "--device", args.device]
-    runs = []
-    for _ in range(args.repeats):
-        run = timed_run(command, env)
+    runs = [timed_run(command, env) for _ in range(args.repeats)]
+    for run in runs:
         match = REFERENCE_ACCURACY.search(run["stdout_tail"])
         run["accuracy_percent"] = 100 * float(match.group(1)) if match else None
-        runs.append(run)
     walls = [run["wall_s"] for run in runs]
     return {"ran": True, "succeeded": all(run["returncode"] == 0 and run["accuracy_percent"] is not None
                                           for run in runs),
@@ -386,13 +357,11 @@ def run_training(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     counts = [int(value) for value in args.train_steps.split(",")]
     runs = {}
     for steps in counts:
+        overrides = ["training.epochs=1", f"training.max_steps_per_epoch={steps}",
+                     f"output_dir={workdir / 'train_outputs'}", *([f"device={args.device}"] * (args.device != "cpu")),
+                     *args.train_set]
         command = [sys.executable, "pretrain.py", "-c", "settings/quickstart.yaml", "--exp-name",
-                   f"suite_train_{steps}", "--set", "training.epochs=1", "--set",
-                   f"training.max_steps_per_epoch={steps}", "--set", f"output_dir={workdir / 'train_outputs'}"]
-        if args.device != "cpu":
-            command += ["--set", f"device={args.device}"]
-        for override in args.train_set:
-            command += ["--set", override]
+                   f"suite_train_{steps}", *(item for override in overrides for item in ("--set", override))]
         runs[steps] = timed_run(command)
         if runs[steps]["returncode"] != 0:
             raise RuntimeError(f"pretrain.py failed ({steps} steps):\n{runs[steps]['stderr_tail']}")
@@ -478,22 +447,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="data, checkpoint and run files (kept)")
     parser.add_argument("--preset", default="paper", choices=("paper", "tiny"))
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, among %(default)s")
-    parser.add_argument("--clips", default="", help="task=count,... (defaults: esc50=312,sed=200,grounding=100,"
-                                                    "retrieval=100)")
+    parser.add_argument("--clips", default="", help=f"task=count,... (defaults: {DEFAULT_CLIPS})")
     parser.add_argument("--repeats", type=int, default=1, help="subprocess runs of each script (median)")
     parser.add_argument("--model-repeats", type=int, default=10, help="timed infer steps of the model alone")
-    parser.add_argument("--split-repeats", type=int, default=1,
-                        help="in-process split runs of each script; the ratio reported is their median, the "
-                             "stages those of the median run")
+    parser.add_argument("--split-repeats", type=int, default=1, help="in-process split runs of each script; the "
+                        "ratio reported is their median, the stages those of the median run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (passed to every script)")
     parser.add_argument("--train-steps", default="20,200", help="two step counts of the training runs")
     parser.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a --set override of the training runs (repeatable), e.g. synthetic.root=DIR")
     parser.add_argument("--reference-checkout", help="also run the reference's zero_shot_classification.py from "
                                                      "this checkout on the ESC-50 files (benchmarks/reference_code.py)")
-    parser.add_argument("--reference-site", action="append", default=[], metavar="DIR",
-                        help="a folder put on the reference run's PYTHONPATH (its torchaudio, torchcodec and "
-                             "ruamel.yaml; see docs/scripts_benchmark.md); repeatable")
+    parser.add_argument("--reference-site", action="append", default=[], metavar="DIR", help="a folder put on the "
+                        "reference run's PYTHONPATH (its torchaudio, torchcodec, ruamel.yaml; docs/scripts_benchmark.md)")
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--split-child", help=argparse.SUPPRESS)
     parser.add_argument("--split-out", help=argparse.SUPPRESS)
@@ -506,18 +472,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
+    report = split_child(args.split_child, args.script_args, args.preset, args.model_repeats) \
+        if args.split_child else build_report(args)
+    from benchmarks.measure import write_json  # imports torch: after the split child's timings
+
     if args.split_child:
-        result = split_child(args.split_child, args.script_args, args.preset, args.model_repeats)
-        Path(args.split_out).write_text(json.dumps(result, indent=1, default=str))
-        return None
-    report = build_report(args)
+        return write_json(report, args.split_out)
     print(markdown(report))
     failed = [run for run in report["scripts"].values() if not run["succeeded"]]
     if failed:
         print("a script failed:\n" + failed[0]["runs"][-1]["stderr_tail"], file=sys.stderr)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1, default=str) + "\n")
+    write_json(report, args.out)
     return report
 
 

@@ -1,5 +1,5 @@
 """Index folders written directly from given embeddings (no audio embedded): planted events for tests, random
-rows at any size for benchmarks/search_speed.py."""
+rows at any size for `benchmarks.detection search-speed`."""
 
 from __future__ import annotations
 

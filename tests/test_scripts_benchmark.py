@@ -1,5 +1,5 @@
-"""Smoke tests of the end-to-end benchmark of the scripts (benchmarks/scripts.py) and of the detection benchmark,
-tiny preset."""
+"""Smoke tests of the end-to-end benchmark of the scripts (benchmarks/scripts.py) and of the detection and search
+benchmarks (benchmarks/detection.py), at small sizes."""
 
 from __future__ import annotations
 
@@ -84,6 +84,31 @@ def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_
                              "--data", str(synthetic_corpus)])
     assert result["index_files_per_second"] > 0 and result["detect_real_time_factor_overlap_0.5"] > 0
     assert set(result["matmul_ms_per_query"]) == {"10000", "100000", "1000000"}
+
+
+def test_detection_search_speed_tiny():
+    """`benchmarks.detection search-speed` (docs/detection.md's per-query table) on the tiny preset, 20 files."""
+    from benchmarks.detection import main as detection_main
+
+    result = detection_main(["search-speed", "--preset", "tiny", "--files", "20", "--queries", "2"])
+    assert result["files"] == 20 and result["model"] == "tiny (random weights)"
+    for part in ("text_embedding", "page_data_rank_clip", "page_data_rank_frame", "http_rank_clip",
+                 "search_query_rank_clip"):
+        assert result[part]["wall"] > 0 and result[part]["cpu"] >= 0, part
+
+
+def test_detection_search_scale_small():
+    """`benchmarks.detection search-scale` (docs/detection.md's approximate-index table) at 20,000 clustered rows:
+    scanning every list finds the exact top 10; fewer lists find fewer."""
+    from benchmarks.detection import main as detection_main
+    from tools.detect.approximate import number_of_lists
+
+    lists = number_of_lists(20_000)
+    result = detection_main(["search-scale", "--rows", "20000", "--embed-size", "32", "--queries", "5",
+                             "--nprobe", "1", str(lists), "--clustered"])
+    assert result["lists"] == lists and result["train_seconds"] >= 0 and result["add_seconds"] >= 0
+    assert result[f"nprobe_{lists}"]["recall_at_10"] == 1.0 and result[f"nprobe_{lists}"]["median_ms"] > 0
+    assert result["nprobe_1"]["recall_at_10"] < 1.0
 
 
 def test_scripts_benchmark_reports_the_median_split_run():
