@@ -119,14 +119,17 @@ def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torc
     return missing, unexpected, misshaped
 
 
-def describe_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], first: int = 3) -> str:
-    """One line naming the first `first` mis-shaped keys of `given` against `expected` (given's shape vs
-    expected's), then the first missing and unexpected keys with their shapes; '' when every key fits."""
+def describe_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], first: int = 3,
+                      names: tuple[str, str] = ("checkpoint", "model")) -> str:
+    """One line naming the first `first` mis-shaped keys of `given` against `expected` with both shapes
+    (`names`: what given and expected are called), then the first missing and unexpected keys with their
+    shapes; '' when every key fits."""
     missing, unexpected, misshaped = state_dict_mismatch(expected, given)
     parts = []
     if misshaped:
         parts.append(f"{len(misshaped)} mis-shaped (" + ", ".join(
-            f"{key} {list(given[key].shape)} vs {list(expected[key].shape)}" for key in misshaped[:first]) + ")")
+            f"{key}: {names[0]} {list(given[key].shape)} vs {names[1]} {list(expected[key].shape)}"
+            for key in misshaped[:first]) + ")")
     if missing:
         parts.append(f"{len(missing)} missing (" + ", ".join(
             f"{key} {list(expected[key].shape)}" for key in missing[:first]) + ")")

@@ -35,9 +35,9 @@ class InterpolationError(ValueError):
 def check_interpolable(init: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor],
                        alphas: Sequence[float]) -> None:
     """InterpolationError (one line) when the keys or shapes differ, or an alpha is outside [0, 1]."""
-    mismatch = describe_mismatch(init, finetuned)
+    mismatch = describe_mismatch(init, finetuned, names=("finetuned", "init"))
     if mismatch:
-        raise InterpolationError(f"the two models have different architectures: {mismatch} (finetuned vs init)")
+        raise InterpolationError(f"the two models have different architectures: {mismatch}")
     for alpha in alphas:
         if not 0.0 <= alpha <= 1.0:
             raise InterpolationError(f"alpha {alpha} is outside [0, 1] (0: the initial model, 1: the fine-tuned one)")

@@ -111,7 +111,7 @@ def test_mismatched_init_from_is_one_line_and_writes_nothing(tiny_config, synthe
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: training.init_from")
-    assert "13 mis-shaped (codebook [64, 16] vs [64, 32]" in lines[0]
+    assert "13 mis-shaped (codebook: checkpoint [64, 16] vs model [64, 32]" in lines[0]
     assert not output_dir.exists()
 
 
@@ -230,7 +230,7 @@ def test_interpolation_of_two_architectures_is_one_line(tiny_config, tmp_path, c
                              "--alpha", "0.5", "--out", str(tmp_path / "wise")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the two models have different architectures")
-    assert "mis-shaped (codebook [64, 16] vs [64, 32]" in lines[0]
+    assert "mis-shaped (codebook: finetuned [64, 16] vs init [64, 32]" in lines[0]
     assert not (tmp_path / "wise").exists()
 
 

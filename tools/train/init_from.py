@@ -55,8 +55,8 @@ def fitting_weights(model: nn.Module, path: str | Path) -> dict[str, torch.Tenso
     weights = read_init_weights(path)
     mismatch = describe_mismatch(model.state_dict(), weights)
     if mismatch:
-        raise ConfigError(f"training.init_from {path} does not fit the model of the YAML: {mismatch} "
-                          f"(checkpoint vs model); {MODEL_KEYS_HINT}")
+        raise ConfigError(f"training.init_from {path} does not fit the model of the YAML: {mismatch}; "
+                          f"{MODEL_KEYS_HINT}")
     return weights
 
 
