@@ -28,7 +28,7 @@ def test_new_domain_layout_classes_and_determinism(tmp_path):
         assert all(len(list((tmp_path / "a" / split / label).glob("*.wav"))) == per_class for label in labels)
     first, second = files_of(tmp_path / "a"), files_of(tmp_path / "b")
     assert first == second and len(first) == 3 * len(labels)
-    assert len(set(first.values())) == len(first)  # every clip its own
+    assert len(set(first.values())) == len(first)  # every clip its own: no test clip is a training clip
     audio, rate = soundfile.read(tmp_path / "a" / "train" / "wind" / "wind_00000.wav")
     assert rate == 32000 and audio.size == int(ESC_CLIP_SECONDS * rate) and np.abs(audio).max() > 0.3
     assert json.loads((tmp_path / "a" / "classes.json").read_text())["events"][0]["name"] == summary["events"][0]
