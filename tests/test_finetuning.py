@@ -156,6 +156,30 @@ def test_pretrain_skips_the_init_from_check_when_resuming(tiny_config, tmp_path)
     pretrain.check_init_weights(config, "auto")  # the run continues from last.pt: init_from is not read
 
 
+@pytest.mark.slow
+def test_pretrain_init_from_is_recorded_and_ignored_on_resume(trained_files, tiny_config, synthetic_corpus,
+                                                              tmp_path):
+    """pretrain.py --init-from: config.yaml and init_from.json record the file; --resume auto continues the
+    run and train.log says that init_from is ignored."""
+    import pretrain
+
+    files, _ = trained_files
+    yaml_path = tmp_path / "finetune.yaml"
+    yaml_path.write_text(yaml.safe_dump({**training_config(tiny_config, synthetic_corpus, training={
+        "epochs": 1, "max_steps_per_epoch": 1}), "output_dir": str(tmp_path / "outputs"), "exp_name": "ft"}))
+    assert pretrain.main(["-c", str(yaml_path), "--init-from", str(files["model folder"])]) == 0
+    run = tmp_path / "outputs" / "ft"
+    assert yaml.safe_load((run / "config.yaml").read_text())["training"]["init_from"] == str(files["model folder"])
+    record = json.loads((run / RECORD_NAME).read_text())
+    assert record["kind"] == "model folder" and len(record["sha256"]) == 64
+    assert pretrain.main(["-c", str(yaml_path), "--init-from", str(files["model folder"]), "--resume", "auto"]) == 0
+    assert "training.init_from (" in (run / "train.log").read_text().split("resumed from")[-1]
+    root = logging.getLogger()  # pretrain.py configured the root logger (a file in tmp_path): undo it
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+
+
 # ------------------------------------------------------------------------------------------------ freezing
 FROZEN_SETTINGS = {"audio_encoder_args": {"freeze": True, "trainable_last_blocks": 3},
                    "text_encoder_args": {"freeze": True, "trainable_last_blocks": 1}, "codebook": {"freeze": True}}
