@@ -43,6 +43,9 @@ class TrainingArgs:
     compile: bool = False  # torch.compile both towers (models.speed.compile_model); pays off on GPUs
     gather_negatives: bool = True  # under DDP, the loss sees every GPU's clips (the reference: only its own)
     max_steps_per_epoch: int = 0  # 0: whole epoch (a cap for quick runs and tests)
+    # start from trained weights: a checkpoint (model.pt, last.pt, best.pt, ...) or a model folder; the model
+    # is the YAML's, optimiser, schedule and epoch start fresh; ignored when resuming (tools/train/init_from.py)
+    init_from: str | None = None
     # model_<epoch>.pt is written after these epochs (1-based), as the reference's epochs 3 to 9
     snapshot_epochs: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7, 8, 9])
 

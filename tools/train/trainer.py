@@ -38,6 +38,7 @@ from tools.train.checkpointing import (
 )
 from tools.train.data import build_training_loader
 from tools.train.distributed import DistributedInfo, all_ranks_agree, barrier
+from tools.train.init_from import load_init_weights, model_config_to_build, record_init_from
 from tools.train.model_files import ModelFiles
 from tools.train.optim import CosineWithWarmup, build_optimizer, warmup_steps_from
 
@@ -76,7 +77,7 @@ class Trainer:
         self.dataset, self.sampler, self.loader = build_training_loader(config, self.dist, self.device)
         cap = config.training.max_steps_per_epoch * config.training.grad_accum_steps
         self.batches_per_epoch = min(len(self.sampler), cap) if cap > 0 else len(self.sampler)
-        self.model = ASE(config).to(self.device)
+        self.model = ASE(model_config_to_build(config)).to(self.device)
         self.gather_negatives = self.dist.enabled and config.training.gather_negatives
         self.model.criterion.gather_across_ranks = self.gather_negatives
         if config.training.compile:
@@ -133,6 +134,11 @@ class Trainer:
         checkpoint_path = find_resume_checkpoint(resume, self.experiment_dir)
         if checkpoint_path is not None:
             self.load_training_state(checkpoint_path)
+            if self.config.training.init_from:
+                log.info("training.init_from (%s) is ignored: the run continues from %s",
+                         self.config.training.init_from, checkpoint_path)
+        elif self.config.training.init_from:
+            self.start_from_weights(self.config.training.init_from)
         last_epoch = min(until_epoch or self.config.training.epochs, self.config.training.epochs)
         previous_handlers = self._install_signal_handlers()
         try:
@@ -153,6 +159,15 @@ class Trainer:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
         return self.history
+
+    def start_from_weights(self, path: str | Path) -> None:
+        """A fresh run whose model starts from the weights of `path` (training.init_from): optimiser,
+        schedule and epoch untouched (fresh); rank 0 records the file and its sha256 in init_from.json."""
+        load_init_weights(self.model, path)
+        if self.dist.is_main:
+            record = record_init_from(self.experiment_dir, path)
+            log.info("weights from %s (%s, sha256 %s); optimiser, schedule and epoch start fresh", path,
+                     record["kind"], record["sha256"])
 
     def train_epoch(self) -> dict[str, Any]:
         self.train_model.train()
