@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from data_handling.class_names import CLASSIFICATION_PROMPT
+from data_handling.source_records import check_caption_templates
 from models.config import (
     AudioArgs,
     AudioEncoderArgs,
@@ -84,6 +86,10 @@ class DataArgs:
     shards_manifest: str | None = None  # default: manifest.json beside the first shard
     shard_cache: str | None = None  # local folder for copies of remote shards
     check_files: bool = True  # report missing files at start-up
+    # Labelled clips (a folder of class folders, a table or dataset with a 'label' column): their caption is
+    # one of these, '{}' replaced by the labels, drawn per clip and epoch (docs/datasets.md)
+    caption_templates: list[str] = field(default_factory=lambda: [CLASSIFICATION_PROMPT])
+    audio_cache: str | None = None  # audio bytes of Hugging Face datasets are written here once (default: beside)
 
 
 @dataclass
@@ -200,6 +206,10 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
         value = getattr(config.eval, key)
         if value != "auto" and not (isinstance(value, int) and value >= minimum):
             raise ConfigError(f"{source}: 'eval.{key}' is {value!r}; expected an integer >= {minimum} or 'auto'")
+    try:
+        check_caption_templates(config.data_args.caption_templates)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
     config.model_config().validate(source)
     return config
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_handling.class_names import normalize_class_names
+from data_handling.class_names import CLASSIFICATION_PROMPT, normalize_class_names
 from data_handling.eval_sets.classification import (
     ClassificationItem,
     read_esc50,
@@ -66,9 +66,9 @@ class ClassificationProtocol:
 
 CLASSIFICATION_PROTOCOLS = {
     # ESC-50 and UrbanSound8K clips are at most 5 s / 4 s: the reference rejects longer audio; we window it.
-    "esc50": ClassificationProtocol("{} can be heard", "window", _read_esc50),
+    "esc50": ClassificationProtocol(CLASSIFICATION_PROMPT, "window", _read_esc50),
     "urbansound8k": ClassificationProtocol("{}", "window", _read_urbansound8k),
-    "vggsound": ClassificationProtocol("{} can be heard", "cut", _read_vggsound),
+    "vggsound": ClassificationProtocol(CLASSIFICATION_PROMPT, "cut", _read_vggsound),
 }
 """--dataset -> protocol; adding a dataset is a reader and one entry here (plus its layout in EVAL_LAYOUTS)."""
 

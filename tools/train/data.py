@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
 from data_handling.samplers import DurationBucketBatchSampler
 from data_handling.shards.reader import ShardCaptionDataset, open_shard_dataset
+from data_handling.source_records import SourceOptions
 from data_handling.training_items import prepare_training_items
 from tools.config import Config
 from tools.train.distributed import DistributedInfo
@@ -23,13 +24,21 @@ def build_training_dataset(config: Config) -> CaptionAudioDataset | ShardCaption
                                   max_length=config.audio_args.max_length, train=True, strict=data_args.strict,
                                   max_decode_seconds=data_args.max_decode_seconds, cache_dir=data_args.shard_cache)
     items = prepare_training_items(config.json_files, blacklist=config.blacklist, audio_root=data_args.audio_root,
-                                   check_files=data_args.check_files, skip_missing=data_args.skip_missing)
+                                   check_files=data_args.check_files, skip_missing=data_args.skip_missing,
+                                   options=source_options(config))
     if not items:
         raise ValueError(f"no training captions left in {config.json_files} (after the blacklist and the audio "
                          f"file check): check json_files, blacklist and data_args.audio_root")
     return CaptionAudioDataset(items, sample_rate=config.audio_args.sr, max_length=config.audio_args.max_length,
                                train=True, strict=data_args.strict, max_decode_seconds=data_args.max_decode_seconds,
-                               partial_decoding=data_args.partial_decoding)
+                               partial_decoding=data_args.partial_decoding,
+                               caption_templates=data_args.caption_templates, seed=config.seed)
+
+
+def source_options(config: Config) -> SourceOptions:
+    """How tables, labelled folders and Hugging Face datasets become caption rows (data_args)."""
+    data_args = config.data_args
+    return SourceOptions(tuple(data_args.caption_templates), data_args.strict, data_args.audio_cache)
 
 
 def build_training_loader(config: Config, dist: DistributedInfo, device: torch.device

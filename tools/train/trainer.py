@@ -157,6 +157,8 @@ class Trainer:
     def train_epoch(self) -> dict[str, Any]:
         self.train_model.train()
         self.sampler.set_epoch(self.epoch)
+        if hasattr(self.dataset, "set_epoch"):  # labelled clips: the epoch's caption templates
+            self.dataset.set_epoch(self.epoch)
         self.sampler.set_start_batch(self.batch_in_epoch)
         accumulation = self.config.training.grad_accum_steps
         losses: list[float] = []
