@@ -284,9 +284,14 @@ def test_caption_templates_are_validated_by_the_config():
 def test_check_data_reads_a_table(corpus, tmp_path, capsys):
     from data_handling.check_data import main as check_data_main
 
-    assert check_data_main(["--json", str(repeated_rows_csv(corpus)), "--out", str(tmp_path / "r.json")]) == 0
+    table = repeated_rows_csv(corpus)
+    with open(table, "a") as handle:
+        handle.write("audio/gone.wav,lost,1.0\n")
+    assert check_data_main(["--json", str(table), "--out", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["totals"]["clips"] == len(CLIPS) and report["totals"]["captions"] == 10
+    assert report["json_files"][0]["skipped"] == {"audio file missing or unreadable": 1}
+    assert "skipped in " in capsys.readouterr().out
 
 
 def test_bytes_are_written_once(corpus):
