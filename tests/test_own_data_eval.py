@@ -52,6 +52,7 @@ def test_custom_table_with_folds_reads_as_esc50(synthetic_corpus, tmp_path):
     assert as_set(custom) == as_set(esc50) and sorted(custom.class_names) == sorted(esc50.class_names)
 
 
+@pytest.mark.slow
 def test_custom_set_gives_the_accuracy_of_the_esc50_layout(checkpoint, synthetic_corpus, tmp_path):
     esc50 = run(zero_shot_clas.main, checkpoint, tmp_path / "esc.json", "--dataset", "esc50", "--data-root",
                 str(synthetic_corpus))
