@@ -98,3 +98,27 @@ def test_val_fraction_is_validated_and_names_do_not_collide(tmp_path):
     assert classification_best_file_names([str(tmp_path / "birds"), str(tmp_path / "birds" / "x.csv")],
                                           taken=["clotho_best_model.pt"]) == \
         ["birds_clas_best_model.pt", "birds1_clas_best_model.pt"]
+
+
+@pytest.mark.slow
+def test_training_on_labelled_clips_draws_each_epochs_templates(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
+    from data_handling.caption_dataset import CaptionAudioDataset
+
+    table = esc50_table(synthetic_corpus, tmp_path / "labels.csv")
+    templates = ["{} can be heard", "the sound of {}", "{}"]
+    config = parse_config(training_config(tiny_config, synthetic_corpus, json_files=[str(table)], training={
+        "epochs": 2, "amp": "off", "max_steps_per_epoch": 1},
+        data_args={"batch_size": 4, "num_workers": 0, "pin_memory": False, "caption_templates": templates}))
+    seen: list[tuple[int, str]] = []
+    original = CaptionAudioDataset.caption
+
+    def record(self, index):
+        seen.append((self.epoch, original(self, index)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(CaptionAudioDataset, "caption", record)
+    trainer = Trainer(config, tmp_path / "exp")
+    assert all(len(item.labels) == 1 for item in trainer.dataset.items)
+    trainer.fit()
+    assert {epoch for epoch, _ in seen} == {0, 1}
+    assert any(not caption.endswith("can be heard") for _, caption in seen)
