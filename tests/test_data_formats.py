@@ -301,3 +301,18 @@ def test_bytes_are_written_once(corpus):
     second = prepare_training_items([path])
     assert {item.audio_path: item.audio_path.stat().st_mtime_ns for item in second} == stamps
     assert io.BytesIO  # bytes decoded by soundfile from the cache files
+
+
+def test_a_dataset_dict_gives_its_train_split_and_string_labels(corpus):
+    import datasets
+
+    train = datasets.Dataset.from_dict({"audio": [str(corpus.root / "audio/a.wav"), str(corpus.root / "audio/b.wav")],
+                                        "label": ["dog_bark;rain", "rain"]})
+    test = datasets.Dataset.from_dict({"audio": [str(corpus.root / "audio/c.wav")], "label": ["wind"]})
+    datasets.DatasetDict({"test": test, "train": train}).save_to_disk(str(corpus.root / "dd"))
+    rows = prepare_training_items([corpus.root / "dd"])
+    assert [(row.clip_id, row.caption) for row in rows] == [("a", "dog bark and rain can be heard"),
+                                                            ("b", "rain can be heard")]
+    datasets.DatasetDict({"test": test, "dev": train}).save_to_disk(str(corpus.root / "dd2"))
+    with pytest.raises(ValueError, match=r"splits \['test', 'dev'\] and none named 'train'"):
+        prepare_training_items([corpus.root / "dd2"])
