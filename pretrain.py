@@ -70,12 +70,17 @@ def prepare_synthetic_data(config: Config, is_main: bool) -> None:
 def check_training_data(config: Config, config_path: Path) -> None:
     if config.data_args.shards:
         return  # the shards are checked when the dataset opens them
-    missing = [path for path in config.json_files if not Path(path).is_file()]
+    missing = [path for path in config.json_files if not Path(path).exists()]  # files, or folders of clips
     if not config.json_files or missing:
         raise SystemExit(
             f"training data missing for {config_path}: " + (", ".join(missing) if missing else "json_files is empty")
             + ".\nDownload WavCaps (json files and audio, see README, 'Training') and set json_files, "
               "or try the built-in synthetic corpus first: python pretrain.py -c settings/quickstart.yaml")
+    from data_handling.caption_sources import check_source_layout
+    from tools.train.data import source_options
+
+    for path in config.json_files:  # tables, folders, datasets: a missing column stops the run here
+        check_source_layout(path, options=source_options(config))
 
 
 def check_init_weights(config: Config, resume: str | bool | None) -> None:
@@ -131,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.init_from:
         config.training.init_from = args.init_from
     if config.synthetic is None:
-        check_training_data(config, args.config)  # before anything is written
+        try:
+            check_training_data(config, args.config)  # before anything is written
+        except STARTUP_ERRORS as error:
+            return report_startup_error(error)
     resume = args.resume if args.resume is not None else config.resume
     try:
         check_init_weights(config, resume)  # before anything is written

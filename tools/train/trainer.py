@@ -74,7 +74,8 @@ class Trainer:
         torch.manual_seed(config.seed + self.dist.rank)
 
         # first: a data error stops the run before a model is built
-        self.dataset, self.sampler, self.loader = build_training_loader(config, self.dist, self.device)
+        self.dataset, self.sampler, self.loader = build_training_loader(config, self.dist, self.device,
+                                                                        self.experiment_dir)
         cap = config.training.max_steps_per_epoch * config.training.grad_accum_steps
         self.batches_per_epoch = min(len(self.sampler), cap) if cap > 0 else len(self.sampler)
         self.model = ASE(model_config_to_build(config)).to(self.device)
@@ -101,7 +102,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.global_step = 0
         self.model_files = ModelFiles(self.experiment_dir, config.eval.retrieval_jsons,
-                                      config.training.snapshot_epochs, config.training.epochs)
+                                      config.training.snapshot_epochs, config.training.epochs,
+                                      config.eval.classification_sets)
         self.bad_steps = 0
         self.skipped_files = 0
         self.stop_signal: int | None = None
@@ -172,6 +174,8 @@ class Trainer:
     def train_epoch(self) -> dict[str, Any]:
         self.train_model.train()
         self.sampler.set_epoch(self.epoch)
+        if hasattr(self.dataset, "set_epoch"):  # labelled clips: the epoch's caption templates
+            self.dataset.set_epoch(self.epoch)
         self.sampler.set_start_batch(self.batch_in_epoch)
         accumulation = self.config.training.grad_accum_steps
         losses: list[float] = []
@@ -275,20 +279,20 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, Any]:
-        """Retrieval on each `eval.retrieval_jsons` (rank 0).
+        """Retrieval on each `eval.retrieval_jsons` and accuracy on each `eval.classification_sets` (rank 0).
 
-        Returns {"retrieval": {json path: metrics}, "scores": {best file name: R@1 + R@5 both ways},
-        "score": their sum}; a set whose evaluation fails is logged, listed in "eval_errors" and left
-        out of the scores (the run goes on).
+        Returns {"retrieval": {json path: metrics}, "classification": {set: metrics}, "scores": {best file name:
+        R@1 + R@5 both ways, or accuracy in percent}, "score": their sum}; a set whose evaluation fails is
+        logged, listed in "eval_errors" and left out of the scores (the run goes on).
         """
         jsons = self.config.eval.retrieval_jsons
-        if not jsons or not self.dist.is_main:
+        if not (jsons or self.config.eval.classification_sets) or not self.dist.is_main:
             return {}
         from tools.eval.retrieval import evaluate_retrieval
         from tools.eval.retrieval_metrics import retrieval_score
 
         results: dict[str, Any] = {"retrieval": {}, "scores": {}}
-        for json_path, best_file in zip(jsons, self.model_files.best_files, strict=True):
+        for json_path, best_file in zip(jsons, self.model_files.retrieval_best_files, strict=True):
             try:
                 metrics = evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
                                              long_audio=self.config.eval.long_audio,
@@ -304,9 +308,37 @@ class Trainer:
             log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f", self.epoch,
                      json_path, metrics["t2a_R1_percent"], metrics["t2a_R5_percent"], metrics["a2t_R1_percent"],
                      metrics["a2t_R5_percent"])
+        self._evaluate_classification(results)
         if results["scores"]:
             results["score"] = sum(results["scores"].values())
         return results
+
+    def _evaluate_classification(self, results: dict[str, Any]) -> None:
+        """Zero-shot accuracy on each `eval.classification_sets` (prompt: the first of data_args.caption_templates),
+        into results["classification"] and results["scores"]; a failure is logged and listed in "eval_errors"."""
+        from tools.eval.classification import evaluate_classification
+        from tools.eval.classification_metrics import classification_score
+
+        sets = self.config.eval.classification_sets
+        if not sets:
+            return
+        from data_handling.eval_sets.classification import read_custom_classification
+
+        results["classification"] = {}
+        prompt = self.config.data_args.caption_templates[0]
+        for path, best_file in zip(sets, self.model_files.classification_best_files, strict=True):
+            try:
+                clips = read_custom_classification(path)
+                metrics = evaluate_classification(self.model, clips.items, clips.class_names, prompt, self.device,
+                                                  self.config.eval.batch_size, long_audio=self.config.eval.long_audio
+                                                  or "window", precision=self.config.eval.precision)
+            except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
+                log.exception("epoch %d: classification evaluation on %s failed; training goes on", self.epoch, path)
+                results.setdefault("eval_errors", {})[str(path)] = f"{type(error).__name__}: {error}"
+                continue
+            results["classification"][str(path)] = metrics
+            results["scores"][best_file] = classification_score(metrics)
+            log.info("epoch %d classification on %s: accuracy %.2f %%", self.epoch, path, metrics["accuracy_percent"])
 
     # --------------------------------------------------------------------------- checkpoints
     def training_state(self) -> dict[str, Any]:
