@@ -222,7 +222,7 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
         check_caption_templates(config.data_args.caption_templates)
     except ValueError as error:
         raise ConfigError(f"{source}: {error}") from None
-    config.model_config()  # the model keys' own checks
+    config.model_config().validate(source)  # the model keys' own checks
     return config
 
 
