@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override a YAML key, e.g. --set optim_args.lr=1e-4 (repeatable)")
     parser.add_argument("--exp-name", help="experiment folder name under output_dir (default: exp_name)")
     parser.add_argument("--resume", help="a checkpoint path, or 'auto' for the experiment's last.pt")
+    parser.add_argument("--init-from", metavar="PATH",
+                        help="start from trained weights (model.pt, best.pt, a model folder...): training.init_from")
     return parser.parse_args(argv)
 
 
@@ -73,12 +75,26 @@ def prepare_synthetic_data(config: Config, is_main: bool) -> None:
 def check_training_data(config: Config, config_path: Path) -> None:
     if config.data_args.shards:
         return  # the shards are checked when the dataset opens them
-    missing = [path for path in config.json_files if not Path(path).is_file()]
+    missing = [path for path in config.json_files if not Path(path).exists()]  # files, or folders of clips
     if not config.json_files or missing:
         raise SystemExit(
             f"training data missing for {config_path}: " + (", ".join(missing) if missing else "json_files is empty")
             + ".\nDownload WavCaps (json files and audio, see README, 'Training') and set json_files, "
               "or try the built-in synthetic corpus first: python pretrain.py -c settings/quickstart.yaml")
+    from data_handling.caption_sources import check_source_layout
+    from tools.train.data import source_options
+
+    for path in config.json_files:  # tables, folders, datasets: a missing column stops the run here
+        check_source_layout(path, options=source_options(config))
+
+
+def check_init_weights(config: Config, resume: str | bool | None) -> None:
+    """training.init_from must fit the YAML's model, unless a resumed run continues from its own checkpoint."""
+    from tools.train.checkpointing import find_resume_checkpoint
+    from tools.train.init_from import check_init_from
+
+    if config.training.init_from and find_resume_checkpoint(resume, Path(config.output_dir) / config.exp_name) is None:
+        check_init_from(config)
 
 
 def report_card(trainer: Trainer, experiment_dir: Path) -> dict:
@@ -122,9 +138,18 @@ def main(argv: list[str] | None = None) -> int:
         return report_startup_error(error)
     if args.exp_name:
         config.exp_name = args.exp_name
+    if args.init_from:
+        config.training.init_from = args.init_from
     if config.synthetic is None:
-        check_training_data(config, args.config)  # before anything is written
+        try:
+            check_training_data(config, args.config)  # before anything is written
+        except STARTUP_ERRORS as error:
+            return report_startup_error(error)
     resume = args.resume if args.resume is not None else config.resume
+    try:
+        check_init_weights(config, resume)  # before anything is written
+    except STARTUP_ERRORS as error:
+        return report_startup_error(error)
     dist_info, device = init_distributed(config.device)
     experiment_dir = Path(config.output_dir) / config.exp_name
     try:
@@ -225,7 +250,8 @@ def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, devi
 def report_startup_error(error: Exception, exit_code: int = 2) -> int:
     """A configuration or data error before training: one 'error: ...' line (and the log), exit code 2 (1: an
     evaluation set incomplete under eval.strict)."""
-    log.error("%s", error)
+    if logging.getLogger().hasHandlers():  # before setup_logging only the line below is printed
+        log.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
     return exit_code
 

@@ -4,12 +4,16 @@
     python zero_shot_clas.py --dataset esc50 --ckpt pretrained_models/model.pt --data-root data/
     python zero_shot_clas.py --dataset urbansound8k --data-root data/UrbanSound8K --out us8k.json
     python zero_shot_clas.py --dataset vggsound --data-root data/vggsound
+    python zero_shot_clas.py --dataset custom --data-root my_clips/ --prompt "the sound of {}"
 
 --data-root (eval.data_root_dir) is the reference's parent folder of all datasets (ESC-50-master/,
 UrbanSound8K/, VGGSound/) or a dataset's own folder; the layout is detected. Prompts: "<class> can be
 heard" (ESC-50, VGGSound), the bare class name (UrbanSound8K). Audio zero-padded to 10 s; VGGSound cut to
 10 s (--long-audio picks another handling of longer audio). Accuracy in percent (accuracy_percent),
-averaged over the folds of ESC-50 and UrbanSound8K. Dataset layouts: docs/datasets.md.
+averaged over the folds of ESC-50 and UrbanSound8K. --dataset custom: your own labelled clips, a folder of
+class folders or a CSV/TSV with the columns audio,label[,fold] (or a Hugging Face dataset), evaluated as
+ESC-50 (prompt "<class> can be heard" unless --prompt, the fold mean when folds are given). Dataset
+layouts: docs/datasets.md.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ def parse_args(argv: list[str] | None):
     parser = script_parser(__doc__)
     parser.add_argument("--dataset", default="esc50", choices=sorted(CLASSIFICATION_PROTOCOLS),
                         help="which dataset layout and protocol (default: %(default)s)")
+    parser.add_argument("--prompt", help="prompt template, '{}' replaced by the class name (default: the "
+                                         "dataset's, '{} can be heard' for custom)")
     add_protocol_options(parser, crop=True)
     return parser.parse_args(argv)
 
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = evaluate_classification_dataset(model, args.dataset, root, device, config.eval.batch_size,
                                              config.eval.num_workers, long_audio=config.eval.long_audio,
                                              crop_seed=config.eval.crop_seed, precision=config.eval.precision,
-                                             strict=config.eval.strict)
+                                             strict=config.eval.strict, prompt_template=args.prompt)
     report(f"Zero-shot classification ({args.dataset})", result, args.out,
            {"checkpoint": str(config.eval.ckpt), "data_root": str(root), "device": str(device)})
     return result

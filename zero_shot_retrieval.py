@@ -6,7 +6,8 @@
 
 Dataset folder: <root>/test.json, or --json with any Clotho/AudioCaps-style json (WavCaps' test files
 work as they are: their "audio" paths of the authors' machine are looked up by the relative "wav" path
-under --audio-root, the json's folder or a folder above it, or the data root, then by file name).
+under --audio-root, the json's folder or a folder above it, or the data root, then by file name). --json
+also takes a CSV/TSV table of your own clips (audio,caption; paths relative to the table's folder).
 Protocol (the reference's): clips longer than 10 s are evaluated on one random 10 s crop, the same on
 every run (--crop-seed; --long-audio window encodes every window instead); shorter clips are zero-padded
 as in the reference's 32-caption batches (--fixed-padding pads each to 10 s). R@1/5/10/50 and mAP@10 in
@@ -32,7 +33,8 @@ from tools.eval.retrieval import evaluate_retrieval
 
 def parse_args(argv: list[str] | None):
     parser = script_parser(__doc__)
-    parser.add_argument("--json", help="retrieval json (default: <root>/test.json)")
+    parser.add_argument("--json", help="retrieval json, or a CSV/TSV with the columns audio,caption (more "
+                                       "captions: caption_2, ... or repeated rows) (default: <root>/test.json)")
     parser.add_argument("--audio-root", help="folder the json's relative audio paths start from "
                                              "(default: the json's folder)")
     add_protocol_options(parser, crop=True, retrieval_padding=True)

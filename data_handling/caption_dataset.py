@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from data_handling.audio_io import RESAMPLERS, AudioReadError, load_audio, load_audio_window
 from data_handling.keyed_random import DrawKey, SampleDraw, crop_offset
+from data_handling.source_records import template_caption
 from data_handling.text_preprocess import preprocess_caption
 from data_handling.training_items import fill_missing_durations
 from data_handling.wavcaps import CaptionItem
@@ -83,12 +84,16 @@ class CaptionAudioDataset(TrainingClips):
 
     resampler: how files not at sample_rate are resampled (data_handling.audio_io.RESAMPLERS); kaiser_best
     is the reference's (librosa 0.9.2 with resampy).
+
+    A labelled clip (item.labels) takes one of caption_templates, drawn per clip and epoch from a generator
+    keyed by (seed, the epoch set by set_epoch, the item's position): the same captions on every run and
+    after a resume, whatever the loader workers. Without templates its caption is item.caption.
     """
 
     def __init__(self, items: Sequence[CaptionItem], sample_rate: int = 32000, max_length: float = 10.0,
                  train: bool = True, strict: bool = False,
                  max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS, partial_decoding: bool = True,
-                 resampler: str = "kaiser_best") -> None:
+                 resampler: str = "kaiser_best", caption_templates: Sequence[str] = (), seed: int = 0) -> None:
         if max_length < 0:
             raise ValueError(f"max_length must be >= 0 seconds (0 = no crop), got {max_length}")
         if not 0 <= max_decode_seconds < math.inf:
@@ -104,6 +109,20 @@ class CaptionAudioDataset(TrainingClips):
         self.resampler = resampler
         self.strict = strict
         self.num_failures = 0  # per process: each DataLoader worker counts its own
+        self.caption_templates = list(caption_templates)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose caption templates __getitem__ draws (before the epoch's loader is iterated)."""
+        self.epoch = epoch
+
+    def caption(self, index: int) -> str:
+        """The raw caption of item `index` this epoch (module docstring of the class)."""
+        item = self.items[index]
+        if item.labels and self.caption_templates:
+            return template_caption(item.labels, self.caption_templates, self.seed, self.epoch, index)
+        return item.caption
 
     def __len__(self) -> int:
         return len(self.items)
@@ -142,7 +161,7 @@ class CaptionAudioDataset(TrainingClips):
                 raise
             self._report_failure(error)
             return None
-        return {"audio": audio.contiguous(), "caption": preprocess_caption(item.caption),
+        return {"audio": audio.contiguous(), "caption": preprocess_caption(self.caption(row)),
                 "idx": item.clip_index, "path": str(item.audio_path)}
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from data_handling.audio_io import AudioReadError, audio_duration
 from data_handling.audio_paths import MAX_REPORTED, AudioPathResolver
 from data_handling.samplers import DurationBucketBatchSampler, bucket_labels, duration_histogram
+from data_handling.source_records import SourceOptions
 from data_handling.training_items import describe_clip, fill_missing_durations, resolve_audio_paths
 from data_handling.wavcaps import JsonFileContents, read_json_files
 
@@ -47,6 +48,7 @@ class DataSettings:
     batch_size: int
     drop_last: bool
     default_out: Path
+    options: SourceOptions | None = None  # tables, class folders, datasets: templates, strict, audio cache
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -86,7 +88,8 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
     data_args = config.data_args
     return DataSettings(json_files, blacklist, args.audio_root or data_args.audio_root,
                         list(data_args.duration_bucket_edges), data_args.batch_size, data_args.drop_last,
-                        Path(config.output_dir) / "check_data.json")
+                        Path(config.output_dir) / "check_data.json",
+                        SourceOptions(tuple(data_args.caption_templates), data_args.strict, data_args.audio_cache))
 
 
 def unreadable_files(paths: Sequence[Path], workers: int) -> dict[Path, str]:
@@ -119,6 +122,7 @@ def check_json_file(contents: JsonFileContents, resolver: AudioPathResolver, set
         "missing_examples": [f"{describe_clip(item, with_source=False)}: {record['reason']}"
                              for item, record in zip(missing[:MAX_REPORTED], missing_records, strict=False)],
         "missing": [{key: record[key] for key in ("id", "audio", "reason")} for record in missing_records],
+        "skipped": contents.skipped,  # tables, class folders, datasets: reason -> clips or captions left out
     }
     if decode:
         broken = unreadable_files(list(dict.fromkeys(item.audio_path for item in found)), workers)
@@ -133,7 +137,7 @@ def build_report(settings: DataSettings, decode: bool = False, workers: int = 8)
     resolver = AudioPathResolver(settings.audio_root)
     files: list[dict[str, Any]] = []
     durations: list[float] = []
-    for contents in read_json_files(settings.json_files, settings.audio_root, settings.blacklist):
+    for contents in read_json_files(settings.json_files, settings.audio_root, settings.blacklist, settings.options):
         record, found_durations = check_json_file(contents, resolver, settings, decode, workers)
         files.append(record)
         durations += found_durations
@@ -190,6 +194,7 @@ def format_table(report: dict[str, Any]) -> str:
                      f"and nothing names their dataset (not taken)")
     for record in report["json_files"]:
         notes += [f"missing in {record['path']}: {example}" for example in record["missing_examples"]]
+        notes += [f"skipped in {record['path']}: {count} ({reason})" for reason, count in record["skipped"].items()]
         notes += [f"unreadable in {record['path']}: {example}" for example in record.get("unreadable_examples", [])]
     return "\n".join(lines + [""] + notes)
 

@@ -17,6 +17,9 @@ from collections.abc import Iterable, Sequence
 
 MAX_LISTED = 10
 """Class names (or positions) named in an error message."""
+CLASSIFICATION_PROMPT = "{} can be heard"
+"""The zero-shot classification prompt of ESC-50 and VGGSound ('{}': the class name); also the default caption
+template of labelled training clips (data_args.caption_templates)."""
 
 
 def _normalized_text(raw: object, lower: bool) -> str:

@@ -13,9 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from data_handling.audio_io import AudioReadError, audio_duration
 from data_handling.audio_paths import MAX_REPORTED, AudioPathResolver
 from data_handling.blacklist import Blacklist
+from data_handling.source_records import SourceOptions
 from data_handling.wavcaps import CaptionItem, read_wavcaps_jsons
 
 logger = logging.getLogger(__name__)
@@ -134,20 +137,42 @@ def _drop_or_stop(resolution: AudioResolution, skip_missing: bool) -> list[Capti
 def prepare_training_items(json_files: str | Path | Sequence[str | Path], *,
                            blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
                            audio_root: str | Path | None = None, check_files: bool = True,
-                           skip_missing: bool = False) -> list[CaptionItem]:
-    """The training rows, as Trainer reads them: json files, blacklist, audio paths, durations.
+                           skip_missing: bool = False, options: SourceOptions | None = None) -> list[CaptionItem]:
+    """The training rows, as Trainer reads them: json files (or the other formats of
+    data_handling.caption_sources), blacklist, audio paths, durations.
 
     Args:
         check_files: find every audio file at start-up (AudioPathResolver); False uses the json's paths
             as they stand, without a check.
         skip_missing: False raises MissingAudioFilesError when audio files are found nowhere; True drops
             their rows and logs how many.
+        options: caption templates, strictness and audio cache of the formats other than WavCaps json.
 
     Raises:
         FileNotFoundError / ValueError: a json file or the blacklist is missing or malformed.
         MissingAudioFilesError: audio files not found and skip_missing is False (before any training).
     """
-    items = read_wavcaps_jsons(json_files, audio_root, blacklist)
+    items = read_wavcaps_jsons(json_files, audio_root, blacklist, options)
     if check_files:
         items = _drop_or_stop(resolve_audio_paths(items, AudioPathResolver(audio_root)), skip_missing)
     return fill_missing_durations(items)
+
+
+HOLD_OUT_STREAM = 0x5EED
+"""The first key of the held-out draw's generator (data_args.val_fraction)."""
+
+
+def hold_out_clips(items: Sequence[CaptionItem], fraction: float, seed: int
+                   ) -> tuple[list[CaptionItem], list[CaptionItem]]:
+    """(training rows, held-out rows): round(fraction x clips) whole clips (at least one, never all), drawn by a
+    generator keyed by (HOLD_OUT_STREAM, seed) over the clips in their order: the same split on every run, on
+    every process and after a resume. The rows of a clip stay together."""
+    clips = list(dict.fromkeys((item.source, item.clip_index) for item in items))
+    if len(clips) < 2:
+        raise ValueError(f"data_args.val_fraction {fraction}: {len(clips)} training clip(s), too few to hold any out")
+    count = min(len(clips) - 1, max(1, round(fraction * len(clips))))
+    order = np.random.default_rng([HOLD_OUT_STREAM, seed]).permutation(len(clips))
+    held = {clips[position] for position in order[:count].tolist()}
+    train = [item for item in items if (item.source, item.clip_index) not in held]
+    held_out = [item for item in items if (item.source, item.clip_index) in held]
+    return train, held_out

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data_handling.audio_paths import json_audio_path
 from data_handling.blacklist import Blacklist, blacklist_key_for, read_blacklist
@@ -30,6 +30,9 @@ from data_handling.caption_json import (
     training_captions,
 )
 from data_handling.metadata_files import load_json
+
+if TYPE_CHECKING:
+    from data_handling.source_records import SourceOptions
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class CaptionItem:
     source: str = ""  # the json file, as given
     audio_ref: str = ""  # the json's "audio" value
     wav: str | None = None  # the json's relative "wav" path, if any
+    labels: tuple[str, ...] = ()  # a labelled clip's labels (its caption is drawn from templates per epoch)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class JsonFileContents:
     num_blacklisted: int  # clips dropped by the blacklist
     blacklist_key: str | None  # the list that filtered this file (None: not filtered)
     num_empty_captions: int = 0  # rows whose caption is empty or blank (kept, as the reference trains on them)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> clips or captions left out (other formats)
 
 
 def _captions_per_audio(content: Any, path: Path) -> int:
@@ -133,14 +138,19 @@ def read_json_file(json_file: str | Path, audio_root: Path | None = None, blackl
 
 
 def read_json_files(json_files: str | Path | Sequence[str | Path], audio_root: str | Path | None = None,
-                    blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None) -> list[JsonFileContents]:
-    """read_json_file for each file in order, clip indices running over all of them.
+                    blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
+                    options: SourceOptions | None = None) -> list[JsonFileContents]:
+    """read_json_file for each file in order (or the reader of its format: data_handling.caption_sources),
+    clip indices running over all of them.
 
     Args:
-        json_files: the json files, read in order.
+        json_files: the json files (or tables, labelled folders, Hugging Face datasets), read in order.
         audio_root: resolves relative "audio" paths; None resolves them against each json's own folder.
         blacklist: a Blacklist, or what read_blacklist reads (a file, a folder, a list of them).
+        options: caption templates, strictness and audio cache of the other formats (None: the defaults).
     """
+    from data_handling.caption_sources import read_training_source
+
     if isinstance(json_files, str | Path):
         json_files = [json_files]
     root = Path(audio_root).expanduser() if audio_root is not None else None
@@ -149,12 +159,14 @@ def read_json_files(json_files: str | Path | Sequence[str | Path], audio_root: s
     contents: list[JsonFileContents] = []
     next_clip_index = 0
     for json_file in json_files:
-        contents.append(read_json_file(json_file, root, blacklist, next_clip_index))
+        contents.append(read_training_source(json_file, root, blacklist, next_clip_index, options))
         next_clip_index += contents[-1].num_clips
     return contents
 
 
 def read_wavcaps_jsons(json_files: str | Path | Sequence[str | Path], audio_root: str | Path | None = None,
-                       blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None) -> list[CaptionItem]:
+                       blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
+                       options: SourceOptions | None = None) -> list[CaptionItem]:
     """The kept rows of all json files (read_json_files, flattened); audio paths not yet resolved."""
-    return [item for contents in read_json_files(json_files, audio_root, blacklist) for item in contents.items]
+    return [item for contents in read_json_files(json_files, audio_root, blacklist, options)
+            for item in contents.items]

@@ -26,6 +26,7 @@ from torch import nn
 from models.audio_encoders import AUDIO_ENCODERS
 from models.codebook import AGGREGATIONS
 from models.config import ModelConfig
+from models.freezing import apply_freezing
 from models.losses import ContrastiveLoss
 from models.text_encoder import TextEncoder
 from models.windowing import WINDOW_SECONDS, encode_audio_windows
@@ -75,6 +76,7 @@ class ASE(nn.Module):
         self.codebook_temperature = cfg.codebook.temperature
         self.aggregate = AGGREGATIONS[cfg.model_args.aggregation]
         self.criterion = ContrastiveLoss(cfg.model_args.loss, embed_regularization=cfg.embed_regularization)
+        apply_freezing(self)
 
     @property
     def sample_rate(self) -> int:

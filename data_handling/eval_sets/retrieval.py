@@ -22,6 +22,7 @@ from data_handling.caption_json import (
     require_entry_object,
     retrieval_captions,
 )
+from data_handling.caption_sources import read_source_records, source_format
 from data_handling.metadata_files import load_json
 
 
@@ -51,11 +52,19 @@ def read_retrieval_json(path: str | Path, audio_root: str | Path | None = None, 
     the json's folder) or a search root. When none exists the item keeps the "audio" path, which the
     evaluation reports as missing (skipped and counted).
 
+    A CSV/TSV table or a Hugging Face dataset with captions (data_handling.caption_sources) is read as its
+    training rows are: a clip per distinct audio, its non-empty captions, paths relative to the table's folder.
+
     Args:
         check_audio: raise FileNotFoundError if a listed audio file cannot be found.
         search_roots: further folders (e.g. eval.data_root_dir) that "wav" paths and file names are tried in.
     """
     path = Path(path)
+    if source_format(path) != "wavcaps":
+        items = _retrieval_items_of_source(path)
+        if check_audio:
+            check_audio_exists((item.audio_path for item in items), path)
+        return items
     content = load_json(path, "retrieval json", WAVCAPS_LAYOUT)
     entries = data_entries(content, path)
     roots = retrieval_roots(path, audio_root, search_roots)
@@ -76,3 +85,10 @@ def _retrieval_item(entry: Any, where: str, roots: RetrievalRoots, expected_coun
         raise ValueError(f"{where}: has {len(captions)} captions but num_captions_per_audio is {expected_count}")
     return RetrievalItem(audio_path=resolve_retrieval_audio(audio, wav, roots), captions=captions,
                          id=entry_clip_id(entry, audio))
+
+
+def _retrieval_items_of_source(path: Path) -> list[RetrievalItem]:
+    """The clips of a table or dataset with captions; clips without a non-empty caption are left out."""
+    items = [RetrievalItem(record.audio_path, [caption for caption in record.captions if caption.strip()],
+                           record.clip_id) for record in read_source_records(path, need="caption")]
+    return [item for item in items if item.captions]

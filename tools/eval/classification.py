@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_handling.class_names import normalize_class_names
+from data_handling.class_names import CLASSIFICATION_PROMPT, normalize_class_names
 from data_handling.eval_sets.classification import (
     ClassificationItem,
+    read_custom_classification,
     read_esc50,
     read_urbansound8k,
     read_vggsound,
@@ -57,6 +58,10 @@ def _read_vggsound(root: str | Path) -> LabelledClips:
     return LabelledClips(*read_vggsound(files.paths["csv"], files.paths["audio"]))
 
 
+def _read_custom(root: str | Path) -> LabelledClips:
+    return LabelledClips(*read_custom_classification(root))
+
+
 @dataclass(frozen=True)
 class ClassificationProtocol:
     """A classification dataset: its prompt, its handling of audio longer than 10 s when eval.long_audio is
@@ -69,9 +74,11 @@ class ClassificationProtocol:
 
 CLASSIFICATION_PROTOCOLS = {
     # ESC-50 and UrbanSound8K clips are at most 5 s / 4 s: the reference rejects longer audio; we window it.
-    "esc50": ClassificationProtocol("{} can be heard", "window", _read_esc50),
+    "esc50": ClassificationProtocol(CLASSIFICATION_PROMPT, "window", _read_esc50),
     "urbansound8k": ClassificationProtocol("{}", "window", _read_urbansound8k),
-    "vggsound": ClassificationProtocol("{} can be heard", "cut", _read_vggsound),
+    "vggsound": ClassificationProtocol(CLASSIFICATION_PROMPT, "cut", _read_vggsound),
+    # your own labelled clips (data_handling.eval_sets.classification.read_custom_classification), as ESC-50
+    "custom": ClassificationProtocol(CLASSIFICATION_PROMPT, "window", _read_custom),
 }
 """--dataset -> protocol; adding a dataset is a reader and one entry here (plus its layout in EVAL_LAYOUTS)."""
 
@@ -117,16 +124,18 @@ def evaluate_classification(model: nn.Module, items: Sequence[ClassificationItem
 def evaluate_classification_dataset(model: nn.Module, dataset: str, root: str | Path,
                                     device: str | torch.device | None = None, batch_size: int | str = "auto",
                                     num_workers: int | str = "auto", long_audio: str | None = None, crop_seed: int = 0,
-                                    precision: str = "float32", strict: bool = False) -> dict[str, Any]:
-    """Read a dataset (`CLASSIFICATION_PROTOCOLS`; `root`: its own folder or the reference's parent folder) and
-    evaluate it with its published protocol."""
+                                    precision: str = "float32", strict: bool = False,
+                                    prompt_template: str | None = None) -> dict[str, Any]:
+    """Read a dataset (`CLASSIFICATION_PROTOCOLS`; `root`: its own folder or the reference's parent folder; for
+    "custom" the folder, table or dataset of labelled clips) and evaluate it with its published protocol
+    (prompt_template: another prompt than the protocol's)."""
     if dataset not in CLASSIFICATION_PROTOCOLS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(CLASSIFICATION_PROTOCOLS)}")
     protocol = CLASSIFICATION_PROTOCOLS[dataset]
     clips = protocol.read(root)
     long_audio = long_audio_mode(dataset, long_audio, protocol.default_long_audio)
-    result = evaluate_classification(model, clips.items, clips.class_names, protocol.prompt_template, device,
-                                     batch_size, num_workers, long_audio, crop_seed, precision, clips.missing,
+    result = evaluate_classification(model, clips.items, clips.class_names, prompt_template or protocol.prompt_template,
+                                     device, batch_size, num_workers, long_audio, crop_seed, precision, clips.missing,
                                      strict)
     result.update(dataset=dataset, num_listed_without_file=clips.num_missing, protocol={"long_audio": long_audio})
     return result

@@ -71,3 +71,8 @@ def classification_accuracy(similarity: Any, targets: Any, folds: Any | None = N
             per_fold[_python_scalar(fold)] = float(100.0 * correct[folds == fold].mean())
         accuracy = float(np.mean(list(per_fold.values())))
     return {"accuracy_percent": accuracy, "per_fold_accuracy_percent": per_fold, "num_clips": int(similarity.shape[0])}
+
+
+def classification_score(metrics: dict[str, Any]) -> float:
+    """The selection score of a classification set during training: its accuracy in percent."""
+    return float(metrics["accuracy_percent"])

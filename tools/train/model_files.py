@@ -4,7 +4,10 @@
 - one best file per retrieval set (`best_file_names`: clotho_best_model.pt, ac_best_model.pt, else
   `<json folder>_best_model.pt`), replaced when the set's R@1 + R@5 (both directions) is at least its best
   so far, so ties go to the later epoch, as the reference;
-- `best.pt` for the best sum over the sets (without retrieval sets: the last epoch), without optimiser state.
+- one best file per classification set (`classification_best_file_names`: `<folder>_clas_best_model.pt`),
+  replaced when its accuracy in percent is at least its best so far;
+- `best.pt` for the best sum of the sets' scores (without evaluation sets: the last epoch), without optimiser
+  state.
 Each file is written atomically; the best scores travel in last.pt so that a resumed run keeps them.
 """
 
@@ -27,9 +30,12 @@ ModelFileContent = Callable[..., dict[str, Any]]
 
 class ModelFiles:
     def __init__(self, experiment_dir: Path, retrieval_jsons: Sequence[str], snapshot_epochs: Sequence[int],
-                 last_epoch: int):
+                 last_epoch: int, classification_sets: Sequence[str] = ()):
         self.experiment_dir = Path(experiment_dir)
-        self.best_files = best_file_names(list(retrieval_jsons))
+        self.retrieval_best_files = best_file_names(list(retrieval_jsons))
+        self.classification_best_files = classification_best_file_names(list(classification_sets),
+                                                                        taken=self.retrieval_best_files)
+        self.best_files = self.retrieval_best_files + self.classification_best_files
         self.snapshot_epochs = set(snapshot_epochs)
         self.last_epoch = last_epoch
         self.best_metric = -math.inf  # best.pt: the sum of the sets' scores
@@ -47,7 +53,8 @@ class ModelFiles:
             if score >= self.best_scores.get(best_file, -math.inf):
                 self.best_scores[best_file] = score
                 atomic_save(content(score), self.experiment_dir / best_file)
-                log.info("%s updated at epoch %d (R@1 + R@5 both ways: %.2f)", best_file, epoch, score)
+                what = "accuracy %" if best_file in self.classification_best_files else "R@1 + R@5 both ways"
+                log.info("%s updated at epoch %d (%s: %.2f)", best_file, epoch, what, score)
         score = record.get("score")
         improved = score is not None and score >= self.best_metric
         if improved:
@@ -89,4 +96,17 @@ def best_file_names(json_paths: list[str]) -> list[str]:
         stem = "clotho" if "clotho" in lowered else "ac" if "audiocaps" in lowered else Path(json_path).parent.name
         name = f"{stem or 'retrieval'}_best_model.pt"
         names.append(name if name not in names else f"{stem}{position}_best_model.pt")
+    return names
+
+
+def classification_best_file_names(paths: list[str], taken: Sequence[str] = ()) -> list[str]:
+    """The best-model file of each classification set: <name>_clas_best_model.pt, name = the set's folder (a
+    folder of class folders) or the folder holding its table or dataset file; a name taken (also by `taken`)
+    gets the set's position appended."""
+    names: list[str] = []
+    for position, path in enumerate(paths):
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        stem = folder.name or "classification"
+        name = f"{stem}_clas_best_model.pt"
+        names.append(name if name not in names and name not in taken else f"{stem}{position}_clas_best_model.pt")
     return names

@@ -45,6 +45,7 @@ from tools.train.checkpointing import (
 )
 from tools.train.data import build_training_loader
 from tools.train.distributed import DistributedInfo, all_ranks_agree, broadcast_from_main
+from tools.train.init_from import load_init_weights, model_config_to_build, record_init_from
 from tools.train.model_files import ModelFiles
 from tools.train.optim import CosineWithWarmup, build_optimizer, warmup_steps_from
 
@@ -80,10 +81,11 @@ class Trainer:
         torch.manual_seed(config.seed + self.dist.rank)
 
         # first: a data error stops the run before a model is built
-        self.dataset, self.sampler, self.loader = build_training_loader(config, self.dist, self.device)
+        self.dataset, self.sampler, self.loader = build_training_loader(config, self.dist, self.device,
+                                                                        self.experiment_dir)
         cap = config.training.max_steps_per_epoch * config.training.grad_accum_steps
         self.batches_per_epoch = min(len(self.sampler), cap) if cap > 0 else len(self.sampler)
-        self.model = ASE(config).to(self.device)
+        self.model = ASE(model_config_to_build(config)).to(self.device)
         self.gather_negatives = self.dist.enabled and config.training.gather_negatives
         self.model.criterion.gather_across_ranks = self.gather_negatives
         if config.training.compile:
@@ -107,7 +109,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.global_step = 0
         self.model_files = ModelFiles(self.experiment_dir, config.eval.retrieval_jsons,
-                                      config.training.snapshot_epochs, config.training.epochs)
+                                      config.training.snapshot_epochs, config.training.epochs,
+                                      config.eval.classification_sets)
         self.bad_steps = 0
         self.skipped_files = 0
         self.stop_signal: int | None = None
@@ -141,6 +144,11 @@ class Trainer:
         checkpoint_path = self._resume_checkpoint(resume)
         if checkpoint_path is not None:
             self.load_training_state(checkpoint_path)
+            if self.config.training.init_from:
+                log.info("training.init_from (%s) is ignored: the run continues from %s",
+                         self.config.training.init_from, checkpoint_path)
+        elif self.config.training.init_from:
+            self.start_from_weights(self.config.training.init_from)
         last_epoch = min(until_epoch or self.config.training.epochs, self.config.training.epochs)
         previous_handlers = self._install_signal_handlers()
         try:
@@ -162,9 +170,20 @@ class Trainer:
                 signal.signal(signum, handler)
         return self.history
 
+    def start_from_weights(self, path: str | Path) -> None:
+        """A fresh run whose model starts from the weights of `path` (training.init_from): optimiser,
+        schedule and epoch untouched (fresh); rank 0 records the file and its sha256 in init_from.json."""
+        load_init_weights(self.model, path)
+        if self.dist.is_main:
+            record = record_init_from(self.experiment_dir, path)
+            log.info("weights from %s (%s, sha256 %s); optimiser, schedule and epoch start fresh", path,
+                     record["kind"], record["sha256"])
+
     def train_epoch(self) -> dict[str, Any]:
         self.train_model.train()
         self.sampler.set_epoch(self.epoch)
+        if hasattr(self.dataset, "set_epoch"):  # labelled clips: the epoch's caption templates
+            self.dataset.set_epoch(self.epoch)
         self.sampler.set_start_batch(self.batch_in_epoch)
         losses: list[float] = []
         started = time.time()
@@ -275,23 +294,24 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, Any]:
-        """Retrieval on each `eval.retrieval_jsons` (rank 0).
+        """Retrieval on each `eval.retrieval_jsons` and accuracy on each `eval.classification_sets` (rank 0).
 
-        Returns {"retrieval": {json path: metrics}, "scores": {best file name: R@1 + R@5 both ways},
-        "score": their sum}; a set whose evaluation fails is logged, listed in "eval_errors" and left
-        out of the scores (the run goes on). A set with missing or unreadable audio is scored over the
-        other files ("scored N of M files" in the log, complete: false in its metrics); with eval.strict
-        it is such a failure instead (named files, no score that epoch, so no best checkpoint from it).
+        Returns {"retrieval": {json path: metrics}, "classification": {set: metrics}, "scores": {best file name:
+        R@1 + R@5 both ways, or accuracy in percent}, "score": their sum}; a set whose evaluation fails is
+        logged, listed in "eval_errors" and left out of the scores (the run goes on). A set with missing or
+        unreadable audio is scored over the other files ("scored N of M files" in the log, complete: false in its
+        metrics); with eval.strict it is such a failure instead (named files, no score that epoch, so no best
+        checkpoint from it).
         """
         jsons = self.config.eval.retrieval_jsons
-        if not jsons or not self.dist.is_main:
+        if not (jsons or self.config.eval.classification_sets) or not self.dist.is_main:
             return {}
         from tools.eval.common import IncompleteEvaluationError, coverage_line
         from tools.eval.retrieval import evaluate_retrieval
         from tools.eval.retrieval_metrics import retrieval_score
 
         results: dict[str, Any] = {"retrieval": {}, "scores": {}}
-        for json_path, best_file in zip(jsons, self.model_files.best_files, strict=True):
+        for json_path, best_file in zip(jsons, self.model_files.retrieval_best_files, strict=True):
             try:
                 metrics = evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
                                              long_audio=self.config.eval.long_audio,
@@ -313,9 +333,45 @@ class Trainer:
             log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f; %s", self.epoch,
                      json_path, metrics["t2a_R1_percent"], metrics["t2a_R5_percent"], metrics["a2t_R1_percent"],
                      metrics["a2t_R5_percent"], coverage_line(metrics))
+        self._evaluate_classification(results)
         if results["scores"] and not (self.config.eval.strict and "eval_errors" in results):
             results["score"] = sum(results["scores"].values())   # eval.strict: never a sum over fewer sets
         return results
+
+    def _evaluate_classification(self, results: dict[str, Any]) -> None:
+        """Zero-shot accuracy on each `eval.classification_sets` (prompt: the first of data_args.caption_templates),
+        into results["classification"] and results["scores"]; a failure is logged and listed in "eval_errors"."""
+        from tools.eval.classification import evaluate_classification
+        from tools.eval.classification_metrics import classification_score
+        from tools.eval.common import IncompleteEvaluationError, coverage_line
+
+        sets = self.config.eval.classification_sets
+        if not sets:
+            return
+        from data_handling.eval_sets.classification import read_custom_classification
+
+        results["classification"] = {}
+        prompt = self.config.data_args.caption_templates[0]
+        for path, best_file in zip(sets, self.model_files.classification_best_files, strict=True):
+            try:
+                clips = read_custom_classification(path)
+                metrics = evaluate_classification(self.model, clips.items, clips.class_names, prompt, self.device,
+                                                  self.config.eval.batch_size, long_audio=self.config.eval.long_audio
+                                                  or "window", precision=self.config.eval.precision,
+                                                  strict=self.config.eval.strict)
+            except IncompleteEvaluationError as error:
+                log.error("epoch %d: classification evaluation on %s: %s; no score this epoch, training goes on",
+                          self.epoch, path, error)
+                results.setdefault("eval_errors", {})[str(path)] = f"{type(error).__name__}: {error}"
+                continue
+            except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
+                log.exception("epoch %d: classification evaluation on %s failed; training goes on", self.epoch, path)
+                results.setdefault("eval_errors", {})[str(path)] = f"{type(error).__name__}: {error}"
+                continue
+            results["classification"][str(path)] = metrics
+            results["scores"][best_file] = classification_score(metrics)
+            log.info("epoch %d classification on %s: accuracy %.2f %%; %s", self.epoch, path,
+                     metrics["accuracy_percent"], coverage_line(metrics))
 
     # --------------------------------------------------------------------------- checkpoints
     def training_state(self) -> dict[str, Any]:
