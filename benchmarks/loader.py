@@ -33,10 +33,10 @@ if __package__ in (None, ""):  # python benchmarks/loader.py
 from benchmarks.measure import machine_info, time_calls, write_json  # noqa: E402
 from data_handling.audio_io import RESAMPLERS  # noqa: E402
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions  # noqa: E402
+from data_handling.caption_rows import CaptionItem  # noqa: E402
 from data_handling.samplers import DurationBucketBatchSampler  # noqa: E402
 from data_handling.shards.reader import open_shard_dataset  # noqa: E402
 from data_handling.shards.writer import group_clips, write_shards  # noqa: E402
-from data_handling.wavcaps import CaptionItem  # noqa: E402
 
 FILE_RATE = 44100
 STEP_CLIPS_PER_SECOND = {"paper size, bf16, eager (H200)": 516.0, "paper size, bf16, compiled (H200)": 1810.0}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from data_handling.wavcaps import CaptionItem
+    from data_handling.caption_rows import CaptionItem
 
 logger = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from data_handling.audio_io import RESAMPLERS, AudioReadError, load_audio, load_audio_window
+from data_handling.caption_rows import CaptionItem
 from data_handling.keyed_random import DrawKey, SampleDraw, crop_offset
 from data_handling.source_records import template_caption
 from data_handling.text_preprocess import preprocess_caption
 from data_handling.training_items import fill_missing_durations
-from data_handling.wavcaps import CaptionItem
 
 logger = logging.getLogger(__name__)
 

@@ -13,14 +13,16 @@ formats other than WavCaps json give the same rows as a WavCaps json with one "c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from data_handling.blacklist import Blacklist
+from data_handling.blacklist import Blacklist, read_blacklist
+from data_handling.caption_rows import CaptionItem, JsonFileContents
 from data_handling.hf_datasets import check_hf_columns, is_hf_dataset, read_hf_dataset
 from data_handling.labelled_folders import class_folders, read_labelled_folder
 from data_handling.source_records import SourceOptions, SourceRecord, records_to_contents
 from data_handling.table_formats import TABLE_SUFFIXES, read_table
-from data_handling.wavcaps import JsonFileContents, read_json_file
+from data_handling.wavcaps import read_json_file
 
 FORMATS = ("wavcaps", "table", "labelled_folder", "hf_dataset")
 
@@ -79,3 +81,36 @@ def check_source_layout(path: str | Path, need: str = "caption or label", option
         check_hf_columns(Path(path).expanduser(), need, options.audio_cache)
     elif kind == "labelled_folder":
         class_folders(Path(path).expanduser())
+
+
+def read_json_files(json_files: str | Path | Sequence[str | Path], audio_root: str | Path | None = None,
+                    blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
+                    options: SourceOptions | None = None) -> list[JsonFileContents]:
+    """read_training_source for each file in order (the reader of its format),
+    clip indices running over all of them.
+
+    Args:
+        json_files: the json files (or tables, labelled folders, Hugging Face datasets), read in order.
+        audio_root: resolves relative "audio" paths; None resolves them against each json's own folder.
+        blacklist: a Blacklist, or what read_blacklist reads (a file, a folder, a list of them).
+        options: caption templates, strictness and audio cache of the other formats (None: the defaults).
+    """
+    if isinstance(json_files, str | Path):
+        json_files = [json_files]
+    root = Path(audio_root).expanduser() if audio_root is not None else None
+    if blacklist is not None and not isinstance(blacklist, Blacklist):
+        blacklist = read_blacklist(blacklist)
+    contents: list[JsonFileContents] = []
+    next_clip_index = 0
+    for json_file in json_files:
+        contents.append(read_training_source(json_file, root, blacklist, next_clip_index, options))
+        next_clip_index += contents[-1].num_clips
+    return contents
+
+
+def read_wavcaps_jsons(json_files: str | Path | Sequence[str | Path], audio_root: str | Path | None = None,
+                       blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
+                       options: SourceOptions | None = None) -> list[CaptionItem]:
+    """The kept rows of all json files (read_json_files, flattened); audio paths not yet resolved."""
+    return [item for contents in read_json_files(json_files, audio_root, blacklist, options)
+            for item in contents.items]

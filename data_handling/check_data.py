@@ -31,10 +31,11 @@ from typing import Any
 
 from data_handling.audio_io import AudioReadError, audio_duration
 from data_handling.audio_paths import MAX_REPORTED, AudioPathResolver
+from data_handling.caption_rows import JsonFileContents
+from data_handling.caption_sources import read_json_files
 from data_handling.samplers import DurationBucketBatchSampler, bucket_labels, duration_histogram
 from data_handling.source_records import SourceOptions
 from data_handling.training_items import describe_clip, fill_missing_durations, resolve_audio_paths
-from data_handling.wavcaps import JsonFileContents, read_json_files
 
 
 @dataclass

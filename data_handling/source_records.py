@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from data_handling.audio_io import AudioReadError, audio_duration
+from data_handling.caption_rows import CaptionItem, JsonFileContents
 from data_handling.class_names import CLASSIFICATION_PROMPT
-from data_handling.wavcaps import CaptionItem, JsonFileContents
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def records_to_contents(records: Sequence[SourceRecord], source: str, first_clip
         num_clips += 1
     skips.log()
     logger.info("%s: %d clips, %d captions", source, num_clips, len(items))
-    return JsonFileContents(source, items, num_clips, 0, None, dict(skips.counts))
+    return JsonFileContents(source, items, num_clips, 0, None, skipped=dict(skips.counts))
 
 
 def missing_columns_error(path: Path | str, expected: str, found: Sequence[str]) -> ValueError:

@@ -18,8 +18,9 @@ import numpy as np
 from data_handling.audio_io import AudioReadError, audio_duration
 from data_handling.audio_paths import MAX_REPORTED, AudioPathResolver
 from data_handling.blacklist import Blacklist
+from data_handling.caption_rows import CaptionItem
+from data_handling.caption_sources import read_wavcaps_jsons
 from data_handling.source_records import SourceOptions
-from data_handling.wavcaps import CaptionItem, read_wavcaps_jsons
 
 logger = logging.getLogger(__name__)
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from data_handling.audio_paths import json_audio_path
-from data_handling.blacklist import Blacklist, blacklist_key_for, read_blacklist
+from data_handling.blacklist import Blacklist, blacklist_key_for
 from data_handling.caption_json import (
     WAVCAPS_LAYOUT,
     data_entries,
@@ -29,40 +28,10 @@ from data_handling.caption_json import (
     require_entry_object,
     training_captions,
 )
+from data_handling.caption_rows import CaptionItem, JsonFileContents
 from data_handling.metadata_files import load_json
 
-if TYPE_CHECKING:
-    from data_handling.source_records import SourceOptions
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CaptionItem:
-    """One (clip, caption) row of the training list."""
-
-    audio_path: Path  # where the audio is read from (the json's path until AudioPathResolver moves it)
-    caption: str  # raw, as in the json; the dataset preprocesses it
-    clip_index: int  # shared by the captions of one clip
-    duration: float | None  # seconds, from the json; None until fill_missing_durations when it has none
-    clip_id: str  # the json's id as a string (for messages)
-    source: str = ""  # the json file, as given
-    audio_ref: str = ""  # the json's "audio" value
-    wav: str | None = None  # the json's relative "wav" path, if any
-    labels: tuple[str, ...] = ()  # a labelled clip's labels (its caption is drawn from templates per epoch)
-
-
-@dataclass
-class JsonFileContents:
-    """The kept rows of one json file and what the blacklist removed."""
-
-    path: str  # as given
-    items: list[CaptionItem]
-    num_clips: int  # clips kept
-    num_blacklisted: int  # clips dropped by the blacklist
-    blacklist_key: str | None  # the list that filtered this file (None: not filtered)
-    num_empty_captions: int = 0  # rows whose caption is empty or blank (kept, as the reference trains on them)
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> clips or captions left out (other formats)
 
 
 def _captions_per_audio(content: Any, path: Path) -> int:
@@ -134,39 +103,4 @@ def read_json_file(json_file: str | Path, audio_root: Path | None = None, blackl
     if num_empty:
         logger.warning("%s: %d empty captions, kept and trained on as the reference does (first: id %r)", path_text,
                        num_empty, next(item.clip_id for item in items if is_empty_caption(item.caption)))
-    return JsonFileContents(path_text, items, num_clips, num_blacklisted, key, num_empty)
-
-
-def read_json_files(json_files: str | Path | Sequence[str | Path], audio_root: str | Path | None = None,
-                    blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
-                    options: SourceOptions | None = None) -> list[JsonFileContents]:
-    """read_json_file for each file in order (or the reader of its format: data_handling.caption_sources),
-    clip indices running over all of them.
-
-    Args:
-        json_files: the json files (or tables, labelled folders, Hugging Face datasets), read in order.
-        audio_root: resolves relative "audio" paths; None resolves them against each json's own folder.
-        blacklist: a Blacklist, or what read_blacklist reads (a file, a folder, a list of them).
-        options: caption templates, strictness and audio cache of the other formats (None: the defaults).
-    """
-    from data_handling.caption_sources import read_training_source
-
-    if isinstance(json_files, str | Path):
-        json_files = [json_files]
-    root = Path(audio_root).expanduser() if audio_root is not None else None
-    if blacklist is not None and not isinstance(blacklist, Blacklist):
-        blacklist = read_blacklist(blacklist)
-    contents: list[JsonFileContents] = []
-    next_clip_index = 0
-    for json_file in json_files:
-        contents.append(read_training_source(json_file, root, blacklist, next_clip_index, options))
-        next_clip_index += contents[-1].num_clips
-    return contents
-
-
-def read_wavcaps_jsons(json_files: str | Path | Sequence[str | Path], audio_root: str | Path | None = None,
-                       blacklist: str | Path | Sequence[str | Path] | Blacklist | None = None,
-                       options: SourceOptions | None = None) -> list[CaptionItem]:
-    """The kept rows of all json files (read_json_files, flattened); audio paths not yet resolved."""
-    return [item for contents in read_json_files(json_files, audio_root, blacklist, options)
-            for item in contents.items]
+    return JsonFileContents(path_text, items, num_clips, num_blacklisted, key, num_empty_captions=num_empty)

@@ -15,16 +15,11 @@ the reference, a frozen tower still runs in train mode: its dropout is active an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import nn
 
-if TYPE_CHECKING:
-    from models.ase_model import ASE
 
-
-def apply_freezing(model: ASE) -> None:
-    """Leave the last blocks of frozen towers trainable and freeze the codebook, as `model.config` says
+def apply_freezing(model: nn.Module) -> None:
+    """`model`: an ASE (its config, audio_encoder, text_encoder and codebook). Leave the last blocks of frozen towers trainable and freeze the codebook, as `model.config` says
     (the towers' own `freeze` is applied where they are built). Raises ValueError when a tower has fewer
     blocks than asked for."""
     config = model.config

@@ -22,8 +22,9 @@ from data_handling.audio_io import AudioReadError
 from data_handling.audio_paths import AudioPathResolver, datasets_named_by
 from data_handling.blacklist import blacklist_key_for, read_blacklist
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
+from data_handling.caption_rows import CaptionItem
+from data_handling.caption_sources import read_json_files, read_wavcaps_jsons
 from data_handling.training_items import MissingAudioFilesError, prepare_training_items, resolve_audio_paths
-from data_handling.wavcaps import CaptionItem, read_json_files, read_wavcaps_jsons
 
 RATE = 8000  # small files, fast tests
 FOREIGN = "/mnt/fast/nobackup/scratch4weeks/xm00178/WavCaps/data/waveforms"  # the authors' machine

@@ -16,11 +16,10 @@ import torch
 import yaml
 
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
-from data_handling.caption_sources import source_format
+from data_handling.caption_sources import read_json_files, source_format
 from data_handling.samplers import DurationBucketBatchSampler
 from data_handling.source_records import SourceOptions, template_caption
 from data_handling.training_items import prepare_training_items
-from data_handling.wavcaps import read_json_files
 
 RATE = 8000
 CLIPS = {"a": 3.0, "b": 12.0, "c": 4.5, "d": 7.0, "e": 11.0, "f": 2.0}  # id -> seconds

@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     from data_handling.audio_paths import AudioPathResolver
+    from data_handling.caption_sources import read_wavcaps_jsons
     from data_handling.shards.manifest import ShardError
     from data_handling.shards.writer import group_clips, verify_shards, write_shards
     from data_handling.training_items import describe_clip, fill_missing_durations, resolve_audio_paths
-    from data_handling.wavcaps import read_wavcaps_jsons
 
     try:
         if args.verify is not None:

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_handling.audio_io import AudioReadError, load_audio
+from data_handling.caption_rows import CaptionItem
 from data_handling.shards.format import FLAC_SUBTYPES, SAMPLE_RATE, ClipRecord, clip_key, encode_clip
 from data_handling.shards.manifest import MANIFEST_NAME, ShardEntry, ShardError, ShardManifest
-from data_handling.wavcaps import CaptionItem
 
 logger = logging.getLogger(__name__)
 

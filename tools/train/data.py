@@ -14,11 +14,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
+from data_handling.caption_rows import CaptionItem
 from data_handling.samplers import DurationBucketBatchSampler
 from data_handling.shards.reader import ShardCaptionDataset, open_shard_dataset
 from data_handling.source_records import SourceOptions
 from data_handling.training_items import hold_out_clips, prepare_training_items
-from data_handling.wavcaps import CaptionItem
 from tools.config import Config
 from tools.train.distributed import DistributedInfo
 
