@@ -90,10 +90,10 @@ def check_training_data(config: Config, config_path: Path) -> None:
 
 def check_init_weights(config: Config, resume: str | bool | None) -> None:
     """training.init_from must fit the YAML's model, unless a resumed run continues from its own checkpoint."""
-    from tools.train.checkpointing import find_resume_checkpoint
+    from tools.train.checkpointing import will_resume
     from tools.train.init_from import check_init_from
 
-    if config.training.init_from and find_resume_checkpoint(resume, Path(config.output_dir) / config.exp_name) is None:
+    if config.training.init_from and not will_resume(resume, Path(config.output_dir) / config.exp_name):
         check_init_from(config)
 
 

@@ -139,6 +139,16 @@ def read_resumable(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def will_resume(resume: str | bool | None, experiment_dir: Path) -> bool:
+    """Whether `resume` continues a run (a path, or `auto` with a checkpoint file in the experiment), without
+    reading any checkpoint (find_resume_checkpoint chooses and reads it later)."""
+    if resume in (None, False, "", "none", "false"):
+        return False
+    if resume in (True, "auto", "true"):
+        return bool(resume_candidates(Path(experiment_dir)))
+    return True
+
+
 def find_resume_checkpoint(resume: str | bool | None, experiment_dir: Path) -> Path | None:
     """`auto`/true: the newest readable checkpoint of the experiment (None when it has none: a fresh start);
     a path: that file; false/None: no resume.
@@ -147,7 +157,7 @@ def find_resume_checkpoint(resume: str | bool | None, experiment_dir: Path) -> P
     save does not keep a broken last.pt as last.prev.pt) and the choice is logged. Raises NoReadableCheckpoint
     when the experiment has checkpoints and none is readable (nothing is renamed then).
     """
-    if resume in (None, False, "", "none", "false"):
+    if not will_resume(resume, experiment_dir):
         return None
     if resume in (True, "auto", "true"):
         return _newest_readable(Path(experiment_dir))
