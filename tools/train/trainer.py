@@ -306,7 +306,7 @@ class Trainer:
         jsons = self.config.eval.retrieval_jsons
         if not (jsons or self.config.eval.classification_sets) or not self.dist.is_main:
             return {}
-        from tools.eval.common import IncompleteEvaluationError, coverage_line
+        from tools.eval.common import coverage_line
         from tools.eval.retrieval import evaluate_retrieval
         from tools.eval.retrieval_metrics import retrieval_score
 
@@ -318,15 +318,8 @@ class Trainer:
                                              crop_seed=self.config.eval.crop_seed,
                                              padding=self.config.eval.retrieval_padding,
                                              strict=self.config.eval.strict)
-            except IncompleteEvaluationError as error:
-                log.error("epoch %d: retrieval evaluation on %s: %s; no score this epoch, training goes on",
-                          self.epoch, json_path, error)
-                results.setdefault("eval_errors", {})[str(json_path)] = f"{type(error).__name__}: {error}"
-                continue
             except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
-                log.exception("epoch %d: retrieval evaluation on %s failed; training goes on", self.epoch,
-                              json_path)
-                results.setdefault("eval_errors", {})[str(json_path)] = f"{type(error).__name__}: {error}"
+                self._record_evaluation_failure(results, "retrieval", json_path, error)
                 continue
             results["retrieval"][str(json_path)] = metrics
             results["scores"][best_file] = retrieval_score(metrics)
@@ -338,12 +331,24 @@ class Trainer:
             results["score"] = sum(results["scores"].values())   # eval.strict: never a sum over fewer sets
         return results
 
+    def _record_evaluation_failure(self, results: dict[str, Any], task: str, path: Any, error: Exception) -> None:
+        """Log a set's failed evaluation (an incomplete set under eval.strict in one line, anything else with its
+        traceback) and list it in results["eval_errors"]: that set gets no score this epoch; training goes on."""
+        from tools.eval.common import IncompleteEvaluationError
+
+        if isinstance(error, IncompleteEvaluationError):
+            log.error("epoch %d: %s evaluation on %s: %s; no score this epoch, training goes on", self.epoch, task,
+                      path, error)
+        else:
+            log.exception("epoch %d: %s evaluation on %s failed; training goes on", self.epoch, task, path)
+        results.setdefault("eval_errors", {})[str(path)] = f"{type(error).__name__}: {error}"
+
     def _evaluate_classification(self, results: dict[str, Any]) -> None:
         """Zero-shot accuracy on each `eval.classification_sets` (prompt: the first of data_args.caption_templates),
         into results["classification"] and results["scores"]; a failure is logged and listed in "eval_errors"."""
         from tools.eval.classification import evaluate_classification
         from tools.eval.classification_metrics import classification_score
-        from tools.eval.common import IncompleteEvaluationError, coverage_line
+        from tools.eval.common import coverage_line
 
         sets = self.config.eval.classification_sets
         if not sets:
@@ -359,14 +364,8 @@ class Trainer:
                                                   self.config.eval.batch_size, long_audio=self.config.eval.long_audio
                                                   or "window", precision=self.config.eval.precision,
                                                   strict=self.config.eval.strict)
-            except IncompleteEvaluationError as error:
-                log.error("epoch %d: classification evaluation on %s: %s; no score this epoch, training goes on",
-                          self.epoch, path, error)
-                results.setdefault("eval_errors", {})[str(path)] = f"{type(error).__name__}: {error}"
-                continue
             except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
-                log.exception("epoch %d: classification evaluation on %s failed; training goes on", self.epoch, path)
-                results.setdefault("eval_errors", {})[str(path)] = f"{type(error).__name__}: {error}"
+                self._record_evaluation_failure(results, "classification", path, error)
                 continue
             results["classification"][str(path)] = metrics
             results["scores"][best_file] = classification_score(metrics)
