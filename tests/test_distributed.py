@@ -88,3 +88,13 @@ def test_torchrun_two_processes_train_and_only_rank0_writes(tiny_config, synthet
     checkpoint = torch.load(experiment / "last.pt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 2 and checkpoint["epoch"] == 1
     assert "with 2 process(es)" in (experiment / "train.log").read_text()
+
+
+def test_a_process_restarted_by_torchrun_joins_the_new_attempt_not_the_dead_one():
+    """torchrun keeps one store across --max-restarts attempts: without a prefix per attempt the restarted rank 0
+    reads the killed rank's old address and gloo fails ("connectFullMesh failed ... Connection refused")."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "--max-restarts", "1", str(REPO / "tests" / "restart_attempt_worker.py")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "attempt 1 rank 0 sum 4" in result.stdout and "attempt 1 rank 1 sum 4" in result.stdout

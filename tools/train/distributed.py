@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -54,8 +55,28 @@ def init_distributed(device: str) -> tuple[DistributedInfo, torch.device]:
         if info.world_size > 1 and "RANK" not in os.environ:
             os.environ.update(RANK=str(info.rank), WORLD_SIZE=str(info.world_size),
                               LOCAL_RANK=str(info.local_rank))
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        store = restart_attempt_store(info)
+        if store is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=info.rank, world_size=info.world_size)
     return info, torch_device
+
+
+def restart_attempt_store(info: DistributedInfo) -> dist.Store | None:
+    """The torchrun agent's store seen through a prefix of this restart attempt; None when not under torchrun.
+
+    torchrun (torch 2.14) keeps one store for all attempts of a `--max-restarts` run and env:// adds no
+    attempt prefix, so a restarted process may read the address a killed process of the previous attempt
+    left there: gloo then fails with "connectFullMesh failed ... Connection refused" or waits forever.
+    A prefix per TORCHELASTIC_RESTART_COUNT gives every attempt keys of its own.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return None
+    agent_store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
+                                is_master=False, timeout=timedelta(minutes=30))
+    return dist.PrefixStore(f"mga_clap/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}", agent_store)
 
 
 def cleanup_distributed() -> None:

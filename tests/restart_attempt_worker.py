@@ -1,0 +1,31 @@
+"""A torchrun worker for tests/test_distributed.py: joins the process group with init_distributed, all-reduces;
+in the first attempt rank 1 dies with SIGKILL after the first all-reduce; in the second attempt rank 1 joins
+4 s after rank 0, so that rank 0 reads the store before rank 1 has written its new address there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+from tools.train.distributed import cleanup_distributed, init_distributed  # noqa: E402
+
+attempt = int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+rank = int(os.environ["RANK"])
+if attempt == 1 and rank == 1:
+    time.sleep(4)
+init_distributed("cpu")
+total = torch.ones(1)
+dist.all_reduce(total)
+if attempt == 0 and rank == 1:
+    os.kill(os.getpid(), signal.SIGKILL)
+dist.all_reduce(total)  # rank 0 of the first attempt fails here and torchrun restarts both
+print(f"attempt {attempt} rank {rank} sum {total.item():g}", flush=True)
+cleanup_distributed()
