@@ -8,7 +8,7 @@
     python search.py serve --index outputs/search_index                              # the page: 127.0.0.1:8765
 
 Audio: files, folders (recursive) or text files listing paths, any length (long files streamed). The index
-folder holds float16 clip and frame embeddings, the file table and the model's fingerprint (docs/detection.md).
+folder holds float16 clip and frame embeddings, the file table and the model's fingerprint (docs/search.md).
 A query answers the top files (--rank clip: clip embedding cosine, retrieval's score; --rank frame: the
 highest frame cosine, better for long recordings) and, for each, the best-matching time span. `serve` loads
 the model and index once and serves a local page (tools/detect/server.py): type phrases, see each top file's

@@ -1,4 +1,4 @@
-"""Measurements behind docs/detection.md (what each measures, and the figures), on the CPU:
+"""Measurements behind docs/detection.md and docs/search.md (what each measures, and the figures), on the CPU:
 
     python -m benchmarks.detection overlap       # long files made of the synthetic SED split: overlap 0 vs 0.5
     python -m benchmarks.detection throughput    # real-time factor (10-minute file), files/s indexing, queries/s

@@ -76,7 +76,8 @@ def test_scripts_benchmark_runs_every_other_script_and_training_tiny(tmp_path, s
 
 
 def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_path):
-    """benchmarks.detection (docs/detection.md's throughput figures) runs on a tiny model and the small corpus."""
+    """benchmarks.detection (the throughput figures of docs/detection.md and docs/search.md) runs on a tiny model
+    and the small corpus."""
     from benchmarks.detection import main as detection_main
     from tests.conftest import write_tiny_checkpoint
 
@@ -87,7 +88,7 @@ def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_
 
 
 def test_detection_search_speed_tiny():
-    """`benchmarks.detection search-speed` (docs/detection.md's per-query table) on the tiny preset, 20 files."""
+    """`benchmarks.detection search-speed` (docs/search.md's per-query table) on the tiny preset, 20 files."""
     from benchmarks.detection import main as detection_main
 
     result = detection_main(["search-speed", "--preset", "tiny", "--files", "20", "--queries", "2"])
@@ -98,7 +99,7 @@ def test_detection_search_speed_tiny():
 
 
 def test_detection_search_scale_small():
-    """`benchmarks.detection search-scale` (docs/detection.md's approximate-index table) at 20,000 clustered rows:
+    """`benchmarks.detection search-scale` (docs/search.md's approximate-index table) at 20,000 clustered rows:
     scanning every list finds the exact top 10; fewer lists find fewer."""
     from benchmarks.detection import main as detection_main
     from tools.detect.approximate import number_of_lists

@@ -1,4 +1,5 @@
-"""Open-vocabulary detection and search on recordings of any length (detect.py, search.py; docs/detection.md).
+"""Open-vocabulary detection and search on recordings of any length (detect.py, search.py; docs/detection.md,
+docs/search.md).
 
     inputs.py       audio files / folders / lists, text queries
     streaming.py    files -> frame embeddings, long files window by window (bounded memory)
