@@ -8,7 +8,7 @@ Dataset folder (detected): the reference's parent folder (<root>/TAG/test/metada
 test folder, or an AudioGrounding folder (<root>/test.json, <root>/audio/); --json, --audio-dir and
 --durations point elsewhere. Per phrase: sigmoid(cosine(phrase, frame)); audio tiled to 10 s, longer
 audio windowed (--long-audio cut: its first 10 s); detections not clipped to the clip's duration, as the
-reference (--drop-tiled-tail clips them). PSDS at 0.7 / 0.5 / 0.1, as fractions (docs/evaluation.md).
+reference (--drop-tiled-tail clips them). PSDS at 0.7 / 0.5 / 0.1, as fractions (docs/protocols.md).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Dataset folder (detected): the reference's parent folder (<root>/AudioSet_SL/met
 --audio-dir point elsewhere. Classes = the distinct event labels, each scored with its text ('_' -> ' ',
 lower case); frame scores = cosine(frame, class). Protocol (the reference's): audio tiled to 10 s or cut to its first 10 s (--long-audio
 window scores every 10 s window), all 32 frames scored up to 10 s also past a short clip's end
-(--drop-tiled-tail drops them). PSDS1, PSDS2, collar F1, segment F1, as fractions (docs/evaluation.md).
+(--drop-tiled-tail drops them). PSDS1, PSDS2, collar F1, segment F1, as fractions (docs/protocols.md).
 """
 
 from __future__ import annotations
