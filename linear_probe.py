@@ -4,7 +4,7 @@
     python linear_probe.py --ckpt outputs/quickstart/best.pt --data clips.csv --folds 10
 
 --data: a folder of class folders, a CSV/TSV with the columns audio,label[,fold], or a Hugging Face dataset
-with an audio and a label column (docs/datasets.md). Clip embeddings as zero-shot classification computes
+with an audio and a label column (docs/own_data.md). Clip embeddings as zero-shot classification computes
 them (batched, audio zero-padded to 10 s, longer audio windowed; --long-audio cut takes its first 10 s).
 Folds: the data's `fold` column, each fold held out once, unless --folds K draws K stratified folds (the
 default without a fold column: 5, seeded by --seed). Accuracy in percent per fold and their mean, and a

@@ -13,7 +13,7 @@ heard" (ESC-50, VGGSound), the bare class name (UrbanSound8K). Audio zero-padded
 averaged over the folds of ESC-50 and UrbanSound8K. --dataset custom: your own labelled clips, a folder of
 class folders or a CSV/TSV with the columns audio,label[,fold] (or a Hugging Face dataset), evaluated as
 ESC-50 (prompt "<class> can be heard" unless --prompt, the fold mean when folds are given). Dataset
-layouts: docs/datasets.md.
+layouts: docs/datasets.md; your own data: docs/own_data.md.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class DataArgs:
     shard_cache: str | None = None  # local folder for copies of remote shards
     check_files: bool = True  # report missing files at start-up
     # Labelled clips (a folder of class folders, a table or dataset with a 'label' column): their caption is
-    # one of these, '{}' replaced by the labels, drawn per clip and epoch (docs/datasets.md)
+    # one of these, '{}' replaced by the labels, drawn per clip and epoch (docs/own_data.md)
     caption_templates: list[str] = field(default_factory=lambda: [CLASSIFICATION_PROMPT])
     audio_cache: str | None = None  # audio bytes of Hugging Face datasets are written here once (default: beside)
     # > 0 and no eval.retrieval_jsons / classification_sets: this fraction of the training clips (drawn with the
