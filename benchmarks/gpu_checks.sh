@@ -58,7 +58,7 @@ for stage in $STAGES; do
         WORKERS=$(( $(nproc) > 2 ? $(nproc) - 1 : 1 ))
         python3 -m data_handling.synthetic --out /tmp/gpu_corpus --num-train "$CLIPS" --num-test 8 \
             --num-esc-per-class 1 --workers "$(nproc)" || exit 1
-        python3 -m data_handling.shards --json-files /tmp/gpu_corpus/train/train.json --out /tmp/gpu_shards \
+        python3 -m tools.make_shards --json-files /tmp/gpu_corpus/train/train.json --out /tmp/gpu_shards \
             --workers "$(nproc)" || exit 1
         timeout 900 python3 pretrain.py -c settings/pretrain.yaml --exp-name gpu_shards \
             --set output_dir="$OUT" --set device=cuda --set training.amp=bf16 --set training.epochs=2 \

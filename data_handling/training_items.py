@@ -1,6 +1,6 @@
 """The training rows as training reads them: json files and blacklist (data_handling/wavcaps.py), audio files
 found (data_handling/audio_paths.py's AudioPathResolver), durations from the file headers where the json has
-none. `prepare_training_items` is what the trainer calls; `python -m data_handling.check_data` reports on the
+none. `prepare_training_items` is what the trainer calls; `python -m tools.check_data` reports on the
 same steps, file by file.
 
 Clips whose audio is found nowhere stop the run with MissingAudioFilesError, unless skip_missing drops them.
@@ -128,7 +128,7 @@ def _drop_or_stop(resolution: AudioResolution, skip_missing: bool) -> list[Capti
             f"{describe_unresolved(missing)}. Set data_args.audio_root to the folder that holds them (they "
             f"are looked up there by their relative 'wav' path and by file name), or set "
             f"data_args.skip_missing: true to train without them; "
-            f"`python -m data_handling.check_data -c <config>` reports every file")
+            f"`python -m tools.check_data -c <config>` reports every file")
     if missing:
         logger.warning("data_args.skip_missing: %d clips (%d captions) without an audio file are left out: %s",
                        len(missing), len(resolution.unresolved), describe_unresolved(missing))

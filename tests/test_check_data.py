@@ -1,4 +1,4 @@
-"""python -m data_handling.check_data: the report on the training data, its table and its exit status."""
+"""python -m tools.check_data: the report on the training data, its table and its exit status."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_handling.check_data import main
 from data_handling.training_items import prepare_training_items
 from tests.test_caption_dataset import WavCapsFixture, make_wavcaps_fixture, wavcaps, write_json, write_noise
+from tools.check_data import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_command_line_with_a_yaml(corpus, tmp_path):
               "data_args": {"audio_root": str(corpus.audio_root), "skip_missing": True}}
     config_path = tmp_path / "train.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "data_handling.check_data", "-c", str(config_path)],
+    result = subprocess.run([sys.executable, "-m", "tools.check_data", "-c", str(config_path)],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"report: {tmp_path / 'check_data.json'}" in result.stdout
@@ -119,7 +119,7 @@ def test_command_line_never_pairs_soundbible_clips_with_freesound_files(tmp_path
         {"id": "2218", "audio": "/mnt/data/FreeSound_flac/2218.wav", "caption": "rain", "duration": 1.0},
         {"id": "2219", "audio": "/mnt/data/FreeSound_flac/2219.flac", "caption": "wind", "duration": 1.0}]))
     out = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "data_handling.check_data", "--json", str(soundbible),
+    result = subprocess.run([sys.executable, "-m", "tools.check_data", "--json", str(soundbible),
                              str(freesound), "--audio-root", str(root), "--out", str(out), "--strict"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr  # --strict: files are missing

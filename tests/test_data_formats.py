@@ -255,7 +255,7 @@ def test_a_labels_folder_needs_two_classes(corpus):
 
 def test_bad_input_exits_2_from_check_data_and_pretrain(corpus, tmp_path, capsys):
     import pretrain
-    from data_handling.check_data import main as check_data_main
+    from tools.check_data import main as check_data_main
 
     path = write_table(corpus.root / "t.csv", ["file", "caption"], [["audio/a.wav", "x"]])
     out = tmp_path / "out"
@@ -281,7 +281,7 @@ def test_caption_templates_are_validated_by_the_config():
 
 
 def test_check_data_reads_a_table(corpus, tmp_path, capsys):
-    from data_handling.check_data import main as check_data_main
+    from tools.check_data import main as check_data_main
 
     table = repeated_rows_csv(corpus)
     with open(table, "a") as handle:

@@ -16,9 +16,9 @@ import pytest
 import torch
 import yaml
 
-from data_handling.shards.__main__ import main as shards_main
 from data_handling.synthetic.corpus import corpus_paths
 from models.checkpoint import read_checkpoint
+from tools.make_shards import main as shards_main
 from tools.tiny_model import tiny_config_dict
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,7 @@
 """No import circle in models/, data_handling/, tools/ or benchmarks/ (imports inside functions and under
-TYPE_CHECKING included); benchmarks/ under 2,000 lines (models/ importing neither tools/ nor data_handling/:
-tests/test_model_package.py)."""
+TYPE_CHECKING included); models/ and data_handling/ import nothing above them (tools/, the top-level
+scripts, benchmarks/, tests/); benchmarks/ under 2,000 lines (models/ importing neither tools/ nor
+data_handling/: tests/test_model_package.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = REPO / "benchmarks"
 PRODUCT_PACKAGES = ("models", "data_handling", "tools")
+LIBRARY_PACKAGES = ("models", "data_handling")  # imported by tools/ and the scripts, never the other way
 
 
 def module_imports(repo: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
@@ -66,6 +68,40 @@ def benchmark_imports(folder: Path = BENCHMARKS) -> dict[str, set[str]]:
     return graph
 
 
+def upper_layers(repo: Path) -> set[str]:
+    """The top-level names models/ and data_handling/ must not import: tools, benchmarks, tests and every
+    script beside them (pretrain, zero_shot_*, example, detect, search, ...)."""
+    return {"tools", "benchmarks", "tests"} | {path.stem for path in repo.glob("*.py")}
+
+
+def upward_imports(repo: Path, packages: tuple[str, ...] = LIBRARY_PACKAGES) -> list[str]:
+    """'<file>:<line>: <module> imports <name>' for every import of an upper layer (upper_layers) in the
+    packages' files: at the top, inside functions, under TYPE_CHECKING or through
+    importlib.import_module / __import__ with a literal name (relative imports stay inside the package)."""
+    forbidden = upper_layers(repo)
+    found = []
+    for package in packages:
+        for path in sorted((repo / package).rglob("*.py")):
+            parts = path.relative_to(repo).with_suffix("").parts
+            module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            in_file: list[tuple[int, str]] = []
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                        and isinstance(node.args[0].value, str) and ast.unparse(node.func) in (
+                            "importlib.import_module", "import_module", "__import__"):
+                    names = [node.args[0].value]
+                else:
+                    continue
+                in_file += [(node.lineno, f"{path.relative_to(repo)}:{node.lineno}: {module} imports {name}")
+                            for name in names if name.split(".")[0] in forbidden]
+            found += [line for _, line in sorted(in_file)]
+    return found
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One import circle of `graph` as [a, b, ..., a], or None (depth-first search)."""
     state: dict[str, str] = {}
@@ -96,6 +132,31 @@ def test_product_packages_import_one_another_without_a_circle():
     graph = module_imports(REPO, PRODUCT_PACKAGES)
     assert {"models.ase_model", "data_handling.wavcaps", "tools.train.trainer"} <= set(graph)
     assert find_cycle(graph) is None, f"import circle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_models_and_data_handling_import_nothing_above_them():
+    assert {"tools", "pretrain", "zero_shot_sed", "example", "detect", "search"} <= upper_layers(REPO)
+    offenders = upward_imports(REPO)
+    assert not offenders, ("models/ and data_handling/ are imported by tools/ and the scripts, never the other "
+                           "way; pass plain values instead:\n" + "\n".join(offenders))
+
+
+def test_the_upward_import_finder_sees_every_kind_of_import(tmp_path):
+    (tmp_path / "lib" / "sub").mkdir(parents=True)
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "pretrain.py").write_text("")
+    (tmp_path / "lib" / "__init__.py").write_text("from . import sub\nimport toolsmith\nfrom tooling import x\n")
+    (tmp_path / "lib" / "sub" / "__init__.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tools.config import Config\n")
+    (tmp_path / "lib" / "sub" / "cli.py").write_text(
+        "import os\n\n\ndef main():\n    import tools.config as config\n    from pretrain import main\n"
+        "    return importlib.import_module('tools.train')\n")
+    assert upward_imports(tmp_path, ("lib",)) == [
+        "lib/sub/__init__.py:3: lib.sub imports tools.config",
+        "lib/sub/cli.py:5: lib.sub.cli imports tools.config",
+        "lib/sub/cli.py:6: lib.sub.cli imports pretrain",
+        "lib/sub/cli.py:7: lib.sub.cli imports tools.train",
+    ]
 
 
 def test_the_product_circle_finder_sees_type_checking_and_relative_imports(tmp_path):

@@ -13,9 +13,9 @@ import soundfile as sf
 import torch
 
 from data_handling.audio_io import AudioReadError
-from data_handling.shards.__main__ import main as shards_main
 from data_handling.shards.format import clip_key
 from tools.config import parse_config
+from tools.make_shards import main as shards_main
 from tools.train.data import build_training_loader
 from tools.train.distributed import DistributedInfo
 

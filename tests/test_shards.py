@@ -20,11 +20,11 @@ from data_handling.audio_paths import AudioPathResolver
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
 from data_handling.caption_sources import read_wavcaps_jsons
 from data_handling.samplers import DurationBucketBatchSampler
-from data_handling.shards.__main__ import main as shards_main
 from data_handling.shards.manifest import ShardError, expand_shard_urls, read_manifest
 from data_handling.shards.reader import open_shard_dataset
 from data_handling.shards.writer import group_clips, verify_shards, write_shards
 from data_handling.training_items import fill_missing_durations, prepare_training_items, resolve_audio_paths
+from tools.make_shards import main as shards_main
 
 RATE = 32000
 

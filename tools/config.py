@@ -86,7 +86,7 @@ class DataArgs:
     # training audio not at audio_args.sr: kaiser_best (resampy's filter, as the reference's environment:
     # librosa 0.9.2 with resampy) | soxr_hq (ours: soxr 'HQ', as evaluation; several times faster)
     resampler: str = "kaiser_best"
-    # WebDataset shards written by `python -m data_handling.shards` (replace json_files for training): a
+    # WebDataset shards written by `python -m tools.make_shards` (replace json_files for training): a
     # folder, brace ranges, `pipe:` commands or fsspec URLs, a list or joined by '::' (docs/shards.md)
     shards: str | list[str] | None = None
     shards_manifest: str | None = None  # default: manifest.json beside the first shard

@@ -81,4 +81,4 @@ def decode_record(sample: Mapping[str, Any]) -> ClipRecord:
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"shard sample {sample.get('__key__')!r} of {sample.get('__url__')!r} has no valid "
                          f"json member ({type(error).__name__}: {error}); rewrite the shard with "
-                         f"`python -m data_handling.shards`") from error
+                         f"`python -m tools.make_shards`") from error

@@ -81,7 +81,7 @@ class ShardManifest:
                 return entry
         raise ShardError(f"shard {url!r} (file name {name!r}) is not in the manifest, whose shards are "
                          f"{self.shards[0].name if self.shards else '(none)'} ...: write the shards and their "
-                         f"manifest together with `python -m data_handling.shards`, or set data_args.shards_manifest")
+                         f"manifest together with `python -m tools.make_shards`, or set data_args.shards_manifest")
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "sample_rate": self.sample_rate,
@@ -103,7 +103,7 @@ class ShardManifest:
                        resampler=str(data.get("resampler", "soxr_hq")))
         except (KeyError, TypeError, ValueError) as error:
             raise ShardError(f"{where} is malformed ({type(error).__name__}: {error}); rewrite it with "
-                             f"`python -m data_handling.shards`") from error
+                             f"`python -m tools.make_shards`") from error
 
     def write(self, path: str | Path) -> None:
         """Write atomically (a reader never sees half a manifest)."""
@@ -186,7 +186,7 @@ def read_manifest(url: str) -> ShardManifest:
             data = json.loads(stream.read())
     except FileNotFoundError as error:
         raise ShardError(f"shard manifest {url!r} not found: the shard writer writes it next to the shards "
-                         f"(`python -m data_handling.shards`); or set data_args.shards_manifest") from error
+                         f"(`python -m tools.make_shards`); or set data_args.shards_manifest") from error
     except (OSError, ValueError) as error:
         raise ShardError(f"cannot read the shard manifest {url!r}: {type(error).__name__}: {error}") from error
     if not isinstance(data, dict):

@@ -89,11 +89,11 @@ class OpenShard:
             self.samples = IndexedTarSamples(path=str(path))
         except Exception as error:  # noqa: BLE001 (wids raises assertion, struct and value errors alike)
             raise ShardError(f"shard {url!r} cannot be read as a tar file ({type(error).__name__}: {error}); "
-                             f"rewrite it with `python -m data_handling.shards`") from error
+                             f"rewrite it with `python -m tools.make_shards`") from error
         if len(self.samples) != expected_clips:
             raise ShardError(f"shard {url!r} holds {len(self.samples)} clips, the manifest says {expected_clips}: "
                              f"the shard is truncated or the manifest is stale; rewrite them with "
-                             f"`python -m data_handling.shards`")
+                             f"`python -m tools.make_shards`")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]

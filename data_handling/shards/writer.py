@@ -21,11 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_handling.audio_io import AudioReadError, load_audio
+from data_handling.audio_paths import AudioPathResolver
 from data_handling.caption_rows import CaptionItem
+from data_handling.caption_sources import read_wavcaps_jsons
 from data_handling.shards.format import FLAC_SUBTYPES, SAMPLE_RATE, ClipRecord, clip_key, encode_clip
 from data_handling.shards.manifest import MANIFEST_NAME, ShardEntry, ShardError, ShardManifest
+from data_handling.training_items import describe_clip, fill_missing_durations, resolve_audio_paths
 
 logger = logging.getLogger(__name__)
+left_out_logger = logging.getLogger("data_handling.shards")  # the clips training_clips leaves out
 
 PLAN_NAME = "plan.json"
 DONE_SUFFIX = ".done"
@@ -60,6 +64,19 @@ def group_clips(items: Iterable[CaptionItem]) -> list[PlannedClip]:
                                    duration=float(first.duration or 0.0), audio_seconds=0.0, source=first.source,
                                    audio=first.audio_ref))
             for first, captions in clips.values()]
+
+
+def training_clips(json_files: Sequence[str], blacklist: Sequence[str],
+                   audio_root: str | None) -> tuple[list[PlannedClip], list[dict[str, str]]]:
+    """The clips file-mode training reads from these json files, blacklist files and audio root, grouped for
+    write_shards, and the records of those whose audio file was not found (write_shards' `unresolved`:
+    id, audio, reason); the first five of these are logged."""
+    items = read_wavcaps_jsons(json_files, audio_root, list(blacklist) or None)
+    resolution = resolve_audio_paths(items, AudioPathResolver(audio_root))
+    unresolved = resolution.missing_records()
+    for item, record in zip(resolution.unresolved_clips[:5], unresolved, strict=False):
+        left_out_logger.warning("not found, left out: %s: %s", describe_clip(item), record["reason"])
+    return group_clips(fill_missing_durations(resolution.found)), unresolved
 
 
 def cut_into_shards(clips: Sequence[PlannedClip], clips_per_shard: int,

@@ -40,7 +40,7 @@ def build_training_dataset(config: Config, experiment_dir: Path | None = None
                                      max_decode_seconds=data_args.max_decode_seconds, cache_dir=data_args.shard_cache)
         if dataset.resampler != data_args.resampler:
             log.warning("the shards were resampled with %s, data_args.resampler is %s: the shards' audio is used "
-                           "as written (rewrite them with `python -m data_handling.shards --resampler %s` to match)",
+                           "as written (rewrite them with `python -m tools.make_shards --resampler %s` to match)",
                            dataset.resampler, data_args.resampler, data_args.resampler)
         return dataset
     items = prepare_training_items(config.json_files, blacklist=config.blacklist, audio_root=data_args.audio_root,

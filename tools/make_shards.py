@@ -1,13 +1,13 @@
 """Write WebDataset shards of the training data (see docs/shards.md).
 
-    python -m data_handling.shards -c settings/pretrain.yaml --out data/shards/wavcaps --workers 8
-    python -m data_handling.shards -c settings/quickstart.yaml --out data/shards/quickstart
-    python -m data_handling.shards --json-files a.json b.json --blacklist bl.json --out DIR
-    python -m data_handling.shards --verify DIR          # sizes and checksums against the manifest
+    python -m tools.make_shards -c settings/pretrain.yaml --out data/shards/wavcaps --workers 8
+    python -m tools.make_shards -c settings/quickstart.yaml --out data/shards/quickstart
+    python -m tools.make_shards --json-files a.json b.json --blacklist bl.json --out DIR
+    python -m tools.make_shards --verify DIR          # sizes and checksums against the manifest
 
 The clips are those training would read from the config's json_files, blacklist and data_args.audio_root
-(the quickstart's synthetic corpus is generated first when missing). A second run of the same command
-keeps the finished shards and rewrites the rest.
+(the quickstart's synthetic corpus is generated first when missing; data_handling/shards/writer.py's
+training_clips). A second run of the same command keeps the finished shards and rewrites the rest.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-log = logging.getLogger("data_handling.shards")
+from tools.config import DataArgs, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m data_handling.shards", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.make_shards", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_argument_group("what to write (a config, or json files)")
     source.add_argument("-c", "--config", type=Path, help="a training YAML: json_files, blacklist, data_args")
@@ -53,14 +53,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def training_sources(args: argparse.Namespace) -> tuple[list[str], list[str], str | None, float, str]:
     """(json files, blacklist files, audio root, max seconds, resampler) from the config or the flags."""
     if args.json_files is not None:
-        from tools.config import DataArgs
-
         return list(args.json_files), list(args.blacklist), args.audio_root, \
             300.0 if args.max_seconds is None else args.max_seconds, args.resampler or DataArgs.resampler
     from data_handling.synthetic import ensure_corpus
     from data_handling.synthetic.corpus import corpus_paths
-    from tools.config import load_config
-
     config = load_config(args.config, args.overrides)
     if not config.json_files:
         root = ensure_corpus(config.synthetic.root, config.synthetic.num_train, config.synthetic.num_test,
@@ -76,11 +72,8 @@ def training_sources(args: argparse.Namespace) -> tuple[list[str], list[str], st
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    from data_handling.audio_paths import AudioPathResolver
-    from data_handling.caption_sources import read_wavcaps_jsons
     from data_handling.shards.manifest import ShardError
-    from data_handling.shards.writer import group_clips, verify_shards, write_shards
-    from data_handling.training_items import describe_clip, fill_missing_durations, resolve_audio_paths
+    from data_handling.shards.writer import training_clips, verify_shards, write_shards
 
     try:
         if args.verify is not None:
@@ -89,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                                          else "every shard matches the manifest"))
             return 1 if bad else 0
         json_files, blacklist, audio_root, max_seconds, resampler = training_sources(args)
-        items = read_wavcaps_jsons(json_files, audio_root, blacklist or None)
-        resolution = resolve_audio_paths(items, AudioPathResolver(audio_root))
-        unresolved = resolution.missing_records()
-        for item, record in zip(resolution.unresolved_clips[:5], unresolved, strict=False):
-            log.warning("not found, left out: %s: %s", describe_clip(item), record["reason"])
-        clips = group_clips(fill_missing_durations(resolution.found))
+        clips, unresolved = training_clips(json_files, blacklist, audio_root)
         with tqdm(total=len(clips), unit="clip", desc="writing shards", dynamic_ncols=True) as progress:
             manifest = write_shards(clips, args.out, clips_per_shard=args.clips_per_shard,
                                     shard_minutes=args.shard_minutes, workers=args.workers, bits=args.bits,
