@@ -47,6 +47,20 @@ def tiny_config(tiny_text_dir) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
+    """The tiny model with seeded random weights, saved once per session (write_tiny_checkpoint): read it only."""
+    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("tiny_checkpoint"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    """tiny_checkpoint loaded as the scripts load a checkpoint (eval mode, CPU), once per session: never change it."""
+    from models.factory import model_from_checkpoint
+
+    return model_from_checkpoint(tiny_checkpoint, None, "cpu")
+
+
+@pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory) -> Path:
     """A small synthetic corpus (16 training clips, 6 per test split), generated once per session."""
     from data_handling.synthetic import generate_corpus

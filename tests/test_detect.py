@@ -17,7 +17,7 @@ from data_handling.synthetic.events import EVENT_TYPES
 from models.ase_model import ASE, check_waveform
 from models.factory import model_from_checkpoint
 from models.windowing import FRAME_HOP_SECONDS, FRAMES_PER_WINDOW, prepare_waveform
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
+from tests.conftest import tiny_config_dict
 from tests.long_recording import make_long_recording
 from tools.detect.detector import StreamOptions, detect_files
 from tools.detect.events import DecisionSettings, close_gaps, drop_short_runs
@@ -33,13 +33,13 @@ needs_quickstart = pytest.mark.skipif(not QUICKSTART.is_file(), reason="outputs/
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def model(checkpoint):
-    return model_from_checkpoint(checkpoint, None, "cpu")
+def model(tiny_model):
+    return tiny_model
 
 
 def sed_paths(corpus: Path) -> tuple[Path, Path, Path]:

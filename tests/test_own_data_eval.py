@@ -15,13 +15,12 @@ import zero_shot_clas
 import zero_shot_retrieval
 from data_handling.eval_sets.classification import read_custom_classification, read_esc50
 from data_handling.eval_sets.retrieval import read_retrieval_json
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
 from tools.eval.linear_probe import probe_accuracy
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 def run(main, checkpoint: Path, out: Path, *extra: str) -> dict:

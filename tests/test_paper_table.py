@@ -11,7 +11,6 @@ import pytest
 import paper_table
 from data_handling.synthetic.corpus import corpus_paths
 from models.factory import model_from_checkpoint
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
 from tools.eval.classification import evaluate_classification_dataset
 from tools.eval.cli import run_script
 from tools.eval.grounding import evaluate_grounding
@@ -23,8 +22,8 @@ PAPER_NAMES = ["ESC-50", "UrbanSound8K", "VGGSound", "AudioSet-strong", "DESED",
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from tools.eval.cli import run_script
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 def run_search(checkpoint: Path, *args: str) -> dict:

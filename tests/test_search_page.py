@@ -15,7 +15,6 @@ import torch
 from fastapi.testclient import TestClient
 
 import search
-from models.factory import model_from_checkpoint
 from models.windowing import FRAME_HOP_SECONDS
 from tests.conftest import tiny_config_dict, write_tiny_checkpoint
 from tests.random_index import unit_rows, write_index
@@ -33,13 +32,13 @@ NUM_FILES, NUM_FRAMES = 6, 32
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
-    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def model(checkpoint):
-    return model_from_checkpoint(checkpoint, None, "cpu")
+def model(tiny_model):
+    return tiny_model
 
 
 def planted_index(model, folder: Path) -> SearchIndex:

@@ -19,8 +19,6 @@ import zero_shot_grounding
 import zero_shot_retrieval
 import zero_shot_sed
 from data_handling.eval_sets.classification import ClassificationItem
-from models.factory import model_from_checkpoint
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
 from tools.eval.classification import evaluate_classification
 from tools.eval.cli import run_script
 from tools.eval.report_card import synthetic_report_card
@@ -33,14 +31,13 @@ RETRIEVAL_KEYS = {f"{direction}_{metric}" for direction in ("t2a", "a2t")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
-    """A tiny model saved as pretrain.py does: weights plus its own config (self-describing)."""
-    return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def model(checkpoint):
-    return model_from_checkpoint(checkpoint, None, "cpu")
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
