@@ -107,6 +107,7 @@ def test_short_file_keeps_frames_of_real_audio(model, tmp_path):
     assert result.boundaries[-1] == pytest.approx(3.2)
 
 
+@pytest.mark.slow
 def test_long_file_memory_is_bounded(model, tmp_path):
     """A 10-minute file: Python-side allocations stay far below the file's samples (76.8 MB as float32)."""
     path = make_long_recording(tmp_path / "ten_minutes.wav", 600.0, [("rain", 100.0, 2.0)])

@@ -70,6 +70,7 @@ def test_gathered_loss_and_gradients_equal_single_process(kind, tmp_path):
         torch.testing.assert_close(result["text_grad"], text.grad[part], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_and_only_rank0_writes(tiny_config, synthetic_corpus, tmp_path):
     config = {**tiny_config, "json_files": [str(synthetic_corpus / "train" / "train.json")],
               "output_dir": str(tmp_path / "outputs"), "exp_name": "ddp",
@@ -90,6 +91,7 @@ def test_torchrun_two_processes_train_and_only_rank0_writes(tiny_config, synthet
     assert "with 2 process(es)" in (experiment / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_process_restarted_by_torchrun_joins_the_new_attempt_not_the_dead_one():
     """torchrun keeps one store across --max-restarts attempts: without a prefix per attempt the restarted rank 0
     reads the killed rank's old address and gloo fails ("connectFullMesh failed ... Connection refused")."""

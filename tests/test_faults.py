@@ -87,6 +87,7 @@ def fill_disk_at_save(monkeypatch, failing_save: int) -> list[int]:
     return saves
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_the_run_with_one_line(tiny_config, synthetic_corpus, tmp_path, monkeypatch, capsys):
     config_path = write_yaml(run_config(tiny_config, synthetic_corpus, tmp_path, save_every_steps=1), tmp_path)
     fill_disk_at_save(monkeypatch, failing_save=4)  # step 1, end of epoch 1 (twice), then step 3
@@ -163,6 +164,7 @@ def straight_run(tiny_text_dir, synthetic_corpus, tmp_path_factory):
     return config, final_weights(folder / "straight" / "last.pt")
 
 
+@pytest.mark.slow
 def test_resume_auto_falls_back_to_the_previous_last(straight_run, tmp_path, caplog):
     config, expected = straight_run
     experiment = tmp_path / "interrupted"
@@ -175,6 +177,7 @@ def test_resume_auto_falls_back_to_the_previous_last(straight_run, tmp_path, cap
     assert_same_weights(expected, final_weights(experiment / "last.pt"))
 
 
+@pytest.mark.slow
 def test_resume_auto_falls_back_to_a_snapshot(straight_run, tmp_path, caplog):
     config, expected = straight_run
     experiment = tmp_path / "interrupted"

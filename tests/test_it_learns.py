@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from data_handling.audio_io import load_audio
@@ -29,6 +30,7 @@ from tools.train.trainer import Trainer
 SEED = 0
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_to_retrieve_its_training_clips(tiny_config, synthetic_corpus, tmp_path):
     train_json = synthetic_corpus / "train" / "train.json"
     entries = json.loads(train_json.read_text())["data"]

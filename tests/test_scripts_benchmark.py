@@ -15,6 +15,7 @@ STAGES = ("import", "config_and_model_load", "evaluate", "audio_embedding", "aud
           "audio_waiting_for_loader", "text_embedding", "metrics_and_other")
 
 
+@pytest.mark.slow
 def test_scripts_benchmark_esc50_tiny(tmp_path):
     out = tmp_path / "report.json"
     report = main(["--preset", "tiny", "--tasks", "esc50", "--clips", "esc50=10", "--repeats", "1",
@@ -54,6 +55,7 @@ def test_the_reference_comparison_needs_the_esc50_task_and_a_checkout(tmp_path):
               "--workdir", str(tmp_path / "work")])
 
 
+@pytest.mark.slow
 def test_scripts_benchmark_runs_every_other_script_and_training_tiny(tmp_path, synthetic_corpus):
     """benchmarks.scripts on tiny data sets shaped as AudioSet-strong, AudioGrounding and Clotho (ESC-50:
     the test above) and two short training runs: every script succeeds, its in-process split gives the script's

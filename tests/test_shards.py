@@ -213,6 +213,7 @@ def rank_epochs(rank: int, port: int, shard_dirs: list[str], out_dir: str) -> No
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_ranks_two_workers_see_every_clip_once(corpus, shards, synthetic_corpus, tmp_path):
     """16 synthetic clips, batches of 2: 4 steps per rank, every clip once per epoch. The corpus above:
     21 rows, 10 batches of 2 (one row dropped, drop_last), 5 steps per rank, every row at most once."""

@@ -264,6 +264,7 @@ def unreadable_batch_worker(rank: int, port: int, config: dict, out_dir: str) ->
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gather_negatives", [True, False])
 def test_ranks_skip_together_when_one_rank_has_no_readable_clip(tiny_config, synthetic_corpus, tmp_path,
                                                                 gather_negatives):

@@ -106,6 +106,7 @@ def wandb_config(tiny_config: dict, corpus: Path, output_dir: Path) -> dict:
             "wandb": {"enabled": True, "project": "mga-clap-test", "mode": "offline"}}
 
 
+@pytest.mark.slow
 def test_offline_run_holds_the_epoch_record(tiny_config, synthetic_corpus, tmp_path):
     pytest.importorskip("wandb", reason="wandb is in requirements.txt: pip install -r requirements.txt")
     config_path = tmp_path / "config.yaml"
