@@ -95,6 +95,13 @@ def test_kahan_group_sums_equal_pandas_groupby_sum():
         assert np.all(sums[np.setdiff1d(np.arange(5), groups)] == 0)
 
 
+def test_kahan_group_sums_of_infinite_values_equal_pandas_groupby_sum():
+    values, groups = np.array([np.inf, 1.0, 2.0, -np.inf, 3.0]), np.array([0, 0, 1, 2, 2])
+    expected = pd.Series(values).groupby(groups).sum().to_numpy()
+    with np.errstate(invalid="ignore"):                                       # inf - inf in the compensation
+        assert np.array_equal(kahan_group_sums(values, groups, 3), expected)  # [inf, 2, -inf]: no NaN
+
+
 def test_counts_equal_psds_eval_on_random_cases():
     rng = np.random.default_rng(1)
     compared = 0
