@@ -41,13 +41,18 @@ def test_score_search_precision_and_span_overlap():
                     Hit("x/b.flac", 0.8, 1.0, 2.0, 0.7),     # relevant, touching the event only: no overlap
                     Hit("x/c.wav", 0.7, 0.0, 1.0, 0.6),      # not relevant
                     Hit("x/unknown.wav", 0.6, 0.0, 1.0, 0.5)],
-            "bell": [Hit("b.wav", 0.5, 5.5, 7.0, 0.4), Hit("a.wav", 0.4, 5.5, 7.0, 0.3)],
+            "bell": [Hit("b.wav", 0.5, 5.5, 7.0, 0.4), Hit("a.wav", 0.4, 5.5, 7.0, 0.3),
+                     Hit("b.wav", 0.3, 4.0, 5.0, 0.2)],     # relevant, ending where the event starts: no overlap
             "siren": []}
     scores = score_search(hits, labelled)
     assert scores["per_query"] == {"dog": {"precision": 0.5, "span_overlap": 0.5},
-                                   "bell": {"precision": 0.5, "span_overlap": 1.0},
+                                   "bell": {"precision": pytest.approx(2 / 3), "span_overlap": 0.5},
                                    "siren": {"precision": 0.0, "span_overlap": None}}
-    assert scores["precision_at_k"] == pytest.approx(1 / 3)
-    assert scores["span_overlap"] == pytest.approx(2 / 3)
+    assert scores["precision_at_k"] == pytest.approx((0.5 + 2 / 3 + 0.0) / 3)
+    assert scores["span_overlap"] == 0.5
     assert scores["k"] == 4
     assert score_search({"dog": [Hit("c.wav", 0.1, 0.0, 1.0, 0.1)]}, labelled)["span_overlap"] is None
+    assert score_search({"dog": [Hit("a.wav", 0.1, 1.0, 2.0, 0.1)]}, labelled) == {
+        "precision_at_k": 1.0, "span_overlap": 1.0, "k": 1, "per_query": {"dog": {"precision": 1.0, "span_overlap": 1.0}}}
+    assert score_search({"dog": []}, labelled) == {"precision_at_k": 0.0, "span_overlap": None, "k": 0,
+                                                   "per_query": {"dog": {"precision": 0.0, "span_overlap": None}}}
