@@ -13,7 +13,7 @@ import yaml
 from models.checkpoint import CheckpointError
 from models.convert import main as convert_main
 from models.factory import model_from_checkpoint
-from models.model_folder import is_model_folder, save_model_folder
+from models.model_folder import is_model_folder, save_model_folder, weights_to_save
 from tests.golden import GOLDEN_DIR, golden_config, requires_reference
 from tests.test_golden import relative_error
 
@@ -123,3 +123,11 @@ def test_torch_hub_entries(tiny_config, tmp_path):
     sf.write(tmp_path / "clip.wav", waveform[0].numpy(), 32000, subtype="FLOAT")
     loaded = torch.hub.load(str(REPO), "load_audio", str(tmp_path / "clip.wav"), source="local")
     assert torch.equal(loaded, waveform[0])
+
+
+def test_saved_weights_are_copies_sharing_no_memory_with_the_model(tiny_model):
+    """safetensors refuses tensors that share memory (tied weights): every saved tensor is its own copy."""
+    saved, live = weights_to_save(tiny_model), tiny_model.state_dict()
+    assert saved and set(saved) <= set(live)
+    assert all(saved[key].data_ptr() != live[key].data_ptr() for key in saved)
+    assert all(torch.equal(saved[key], live[key]) for key in saved)
