@@ -9,8 +9,8 @@
 #         '*' runs every mutant (the default); '*7' about 1 in 10; '*[02468]7' about 1 in 20; '*[036]7' about 3 in 100.
 #
 # Give all groups to one call: each call first regenerates the mutants (~1 min here) and runs the selected
-# tests once unmutated (~4 min here). mutmut mutates a copy of the code in mutants/ (git-ignored), records which of the tests listed in
-# pytest_add_cli_args_test_selection reach each function (once, cached in mutants/mutmut-stats.json), then runs
+# tests once unmutated (~4 min here). mutmut mutates a copy of the code in mutants/ (git-ignored), records
+# which of the tests listed in pytest_add_cli_args_test_selection reach each function (once, cached in mutants/mutmut-stats.json), then runs
 # only those tests against each mutant, one worker at a time, with "-m 'not slow'".
 # Then:  mutmut results   (survivors)   ·   mutmut show NAME   (the diff)   ·   rm -rf mutants   (start afresh)
 set -euo pipefail
@@ -35,5 +35,8 @@ for arg in "$@"; do
   esac
   for module in "${modules[@]}"; do patterns+=("${module}__mutmut_${sample}"); done
 done
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout "${MUTATION_TIMEOUT_S:-7200}" nice -n 10 mutmut run --max-children 1 "${patterns[@]}"
-mutmut results
+status=0
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout "${MUTATION_TIMEOUT_S:-7200}" nice -n 10 mutmut run --max-children 1 "${patterns[@]}" \
+  || status=$?                   # 124: MUTATION_TIMEOUT_S ran out; the mutants checked so far are kept
+mutmut results | grep -v ": not checked$" || true
+exit "$status"
