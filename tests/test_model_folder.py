@@ -11,9 +11,10 @@ import torch
 import yaml
 
 from models.checkpoint import CheckpointError
+from models.config import ConfigError
 from models.convert import main as convert_main
 from models.factory import model_from_checkpoint
-from models.model_folder import is_model_folder, save_model_folder
+from models.model_folder import is_model_folder, read_folder_config, save_model_folder, weights_to_save
 from tests.golden import GOLDEN_DIR, golden_config, requires_reference
 from tests.test_golden import relative_error
 
@@ -123,3 +124,28 @@ def test_torch_hub_entries(tiny_config, tmp_path):
     sf.write(tmp_path / "clip.wav", waveform[0].numpy(), 32000, subtype="FLOAT")
     loaded = torch.hub.load(str(REPO), "load_audio", str(tmp_path / "clip.wav"), source="local")
     assert torch.equal(loaded, waveform[0])
+
+
+def test_saved_weights_are_copies_sharing_no_memory_with_the_model(tiny_model):
+    """safetensors refuses tensors that share memory (tied weights): every saved tensor is its own copy."""
+    saved, live = weights_to_save(tiny_model), tiny_model.state_dict()
+    assert saved and set(saved) <= set(live)
+    assert all(saved[key].data_ptr() != live[key].data_ptr() for key in saved)
+    assert all(torch.equal(saved[key], live[key]) for key in saved)
+
+
+def test_folder_records_its_source_and_unreadable_configs_are_one_line_errors(tiny_model, tmp_path):
+    from safetensors import safe_open
+
+    folder = save_model_folder(tiny_model, tmp_path / "tiny", source="runs/best.pt")
+    assert json.loads((folder / "config.json").read_text())["source"] == "runs/best.pt"
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
+        assert weights.metadata() == {"format": "pt"}          # what transformers' loaders expect
+    config = json.loads((folder / "config.json").read_text())
+    config["model_config"]["embed_size"] = "large"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="config.json"):         # the error names the file it comes from
+        read_folder_config(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json cannot be read as json"):
+        read_folder_config(folder)

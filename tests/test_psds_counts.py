@@ -95,6 +95,13 @@ def test_kahan_group_sums_equal_pandas_groupby_sum():
         assert np.all(sums[np.setdiff1d(np.arange(5), groups)] == 0)
 
 
+def test_kahan_group_sums_of_infinite_values_equal_pandas_groupby_sum():
+    values, groups = np.array([np.inf, 1.0, 2.0, -np.inf, 3.0]), np.array([0, 0, 1, 2, 2])
+    expected = pd.Series(values).groupby(groups).sum().to_numpy()
+    with np.errstate(invalid="ignore"):                                       # inf - inf in the compensation
+        assert np.array_equal(kahan_group_sums(values, groups, 3), expected)  # [inf, 2, -inf]: no NaN
+
+
 def test_counts_equal_psds_eval_on_random_cases():
     rng = np.random.default_rng(1)
     compared = 0
@@ -212,3 +219,24 @@ def test_single_label_psds_what_psds_eval_returns_and_what_we_return():
             as_the_reference = evaluator.psds(alpha_ct=0, alpha_st=0, max_efpr=GROUNDING_MAX_EFPR).value
         assert as_the_reference == 0.0
         assert 0.2 < ours[f"psds_{criterion}"] <= 1.0
+
+
+def test_counts_in_a_file_shorter_than_a_second_and_with_touching_segments():
+    """A false positive in a 0.5 s file counts; a detection that only touches an event does not intersect it,
+    even at criterion 0 (psds_eval's strict overlap)."""
+    truth = pd.DataFrame([("b", 1.0, 2.0, LABEL)], columns=_PSDSEval.detection_cols)
+    detections = pd.DataFrame([("a", 0.1, 0.3, LABEL), ("b", 0.5, 1.0, LABEL), ("b", 2.0, 2.5, LABEL)],
+                              columns=_PSDSEval.detection_cols)
+    metadata = pd.DataFrame({"filename": ["a", "b"], "duration": [0.5, 10.0]})
+    events = quiet_psds_eval(ground_truth=truth, metadata=metadata).single_label_events(["a", "b"])
+    criteria = (0.0, 0.5)
+    counts = count_detections(segments_of(detections, ["a", "b"]), events, np.array([0.5, 10.0]), criteria)
+    assert counts == [psds_eval_counts(detections, truth, metadata, criterion) for criterion in criteria]
+    assert counts == [(0, 3), (0, 3)]
+
+
+@pytest.mark.parametrize("shapes", [((2,), (2,), (3,)), ((2, 1), (2, 1), (2, 1))])
+def test_segments_of_mismatched_or_2d_arrays_are_refused(shapes):
+    file_shape, onset_shape, offset_shape = shapes
+    with pytest.raises(ValueError, match="1-D arrays of one length"):
+        Segments(np.zeros(file_shape, np.int64), np.zeros(onset_shape), np.ones(offset_shape))

@@ -85,8 +85,9 @@ def file_mode_items(corpus: dict):
     return [item for item in items if item.clip_id != "broken"]
 
 
-def test_manifest_counts_and_lists_unreadable(shards):
+def test_manifest_counts_and_lists_unreadable(corpus, shards):
     manifest = read_manifest(str(shards / "manifest.json"))
+    assert manifest.json_files == list(corpus["json_files"]) and manifest.blacklist == [corpus["blacklist"]]
     assert manifest.clips == 9 and manifest.captions == 6 + 15  # 6 FreeSound clips, 3 Clotho clips x 5
     assert [entry.clips for entry in manifest.shards] == [3, 3, 2, 1]  # planned 3 per shard; 'broken' left out
     assert manifest.sample_rate == 32000 and manifest.max_seconds == 300 and manifest.bits == 24
