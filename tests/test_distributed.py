@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -97,6 +98,12 @@ def test_a_process_restarted_by_torchrun_joins_the_new_attempt_not_the_dead_one(
     reads the killed rank's old address and gloo fails ("connectFullMesh failed ... Connection refused")."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "--max-restarts", "1", str(REPO / "tests" / "restart_attempt_worker.py")]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "attempt 1 rank 0 sum 4" in result.stdout and "attempt 1 rank 1 sum 4" in result.stdout
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # the hung workers go with torchrun: kill the whole session
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+    assert process.returncode == 0, stderr[-3000:]
+    assert "attempt 1 rank 0 sum 4" in stdout and "attempt 1 rank 1 sum 4" in stdout
