@@ -211,11 +211,13 @@ def write_failure_line(error: CheckpointWriteError, trainer: Trainer, command: s
 
 def train(config: Config, experiment_dir: Path, dist_info: DistributedInfo, device: torch.device,
           resume: str | bool | None, command: str = "python pretrain.py --resume auto") -> int:
+    from tools.eval.classification import check_classification_sets
     from tools.eval.common import STRICT_EXIT_CODE, IncompleteEvaluationError
     from tools.eval.retrieval import check_retrieval_sets
 
     try:
         check_retrieval_sets(config.eval.retrieval_jsons, config.eval.strict, report=dist_info.is_main)
+        check_classification_sets(config.eval.classification_sets, config.eval.strict, report=dist_info.is_main)
         trainer = Trainer(config, experiment_dir, dist_info, device)
     except IncompleteEvaluationError as error:
         return report_startup_error(error, STRICT_EXIT_CODE)

@@ -17,7 +17,7 @@ from data_handling.eval_sets.retrieval import read_retrieval_json
 from models.factory import model_from_checkpoint
 from tests.conftest import write_tiny_checkpoint
 from tools.config import parse_config
-from tools.eval.classification import evaluate_classification
+from tools.eval.classification import check_classification_sets, evaluate_classification
 from tools.eval.common import IncompleteEvaluationError, coverage_line, file_coverage, require_complete
 from tools.eval.retrieval import check_retrieval_sets
 from tools.train.trainer import Trainer
@@ -69,6 +69,58 @@ def test_start_up_check_one_line_per_set(retrieval_split, caplog):
     assert lines[0].startswith(f"evaluation set {json_path}: 1 of {len(audio)} clips have no audio file")
     with pytest.raises(IncompleteEvaluationError, match=f"1 of {len(audio)} clips have no audio file \\({audio[1]}\\)"):
         check_retrieval_sets([json_path, complete], strict=True)
+
+
+@pytest.fixture()
+def class_folders(synthetic_corpus, tmp_path) -> tuple[Path, list[Path]]:
+    """A labelled set as class folders (two classes, two clips each, from the corpus's ESC-50 audio): (its
+    folder, its audio files)."""
+    audio = sorted((synthetic_corpus / "esc50" / "audio").iterdir())[:4]
+    files = []
+    for index, source in enumerate(audio):
+        folder = tmp_path / "labelled" / ("dog", "rain")[index % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        files.append(Path(shutil.copy(source, folder / source.name)))
+    return tmp_path / "labelled", files
+
+
+def test_start_up_check_of_classification_sets(class_folders, caplog):
+    folder, audio = class_folders
+    audio[3].unlink()
+    with caplog.at_level(logging.INFO):
+        [check] = check_classification_sets([folder])
+    assert check == {"set": str(folder), "num_files": 3, "missing": []}  # a class folder lists what is there
+    table = folder.parent / "labelled.csv"
+    table.write_text("audio,label\n" + "".join(f"{path},{path.parent.name}\n" for path in audio))
+    with caplog.at_level(logging.INFO):
+        checks = check_classification_sets([folder, table])
+    assert checks[1]["missing"] == [str(audio[3])] and checks[1]["num_files"] == 4
+    lines = [record.getMessage() for record in caplog.records if "evaluation set" in record.getMessage()]
+    assert lines[-2] == f"evaluation set {folder}: audio found for all 3 clips"
+    assert lines[-1].startswith(f"evaluation set {table}: 1 of 4 clips have no audio file")
+    with pytest.raises(IncompleteEvaluationError, match=f"{table}: 1 of 4 clips have no audio file"):
+        check_classification_sets([folder, table], strict=True)
+    one_class = folder.parent / "one_class.csv"
+    one_class.write_text(f"audio,label\n{audio[0]},dog\n")
+    with pytest.raises(ValueError, match="a set of eval.classification_sets"):
+        check_classification_sets([one_class])
+
+
+def test_pretrain_checks_classification_sets_before_training(tiny_config, synthetic_corpus, retrieval_split,
+                                                            class_folders, tmp_path, capsys):
+    json_path, _ = retrieval_split
+    folder, audio = class_folders
+    table = tmp_path / "labelled.csv"
+    table.write_text("audio,label\n" + "".join(f"{path},{path.parent.name}\n" for path in audio))
+    audio[1].unlink()
+    config_path = pretrain_config(tiny_config, synthetic_corpus, tmp_path, json_path, True)
+    config = yaml.safe_load(config_path.read_text())
+    config["eval"]["classification_sets"] = [str(table)]
+    config_path.write_text(yaml.safe_dump(config))
+    assert pretrain.main(["-c", str(config_path)]) == 1
+    [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert str(audio[1]) in error and "eval.classification_sets" in error
+    assert not list((tmp_path / "strict").glob("*.pt"))   # no step was trained
 
 
 def pretrain_config(tiny_config: dict, corpus: Path, tmp_path: Path, json_path: Path, strict: bool) -> Path:

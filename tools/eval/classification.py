@@ -24,6 +24,7 @@ from data_handling.eval_sets.layouts import find_eval_files
 from models.similarity import clip_text_similarity
 from tools.eval.classification_metrics import classification_accuracy
 from tools.eval.common import (
+    check_evaluation_sets,
     long_audio_mode,
     make_prompts,
     require_complete,
@@ -60,6 +61,21 @@ def _read_vggsound(root: str | Path) -> LabelledClips:
 
 def _read_custom(root: str | Path) -> LabelledClips:
     return LabelledClips(*read_custom_classification(root))
+
+
+def check_classification_set(path: str | Path) -> dict[str, Any]:
+    """Whether a labelled set of eval.classification_sets can be evaluated whole, without embedding anything: it
+    must read (else FileNotFoundError / ValueError, as read_custom_classification) and every clip's audio file
+    should exist. Returns set (the path), num_files (clips listed), missing (paths of the clips without audio)."""
+    items = read_custom_classification(path).items
+    missing = [str(item.audio_path) for item in items if not Path(item.audio_path).is_file()]
+    return {"set": str(path), "num_files": len(items), "missing": missing}
+
+
+def check_classification_sets(paths: Sequence[str | Path], strict: bool = False, report: bool = True
+                              ) -> list[dict[str, Any]]:
+    """`check_classification_set` of each of eval.classification_sets (tools.eval.common.check_evaluation_sets)."""
+    return check_evaluation_sets(paths, check_classification_set, "eval.classification_sets", strict, report)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,47 @@ unreadable file; other errors of the scripts exit with 2."""
 
 class IncompleteEvaluationError(RuntimeError):
     """eval.strict (--strict): a file of the evaluation set is missing or unreadable, so no score is given."""
+
+
+log = logging.getLogger(__name__)
+
+
+def check_evaluation_sets(paths: Sequence[str | Path], check_one: Callable[[str | Path], dict[str, Any]],
+                          setting: str, strict: bool = False, report: bool = True) -> list[dict[str, Any]]:
+    """`check_one(path)` of each set listed by the config key `setting` (e.g. "eval.retrieval_jsons"), before any
+    training: one log line per set (with `report`), all audio found or how many clips have none.
+
+    check_one returns {"set": path, "num_files": clips listed, "missing": paths of the clips without an audio
+    file} and raises FileNotFoundError / ValueError for a set it cannot read.
+
+    Raises:
+        IncompleteEvaluationError with `strict` when a set lacks audio (one line naming the files of each);
+        FileNotFoundError / ValueError when a set is missing or unreadable (the message names `setting`).
+    """
+    checks = []
+    for path in paths:
+        try:
+            checks.append(check_one(path))
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"{error} (a set of {setting}: fix it, or leave it out of the list; an empty "
+                              f"list evaluates nothing during training)") from error
+    incomplete = [check for check in checks if check["missing"]]
+    if strict and incomplete:
+        raise IncompleteEvaluationError(
+            "eval.strict: evaluation audio missing: " + "; ".join(
+                f"{check['set']}: {len(check['missing'])} of {check['num_files']} clips have no audio file ("
+                + ", ".join(check["missing"][:MAX_NAMED_FILES])
+                + (", ..." if len(check["missing"]) > MAX_NAMED_FILES else "") + ")" for check in incomplete)
+            + f". Restore the files (or fix {setting}), or set eval.strict: false to score the others")
+    for check in checks if report else ():
+        if check["missing"]:
+            log.warning("evaluation set %s: %d of %d clips have no audio file (e.g. %s); each epoch's evaluation "
+                        "scores the other %d (eval.strict: true makes this an error)", check["set"],
+                        len(check["missing"]), check["num_files"], check["missing"][0],
+                        check["num_files"] - len(check["missing"]))
+        else:
+            log.info("evaluation set %s: audio found for all %d clips", check["set"], check["num_files"])
+    return checks
 
 
 def file_coverage(num_files: int, skipped: Sequence[tuple[str, str]]) -> dict[str, Any]:

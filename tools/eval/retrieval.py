@@ -18,8 +18,7 @@ from data_handling.eval_sets.retrieval import (
 from data_handling.text_preprocess import preprocess_caption
 from models.similarity import clip_text_similarity
 from tools.eval.common import (
-    MAX_NAMED_FILES,
-    IncompleteEvaluationError,
+    check_evaluation_sets,
     long_audio_mode,
     require_complete,
     require_embeddings,
@@ -113,43 +112,14 @@ def check_retrieval_set(json_path: str | Path, audio_root: str | Path | None = N
     as `evaluate_retrieval` finds it with the same arguments.
 
     Returns:
-        json (path), num_files (clips listed), missing (paths of the clips without an audio file).
+        set (the json's path), num_files (clips listed), missing (paths of the clips without an audio file).
     """
     items = read_retrieval_json(json_path, audio_root, check_audio=False, search_roots=search_roots)
     missing = [str(item.audio_path) for item in items if not Path(item.audio_path).is_file()]
-    return {"json": str(json_path), "num_files": len(items), "missing": missing}
+    return {"set": str(json_path), "num_files": len(items), "missing": missing}
 
 
 def check_retrieval_sets(json_paths: Sequence[str | Path], strict: bool = False, report: bool = True
                          ) -> list[dict[str, Any]]:
-    """`check_retrieval_set` of each json, one log line per set (with `report`): all audio found, or how many
-    clips have none.
-
-    Raises:
-        IncompleteEvaluationError with `strict` when a set lacks audio (one line naming the files of each);
-        FileNotFoundError / ValueError when a json is missing or unreadable.
-    """
-    checks = []
-    for json_path in json_paths:
-        try:
-            checks.append(check_retrieval_set(json_path))
-        except (FileNotFoundError, ValueError) as error:
-            raise type(error)(f"{error} (an eval.retrieval_jsons set: fix it, or leave it out of the list; "
-                              f"eval.retrieval_jsons: [] trains without per-epoch evaluation)") from error
-    incomplete = [check for check in checks if check["missing"]]
-    if strict and incomplete:
-        raise IncompleteEvaluationError(
-            "eval.strict: evaluation audio missing: " + "; ".join(
-                f"{check['json']}: {len(check['missing'])} of {check['num_files']} clips have no audio file ("
-                + ", ".join(check["missing"][:MAX_NAMED_FILES])
-                + (", ..." if len(check["missing"]) > MAX_NAMED_FILES else "") + ")" for check in incomplete)
-            + ". Restore the files (or fix eval.retrieval_jsons), or set eval.strict: false to score the others")
-    for check in checks if report else ():
-        if check["missing"]:
-            log.warning("evaluation set %s: %d of %d clips have no audio file (e.g. %s); each epoch's evaluation "
-                        "scores the other %d (eval.strict: true makes this an error)", check["json"],
-                        len(check["missing"]), check["num_files"], check["missing"][0],
-                        check["num_files"] - len(check["missing"]))
-        else:
-            log.info("evaluation set %s: audio found for all %d clips", check["json"], check["num_files"])
-    return checks
+    """`check_retrieval_set` of each json of eval.retrieval_jsons (tools.eval.common.check_evaluation_sets)."""
+    return check_evaluation_sets(json_paths, check_retrieval_set, "eval.retrieval_jsons", strict, report)
