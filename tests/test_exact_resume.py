@@ -8,6 +8,8 @@ synthetic clips cropped to 2 s windows (crop offsets drawn), SpecAugment and Dro
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +55,17 @@ def write_config(folder: Path, tiny_text_dir: Path, source: dict, workers: int, 
 
 
 def run(command: list[str], expected_code: int | None = 0) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    """Run `command` in a session of its own: past 600 s it is killed with every process it started (torchrun's
+    workers too), and the test fails with its output."""
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{command} ran past 600 s: {stderr[-3000:]}")
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if expected_code is not None:
         assert result.returncode == expected_code, result.stderr[-3000:]
     return result
