@@ -19,7 +19,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -306,26 +306,20 @@ class Trainer:
         jsons = self.config.eval.retrieval_jsons
         if not (jsons or self.config.eval.classification_sets) or not self.dist.is_main:
             return {}
-        from tools.eval.common import coverage_line
         from tools.eval.retrieval import evaluate_retrieval
         from tools.eval.retrieval_metrics import retrieval_score
 
         results: dict[str, Any] = {"retrieval": {}, "scores": {}}
-        for json_path, best_file in zip(jsons, self.model_files.retrieval_best_files, strict=True):
-            try:
-                metrics = evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
-                                             long_audio=self.config.eval.long_audio,
-                                             crop_seed=self.config.eval.crop_seed,
-                                             padding=self.config.eval.retrieval_padding,
-                                             strict=self.config.eval.strict)
-            except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
-                self._record_evaluation_failure(results, "retrieval", json_path, error)
-                continue
-            results["retrieval"][str(json_path)] = metrics
-            results["scores"][best_file] = retrieval_score(metrics)
-            log.info("epoch %d retrieval on %s: T2A R@1 %.2f R@5 %.2f, A2T R@1 %.2f R@5 %.2f; %s", self.epoch,
-                     json_path, metrics["t2a_R1_percent"], metrics["t2a_R5_percent"], metrics["a2t_R1_percent"],
-                     metrics["a2t_R5_percent"], coverage_line(metrics))
+
+        def retrieval(json_path: str) -> dict[str, Any]:
+            return evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
+                                      long_audio=self.config.eval.long_audio, crop_seed=self.config.eval.crop_seed,
+                                      padding=self.config.eval.retrieval_padding, strict=self.config.eval.strict)
+
+        self._score_sets(results, "retrieval", jsons, self.model_files.retrieval_best_files, retrieval,
+                         retrieval_score, lambda metrics: (
+                             f"T2A R@1 {metrics['t2a_R1_percent']:.2f} R@5 {metrics['t2a_R5_percent']:.2f}, "
+                             f"A2T R@1 {metrics['a2t_R1_percent']:.2f} R@5 {metrics['a2t_R5_percent']:.2f}"))
         self._evaluate_classification(results)
         if results["scores"] and not (self.config.eval.strict and "eval_errors" in results):
             results["score"] = sum(results["scores"].values())   # eval.strict: never a sum over fewer sets
@@ -343,34 +337,47 @@ class Trainer:
             log.exception("epoch %d: %s evaluation on %s failed; training goes on", self.epoch, task, path)
         results.setdefault("eval_errors", {})[str(path)] = f"{type(error).__name__}: {error}"
 
+    def _score_sets(self, results: dict[str, Any], task: str, paths: Sequence[str], best_files: Sequence[str],
+                    evaluate: Callable[[str], dict[str, Any]], score: Callable[[dict[str, Any]], float],
+                    summary: Callable[[dict[str, Any]], str]) -> None:
+        """evaluate(path) of each set into results[task][path] and its score into results["scores"][best file],
+        with one log line (summary(metrics) and the files scored); a failure is logged and listed in
+        "eval_errors" (`_record_evaluation_failure`) and the next set is evaluated."""
+        from tools.eval.common import coverage_line
+
+        results[task] = {}
+        for path, best_file in zip(paths, best_files, strict=True):
+            try:
+                metrics = evaluate(path)
+            except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
+                self._record_evaluation_failure(results, task, path, error)
+                continue
+            results[task][str(path)] = metrics
+            results["scores"][best_file] = score(metrics)
+            log.info("epoch %d %s on %s: %s; %s", self.epoch, task, path, summary(metrics), coverage_line(metrics))
+
     def _evaluate_classification(self, results: dict[str, Any]) -> None:
         """Zero-shot accuracy on each `eval.classification_sets` (prompt: the first of data_args.caption_templates),
         into results["classification"] and results["scores"]; a failure is logged and listed in "eval_errors"."""
-        from tools.eval.classification import evaluate_classification
-        from tools.eval.classification_metrics import classification_score
-        from tools.eval.common import coverage_line
-
         sets = self.config.eval.classification_sets
         if not sets:
             return
         from data_handling.eval_sets.classification import read_custom_classification
+        from tools.eval.classification import evaluate_classification
+        from tools.eval.classification_metrics import classification_score
 
-        results["classification"] = {}
         prompt = self.config.data_args.caption_templates[0]
-        for path, best_file in zip(sets, self.model_files.classification_best_files, strict=True):
-            try:
-                clips = read_custom_classification(path)
-                metrics = evaluate_classification(self.model, clips.items, clips.class_names, prompt, self.device,
-                                                  self.config.eval.batch_size, long_audio=self.config.eval.long_audio
-                                                  or "window", precision=self.config.eval.precision,
-                                                  strict=self.config.eval.strict)
-            except Exception as error:  # noqa: BLE001 - any failure of one evaluation must not end training
-                self._record_evaluation_failure(results, "classification", path, error)
-                continue
-            results["classification"][str(path)] = metrics
-            results["scores"][best_file] = classification_score(metrics)
-            log.info("epoch %d classification on %s: accuracy %.2f %%; %s", self.epoch, path,
-                     metrics["accuracy_percent"], coverage_line(metrics))
+
+        def classification(path: str) -> dict[str, Any]:
+            clips = read_custom_classification(path)
+            return evaluate_classification(self.model, clips.items, clips.class_names, prompt, self.device,
+                                           self.config.eval.batch_size, long_audio=self.config.eval.long_audio
+                                           or "window", precision=self.config.eval.precision,
+                                           strict=self.config.eval.strict)
+
+        self._score_sets(results, "classification", sets, self.model_files.classification_best_files,
+                         classification, classification_score,
+                         lambda metrics: f"accuracy {metrics['accuracy_percent']:.2f} %")
 
     # --------------------------------------------------------------------------- checkpoints
     def training_state(self) -> dict[str, Any]:
