@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from tools.tiny_model import make_tiny_text_dir, tiny_config_dict
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n`, on by default in pyproject.toml) each worker gets its share of the CPUs for torch's
+    intra-op threads, and so do the processes its tests start (OMP_NUM_THREADS), unless OMP_NUM_THREADS is set:
+    two workers with two threads each on two cores run slower than one thread each."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,21 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 import yaml
 
 from models.losses import ContrastiveLoss
+from tests.warm_python import free_port, run_ranks
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_SIZE = 2
 PER_RANK = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def global_batch(kind: str):
@@ -37,8 +30,7 @@ def global_batch(kind: str):
     return audio, text, idx
 
 
-def rank_worker(rank: int, port: int, kind: str, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def rank_worker(rank: int, kind: str, out_dir: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
     try:
         audio, text, idx = global_batch(kind)
@@ -56,7 +48,7 @@ def rank_worker(rank: int, port: int, kind: str, out_dir: str) -> None:
 
 @pytest.mark.parametrize("kind", ["hard_negative", "infonce"])
 def test_gathered_loss_and_gradients_equal_single_process(kind, tmp_path):
-    mp.spawn(rank_worker, args=(free_port(), kind, str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    run_ranks(rank_worker, (kind, str(tmp_path)), WORLD_SIZE)
     audio, text, idx = global_batch(kind)
     audio.requires_grad_(True)
     text.requires_grad_(True)

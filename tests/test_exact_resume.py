@@ -2,7 +2,8 @@
 with the weights of an uninterrupted run, bit for bit, from files or shards, with 0 or 2 loader workers; a
 torchrun with --max-restarts 1 whose rank 1 is killed mid-epoch likewise (gloo, 2 CPU processes).
 
-Every run is a real `pretrain.py` process (tests/kill_during_training.py kills it): the tiny model, 16
+Every run is a real `pretrain.py` process (tests/kill_during_training.py kills it; tests/warm_python.py starts
+the single-process ones warm): the tiny model, 16
 synthetic clips cropped to 2 s windows (crop offsets drawn), SpecAugment and DropPath on (step draws).
 """
 
@@ -20,10 +21,11 @@ import yaml
 
 from data_handling.synthetic.corpus import corpus_paths
 from models.checkpoint import read_checkpoint
+from tests.warm_python import run_python
 from tools.make_shards import main as shards_main
 from tools.tiny_model import tiny_config_dict
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("exact_resume")]  # one worker builds the module fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 KILLER = REPO / "tests" / "kill_during_training.py"
@@ -55,8 +57,8 @@ def write_config(folder: Path, tiny_text_dir: Path, source: dict, workers: int, 
 
 
 def run(command: list[str], expected_code: int | None = 0) -> subprocess.CompletedProcess:
-    """Run `command` in a session of its own: past 600 s it is killed with every process it started (torchrun's
-    workers too), and the test fails with its output."""
+    """Run `command` (torchrun) in a session of its own: past 600 s it is killed with every process it started
+    (torchrun's workers too), and the test fails with its output."""
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
@@ -65,7 +67,20 @@ def run(command: list[str], expected_code: int | None = 0) -> subprocess.Complet
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
         pytest.fail(f"{command} ran past 600 s: {stderr[-3000:]}")
-    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return check_code(subprocess.CompletedProcess(command, process.returncode, stdout, stderr), expected_code)
+
+
+def run_script(args: list[str], expected_code: int | None = 0) -> subprocess.CompletedProcess:
+    """`python *args` as a process of its own, started warm (tests/warm_python.py); past 600 s it is killed and
+    the test fails with its output."""
+    try:
+        result = run_python(args, timeout=600)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"{args} ran past 600 s: {error.stderr[-3000:]}")
+    return check_code(result, expected_code)
+
+
+def check_code(result: subprocess.CompletedProcess, expected_code: int | None) -> subprocess.CompletedProcess:
     if expected_code is not None:
         assert result.returncode == expected_code, result.stderr[-3000:]
     return result
@@ -90,7 +105,7 @@ def uninterrupted(tmp_path_factory, tiny_text_dir, data_sources) -> dict[str, di
     weights = {}
     for name, source in data_sources.items():
         config = write_config(tmp_path_factory.mktemp(f"straight_{name}"), tiny_text_dir, source, workers=0)
-        run([sys.executable, "pretrain.py", "-c", str(config)])
+        run_script(["pretrain.py", "-c", str(config)])
         weights[name] = final_weights(config)
     return weights
 
@@ -100,12 +115,12 @@ def uninterrupted(tmp_path_factory, tiny_text_dir, data_sources) -> dict[str, di
 def test_sigkill_after_a_step_checkpoint_then_resume_auto_is_exact(source, workers, killed_after_step, tmp_path,
                                                                    tiny_text_dir, data_sources, uninterrupted):
     config = write_config(tmp_path, tiny_text_dir, data_sources[source], workers)
-    killed = run([sys.executable, str(KILLER), "--after-saving", str(killed_after_step), "--", "-c", str(config)],
-                 expected_code=None)
+    killed = run_script([str(KILLER), "--after-saving", str(killed_after_step), "--", "-c", str(config)],
+                        expected_code=None)
     assert killed.returncode == -9, killed.stderr[-3000:]
     saved = read_checkpoint(tmp_path / "outputs" / "run" / "last.pt")
     assert saved["global_step"] == killed_after_step and saved["batch_in_epoch"] == 2
-    resumed = run([sys.executable, "pretrain.py", "-c", str(config), "--resume", "auto"])
+    resumed = run_script(["pretrain.py", "-c", str(config), "--resume", "auto"])
     assert f"at epoch {killed_after_step // 4 + 1}, batch 2, step {killed_after_step}" in resumed.stderr
     assert_bit_identical(uninterrupted[source], final_weights(config))
 

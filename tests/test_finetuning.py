@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from models.factory import model_from_checkpoint
 from models.interpolate import main as interpolate_main
 from models.model_folder import save_model_folder
 from tests.test_training import training_config
+from tests.warm_python import run_python
 from tools.config import load_config, parse_config
 from tools.train.init_from import RECORD_NAME, check_init_from
 from tools.train.trainer import Trainer
@@ -106,8 +105,7 @@ def test_mismatched_init_from_is_one_line_and_writes_nothing(tiny_config, synthe
     output_dir = tmp_path / "outputs"
     yaml_path.write_text(yaml.safe_dump({**training_config(tiny_config, synthetic_corpus),
                                          "output_dir": str(output_dir)}))
-    result = subprocess.run([sys.executable, "pretrain.py", "-c", str(yaml_path), "--init-from", str(checkpoint)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_python(["pretrain.py", "-c", str(yaml_path), "--init-from", str(checkpoint)], timeout=300)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: training.init_from")

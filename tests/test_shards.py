@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 import soundfile as sf
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 
 from data_handling.audio_paths import AudioPathResolver
@@ -24,6 +22,7 @@ from data_handling.shards.manifest import ShardError, expand_shard_urls, read_ma
 from data_handling.shards.reader import open_shard_dataset
 from data_handling.shards.writer import group_clips, verify_shards, write_shards
 from data_handling.training_items import fill_missing_durations, prepare_training_items, resolve_audio_paths
+from tests.warm_python import run_ranks
 from tools.make_shards import main as shards_main
 
 RATE = 32000
@@ -190,15 +189,8 @@ def test_verify_names_a_changed_shard(shards, tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------------
 # Two ranks x two workers; resume
 # ----------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rank_epochs(rank: int, port: int, shard_dirs: list[str], out_dir: str) -> None:
+def rank_epochs(rank: int, shard_dirs: list[str], out_dir: str) -> None:
     """Two epochs of each shard folder on this rank, with two loader workers; saves the batches' clip ids."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
         seen = {}
@@ -223,7 +215,7 @@ def test_two_ranks_two_workers_see_every_clip_once(corpus, shards, synthetic_cor
     synthetic_shards = tmp_path / "synthetic_shards"
     assert shards_main(["--json-files", corpus_paths(synthetic_corpus)["train_json"], "--out", str(synthetic_shards),
                         "--clips-per-shard", "3"]) == 0
-    mp.spawn(rank_epochs, args=(free_port(), [str(synthetic_shards), str(shards)], str(tmp_path)), nprocs=2, join=True)
+    run_ranks(rank_epochs, ([str(synthetic_shards), str(shards)], str(tmp_path)))
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
     for epoch in (0, 1):
         per_rank = [result[0, epoch] for result in results]

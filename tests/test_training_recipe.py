@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from models.htsat import HTSAT, locality_aware_output
+from tests.warm_python import run_ranks
 from tools.config import OptimArgs, parse_config
 from tools.train.model_files import best_file_names
 from tools.train.optim import CosineWithWarmup, build_optimizer
@@ -244,9 +243,7 @@ def test_best_scores_survive_a_resume(tiny_config, synthetic_corpus, tmp_path, m
 
 
 # ----------------------------------------------------------- DDP: a step one rank cannot take is skipped
-def unreadable_batch_worker(rank: int, port: int, config: dict, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+def unreadable_batch_worker(rank: int, config: dict, out_dir: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=60))
     try:
         from tools.train.distributed import DistributedInfo
@@ -268,13 +265,11 @@ def unreadable_batch_worker(rank: int, port: int, config: dict, out_dir: str) ->
 @pytest.mark.parametrize("gather_negatives", [True, False])
 def test_ranks_skip_together_when_one_rank_has_no_readable_clip(tiny_config, synthetic_corpus, tmp_path,
                                                                 gather_negatives):
-    from tests.test_distributed import free_port
-
     config = {**tiny_config, "seed": 2, "json_files": [str(synthetic_corpus / "train" / "train.json")],
               "output_dir": str(tmp_path), "training": {"epochs": 1, "amp": "off", "max_steps_per_epoch": 2,
                                                         "gather_negatives": gather_negatives},
               "data_args": {"batch_size": 2, "num_workers": 0, "pin_memory": False, "drop_last": True}}
-    mp.spawn(unreadable_batch_worker, args=(free_port(), config, str(tmp_path)), nprocs=2, join=True)
+    run_ranks(unreadable_batch_worker, (config, str(tmp_path)))
     results = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
     assert [result["global_step"] for result in results] == [1, 1]  # batch 1 skipped on both, batch 2 taken
     assert results[1]["skipped_files"] == 2 and results[0]["skipped_files"] == 0

@@ -19,6 +19,7 @@ import zero_shot_grounding
 import zero_shot_retrieval
 import zero_shot_sed
 from data_handling.eval_sets.classification import ClassificationItem
+from tests.warm_python import run_python
 from tools.eval.classification import evaluate_classification
 from tools.eval.cli import run_script
 from tools.eval.report_card import synthetic_report_card
@@ -182,21 +183,20 @@ def esc50_with_one_corrupt_file(synthetic_corpus: Path, tmp_path: Path) -> tuple
     return esc50, corrupt
 
 
-@pytest.mark.slow   # two script processes: about 25 s each on a busy 2-core CPU
 def test_corrupt_file_from_the_command_line_default_and_strict(checkpoint, synthetic_corpus, tmp_path):
     """As a user runs it: by default the score is over the readable files and says so; --strict refuses."""
     esc50, corrupt = esc50_with_one_corrupt_file(synthetic_corpus, tmp_path)
     out = tmp_path / "cls.json"
-    command = [sys.executable, "zero_shot_clas.py", "--ckpt", str(checkpoint), "--data-root", str(esc50),
+    command = ["zero_shot_clas.py", "--ckpt", str(checkpoint), "--data-root", str(esc50),
                "--device", "cpu", "--num-workers", "0", "--out", str(out)]
-    default = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    default = run_python(command, timeout=120)  # started warm (tests/warm_python.py); the test above starts cold
     assert default.returncode == 0, default.stderr
     assert "scored 12 of 13 files" in default.stdout and corrupt.name in default.stdout
     result = json.loads(out.read_text())
     assert result["complete"] is False and result["num_files"] == 13 and result["num_scored"] == 12
     assert [entry["path"] for entry in result["skipped"]] == [str(corrupt)]
     out.unlink()
-    strict = subprocess.run([*command, "--strict"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    strict = run_python([*command, "--strict"], timeout=120)
     assert strict.returncode == 1
     [error] = [line for line in strict.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith("error: 1 of 13 audio file(s)") and str(corrupt) in error

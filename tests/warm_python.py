@@ -1,0 +1,168 @@
+"""Run one of the repository's commands (`pretrain.py ...`, `-m tools.check_data ...`) as a process of its own that
+starts warm, for the tests that need a real process (its exit status, its output, a SIGKILL).
+
+`python pretrain.py` spends about 5 s of CPU importing torch, timm and transformers before it reads its
+arguments; a test suite that starts dozens of them spends minutes on imports. Here each command is a process
+forked from a server that imported them once (multiprocessing's forkserver, whose server has run no torch
+operation, so no thread pool is forked), then runs the script as `python` would: as `__main__`, with its own
+argv, working directory, environment, stdout and stderr, process group and exit status; at exit the
+interpreter's atexit functions run and non-daemon threads are joined. What is not the same: modules the server
+imported are not imported again (their import-time settings come from the server's environment), which is why
+torchrun's workers and the benchmarks, which time a cold start, keep real interpreters.
+
+run_ranks starts the ranks of a gloo process group the same way, for tests that run a function on each rank as
+torchrun would: mp.spawn would cold-start each rank (and make its DataLoader workers spawned rather than forked,
+as under torchrun), and forking the test process itself fails once it has run autograd.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRELOAD = ["torch", "timm.models.swin_transformer", "transformers", "tools.train.trainer", "tools.eval.cli"]
+
+_context = None
+
+
+def _forkserver():
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(PRELOAD)
+    return _context
+
+
+def _exit_code(error: SystemExit) -> int:
+    """What `python` exits with for sys.exit(code)."""
+    if error.code is None:
+        return 0
+    if isinstance(error.code, int):
+        return error.code
+    print(error.code, file=sys.stderr)
+    return 1
+
+
+def _start_as_python(env: dict[str, str]) -> None:
+    """In the forked process: the environment, threads, signals and start method of a fresh `python`."""
+    os.environ.clear()
+    os.environ.update(env)
+    if "OMP_NUM_THREADS" in env:
+        import torch
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the forkserver reset it to SIG_DFL
+    multiprocessing.set_start_method("fork", force=True)  # `python`'s default here (DataLoader workers)
+
+
+def _run_as_main(args: list[str], cwd: str, env: dict[str, str], stdout_path: str, stderr_path: str) -> None:
+    """In the forked process: become `python *args`; never returns."""
+    os.setsid()  # a process group of its own, as the tests' subprocesses have (start_new_session)
+    os.chdir(cwd)
+    _start_as_python(env)
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(stdin, 0)
+    for fd, path in ((1, stdout_path), (2, stderr_path)):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_TRUNC), fd)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    code = 0
+    try:
+        if args[0] == "-m":
+            sys.argv = [args[1], *args[2:]]
+            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = list(args)
+            sys.path[0] = str(Path(args[0]).resolve().parent)
+            runpy.run_path(args[0], run_name="__main__")
+    except SystemExit as error:
+        code = _exit_code(error)
+    except BaseException:  # noqa: BLE001 - `python` prints any uncaught exception and exits with 1
+        traceback.print_exc()
+        code = 1
+    threading._shutdown()  # as the interpreter does at exit: join non-daemon threads, then atexit
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_python(args: list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python *args` (args such as ["pretrain.py", "-c", "x.yaml"] or ["-m", "tools.check_data", ...]) in `cwd`,
+    warm. Returns a CompletedProcess with args [sys.executable, *args], the exit status (-9 when killed by
+    SIGKILL) and the text of stdout and stderr. Past `timeout` s the process group is killed and TimeoutExpired
+    raised with its output so far."""
+    with tempfile.TemporaryDirectory() as folder:
+        stdout_path, stderr_path = Path(folder, "stdout"), Path(folder, "stderr")
+        stdout_path.touch()
+        stderr_path.touch()
+        process = _forkserver().Process(target=_run_as_main, args=(
+            list(args), str(cwd), dict(os.environ if env is None else env), str(stdout_path), str(stderr_path)))
+        process.start()
+        process.join(timeout)
+        timed_out = process.exitcode is None
+        if timed_out:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.join()
+        stdout, stderr = stdout_path.read_text(errors="replace"), stderr_path.read_text(errors="replace")
+    command = [sys.executable, *args]
+    if timed_out:
+        raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(command, process.exitcode, stdout, stderr)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rank_main(rank: int, function: Callable, args: tuple, env: dict[str, str], error_path: str) -> None:
+    _start_as_python(env)
+    try:
+        function(rank, *args)
+    except BaseException:  # noqa: BLE001 - handed to the test, which names the rank
+        Path(error_path).write_text(traceback.format_exc())
+        raise
+
+
+def run_ranks(function: Callable, args: tuple, world_size: int = 2, timeout: float = 300) -> None:
+    """Call function(rank, *args) in `world_size` warm processes with MASTER_ADDR/MASTER_PORT (a free port) set,
+    one torch thread each; `function` must be a module-level function (it is sent by name). Raises
+    AssertionError with a failed rank's traceback, or when the ranks outrun `timeout` s (they are then killed)."""
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as folder:
+        errors = [Path(folder, f"rank{rank}.txt") for rank in range(world_size)]
+        processes = [_forkserver().Process(target=_rank_main, args=(rank, function, args, env, str(errors[rank])))
+                     for rank in range(world_size)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout)
+        for process in processes:
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+        failed = [(rank, process.exitcode) for rank, process in enumerate(processes) if process.exitcode != 0]
+        if failed:
+            rank, code = failed[0]
+            cause = errors[rank].read_text() if errors[rank].exists() else f"exit status {code} (None: timed out)"
+            raise AssertionError(f"rank {rank} of {world_size} failed: {cause}")
