@@ -21,7 +21,7 @@ import yaml
 
 from data_handling.synthetic.corpus import corpus_paths
 from models.checkpoint import read_checkpoint
-from tests.warm_python import run_python
+from tests.warm_python import run_python, run_ranks
 from tools.make_shards import main as shards_main
 from tools.tiny_model import tiny_config_dict
 
@@ -125,12 +125,21 @@ def test_sigkill_after_a_step_checkpoint_then_resume_auto_is_exact(source, worke
     assert_bit_identical(uninterrupted[source], final_weights(config))
 
 
+def pretrain_rank(rank: int, config: str) -> None:
+    """pretrain.py on one rank of two, with the environment torchrun gives its workers."""
+    import pretrain
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    assert pretrain.main(["-c", config]) == 0
+
+
 def test_torchrun_restarts_a_killed_rank_and_ends_with_the_same_weights(tmp_path, tiny_text_dir, data_sources):
     """2 gloo processes x 4 steps per epoch x 2 epochs; rank 1 is killed after step 3, one step after the step
-    checkpoint of step 2: torchrun restarts both processes, which go on from that checkpoint."""
+    checkpoint of step 2: torchrun restarts both processes, which go on from that checkpoint. The uninterrupted
+    run is the same two ranks started warm (tests/warm_python.py), one thread each as under torchrun."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     straight = write_config(tmp_path / "straight", tiny_text_dir, data_sources["files"], workers=0, batch_size=2)
-    run([*torchrun, "pretrain.py", "-c", str(straight)])
+    run_ranks(pretrain_rank, (str(straight),))
     restarted = write_config(tmp_path / "restarted", tiny_text_dir, data_sources["files"], workers=0, batch_size=2)
     result = run([*torchrun, "--max-restarts", "1", str(KILLER), "--rank", "1", "--after-step", "3", "--",
                   "-c", str(restarted), "--resume", "auto"])

@@ -30,9 +30,13 @@ def test_a_script_exits_and_prints_as_under_python(tmp_path, how):
     assert warm.stderr.splitlines()[-1:] == cold.stderr.splitlines()[-1:]
 
 
-def test_a_module_runs_as_main():
+def test_a_module_and_code_run_as_main():
     warm = run_python(["-m", "tools.check_data", "--help"])
     assert warm.returncode == 0 and "usage:" in warm.stdout
+    code = "import sys; print(__name__, sys.argv); sys.exit(4)"
+    cold = subprocess.run([sys.executable, "-c", code, "a"], capture_output=True, text=True)
+    warm = run_python(["-c", code, "a"])
+    assert (warm.returncode, warm.stdout) == (cold.returncode, cold.stdout) == (4, "__main__ ['-c', 'a']\n")
 
 
 def failing_on_rank_one(rank: int) -> None:

@@ -84,6 +84,10 @@ def _run_as_main(args: list[str], cwd: str, env: dict[str, str], stdout_path: st
         if args[0] == "-m":
             sys.argv = [args[1], *args[2:]]
             runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        elif args[0] == "-c":
+            sys.argv = ["-c", *args[2:]]
+            sys.path[0] = ""
+            exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
         else:
             sys.argv = list(args)
             sys.path[0] = str(Path(args[0]).resolve().parent)
@@ -102,7 +106,8 @@ def _run_as_main(args: list[str], cwd: str, env: dict[str, str], stdout_path: st
 
 def run_python(args: list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None,
                timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python *args` (args such as ["pretrain.py", "-c", "x.yaml"] or ["-m", "tools.check_data", ...]) in `cwd`,
+    """`python *args` (args such as ["pretrain.py", "-c", "x.yaml"], ["-m", "tools.check_data", ...] or ["-c", code])
+    in `cwd`,
     warm. Returns a CompletedProcess with args [sys.executable, *args], the exit status (-9 when killed by
     SIGKILL) and the text of stdout and stderr. Past `timeout` s the process group is killed and TimeoutExpired
     raised with its output so far."""
