@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.tiny_model import make_tiny_text_dir, tiny_config_dict
+# tools.tiny_model (torch, transformers) is imported in the fixtures, not here: pytest-xdist's controller process
+# loads this file too and runs no test.
 
 
 def pytest_configure(config):
@@ -52,17 +53,23 @@ def write_tiny_checkpoint(config: dict, folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_text_dir(tmp_path_factory) -> Path:
+    from tools.tiny_model import make_tiny_text_dir
+
     return make_tiny_text_dir(tmp_path_factory.mktemp("tiny_bert"))
 
 
 @pytest.fixture
 def tiny_config(tiny_text_dir) -> dict:
+    from tools.tiny_model import tiny_config_dict
+
     return tiny_config_dict(tiny_text_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_text_dir, tmp_path_factory) -> Path:
     """The tiny model with seeded random weights, saved once per session (write_tiny_checkpoint): read it only."""
+    from tools.tiny_model import tiny_config_dict
+
     return write_tiny_checkpoint(tiny_config_dict(tiny_text_dir), tmp_path_factory.mktemp("tiny_checkpoint"))
 
 

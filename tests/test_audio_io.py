@@ -221,6 +221,7 @@ def test_resampled_length_is_soxr_s():
 # ----------------------------------------------------------------------------------------------------
 # resampler="kaiser_best": the reference's training environment (librosa 0.9.2 with resampy)
 # ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("rate, frames", [(44100, 44100 * 2 + 7), (48000, 96000), (16000, 16001), (22050, 22050)])
 def test_kaiser_best_is_resampys_own_output(tmp_path, rate, frames):
     """load_audio(resampler="kaiser_best") = resampy.resample(x, sr_in, sr_out, filter='kaiser_best'), bit for bit,

@@ -122,6 +122,7 @@ print(applied, round(mmapped_mb), libc.mallinfo2().arena // 2**20, faults[-1])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings: Linux only")
 def test_reuse_freed_memory_keeps_tensor_memory_for_the_next_step():
     def run(mode: str) -> tuple[str, int, int, int]:

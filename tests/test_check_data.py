@@ -92,6 +92,7 @@ def test_configuration_errors_exit_2(corpus, tmp_path, capsys, breakage, message
     assert re.match(message, error)
 
 
+@pytest.mark.slow
 def test_command_line_with_a_yaml(corpus, tmp_path):
     config = {"json_files": corpus.json_files, "blacklist": str(corpus.blacklist), "output_dir": str(tmp_path),
               "data_args": {"audio_root": str(corpus.audio_root), "skip_missing": True}}
@@ -106,6 +107,7 @@ def test_command_line_with_a_yaml(corpus, tmp_path):
     assert report["totals"]["batches_per_epoch"] == 0
 
 
+@pytest.mark.slow
 def test_command_line_never_pairs_soundbible_clips_with_freesound_files(tmp_path):
     """WavCaps' SoundBible json as shipped (sb_final.json, 1232 clips, "audio" the placeholder) in a folder
     that names nothing, beside FreeSound's json; under audio_root only FreeSound's audio, named 2218.wav and

@@ -104,6 +104,7 @@ def hf_dataset(corpus: Corpus, as_bytes: bool, labelled: bool = False, parquet: 
     return target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["repeated_rows_csv", "repeated_rows_no_duration", "numbered_columns_tsv",
                                   "hf_bytes", "hf_paths_parquet"])
 def test_caption_formats_give_the_rows_of_the_wavcaps_json(corpus, make):

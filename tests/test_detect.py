@@ -17,7 +17,6 @@ from data_handling.synthetic.events import EVENT_TYPES
 from models.ase_model import ASE, check_waveform
 from models.factory import model_from_checkpoint
 from models.windowing import FRAME_HOP_SECONDS, FRAMES_PER_WINDOW, prepare_waveform
-from tests.conftest import tiny_config_dict
 from tests.long_recording import make_long_recording
 from tools.detect.detector import StreamOptions, detect_files
 from tools.detect.events import DecisionSettings, close_gaps, drop_short_runs
@@ -25,6 +24,7 @@ from tools.detect.streaming import FrameStream
 from tools.eval.cli import run_script
 from tools.eval.grounding_metrics import active_regions, join_close_regions
 from tools.eval.sed import evaluate_sed
+from tools.tiny_model import tiny_config_dict
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "outputs" / "quickstart" / "best.pt"
@@ -210,6 +210,7 @@ def oracle_recording(tmp_path_factory) -> tuple[Path, list[tuple[str, float, flo
     return path, events
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overlap", [0.0, 0.5])
 def test_long_file_events_found_within_one_frame_by_oracle(tiny_text_dir, oracle_recording, overlap, monkeypatch):
     """The same acceptance item as test_long_file_events_found_within_one_frame, without a trained model: the

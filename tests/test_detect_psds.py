@@ -15,10 +15,10 @@ import detect
 from data_handling.audio_io import load_audio
 from data_handling.eval_sets.sed import read_sed_tsv
 from models.windowing import prepare_waveform
-from tests.conftest import tiny_config_dict
 from tests.test_detect import BandEnergyOracle
 from tools.eval.sed import evaluate_sed
 from tools.eval.sed_metrics import merge_same_class_events
+from tools.tiny_model import tiny_config_dict
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")

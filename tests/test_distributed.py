@@ -46,6 +46,7 @@ def rank_worker(rank: int, kind: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["hard_negative", "infonce"])
 def test_gathered_loss_and_gradients_equal_single_process(kind, tmp_path):
     run_ranks(rank_worker, (kind, str(tmp_path)), WORLD_SIZE)

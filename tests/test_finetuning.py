@@ -67,6 +67,7 @@ def finetune_config(tiny_config, corpus, init_from, **overrides) -> dict:
     return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["last.pt", "best.pt", "model_1.pt", "model folder", "released model.pt",
                                   "reference training checkpoint"])
 def test_init_from_loads_every_weight_and_starts_fresh(kind, trained_files, tiny_config, synthetic_corpus,
@@ -96,6 +97,7 @@ def test_init_from_loads_every_weight_and_starts_fresh(kind, trained_files, tiny
     assert record["init_from"] == str(files[kind])
 
 
+@pytest.mark.slow
 def test_mismatched_init_from_is_one_line_and_writes_nothing(tiny_config, synthetic_corpus, tmp_path):
     small = dict(tiny_config, embed_size=16)
     torch.manual_seed(0)

@@ -17,8 +17,8 @@ from models.checkpoint import CheckpointError, CheckpointMismatchError, referenc
 from models.factory import model_from_checkpoint
 from models.runtime import resolve_device
 from models.windowing import crop_start, encode_audio_windows, prepare_waveform, shorten_waveform
-from tests.conftest import tiny_config_dict
 from tools.eval.embedding import check_padding_spans, embed_audio_files, embed_texts, embed_waveform
+from tools.tiny_model import tiny_config_dict
 
 SR = 32000
 

@@ -29,6 +29,7 @@ def paper_model():
     return ASE({"text_encoder_args": {"pretrained": False}})
 
 
+@pytest.mark.slow
 @requires_reference
 def test_paper_size_learnable_keys_and_shapes_equal_the_reference(paper_model):
     entries = json.loads((REFERENCE_DIR / "official_state_dict.json").read_text())["entries"]

@@ -89,6 +89,7 @@ def test_aggregation_registry_drives_the_model(tiny_config):
 # ----------------------------------------------------------------------------------------------------
 # Key mapping and the factory
 # ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @requires_reference
 def test_released_checkpoint_keys_map_onto_the_paper_model():
     entries = json.loads((REFERENCE_DIR / "official_state_dict.json").read_text())["entries"]

@@ -29,7 +29,7 @@ from tests.golden import GOLDEN_DIR, golden_config, requires_reference  # noqa: 
 from tools.tiny_model import tiny_config_dict  # noqa: E402
 
 TOLERANCE = 1e-4
-pytestmark = pytest.mark.xdist_group("onnx_export")  # one worker makes the export every test reads
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("onnx_export")]  # one export (15-30 s), on one worker
 CAPTIONS = ["a bell rings twice", "rain", "a dog barks, then a car passes by while a man speaks"]
 
 

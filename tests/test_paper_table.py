@@ -56,6 +56,7 @@ def numbers(result: dict) -> dict[str, float]:
     return {key: value for key, value in result.items() if isinstance(value, float)}
 
 
+@pytest.mark.slow
 def test_synthetic_rows_are_the_report_cards_numbers(synthetic_table, report_card):
     table, out = synthetic_table
     for task, card in report_card.items():
@@ -99,6 +100,7 @@ def test_markdown_has_the_paper_column(synthetic_table):
     assert "| synthetic corpus | accuracy (%), ESC-50 protocol | – |" in text
 
 
+@pytest.mark.slow
 def test_found_datasets_run_and_a_failing_one_does_not_stop_the_others(checkpoint, synthetic_corpus, report_card,
                                                                        tmp_path):
     """A parent folder in the reference's layout: ESC-50-master/ and AudioCaps/ (the synthetic splits), a DESED/

@@ -102,6 +102,7 @@ def test_kahan_group_sums_of_infinite_values_equal_pandas_groupby_sum():
         assert np.array_equal(kahan_group_sums(values, groups, 3), expected)  # [inf, 2, -inf]: no NaN
 
 
+@pytest.mark.slow
 def test_counts_equal_psds_eval_on_random_cases():
     rng = np.random.default_rng(1)
     compared = 0
@@ -150,6 +151,7 @@ def random_curves(rng: np.random.Generator, num_phrases: int) -> tuple[dict, dic
     return probs, truth, durations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clip_to_duration", [False, True])
 def test_grounding_psds_equals_psds_eval_end_to_end(clip_to_duration):
     probs, truth, durations = random_curves(np.random.default_rng(2 + clip_to_duration), 40)
@@ -175,6 +177,7 @@ def test_detections_at_thresholds_equal_grounding_detections():
             assert segments.key() == expected.key(), threshold
 
 
+@pytest.mark.slow
 def test_metrics_benchmark_tiny(tmp_path):
     report = metrics_benchmark(["--phrases", "12", "--clips", "8", "--classes", "3", "--repeats", "1",
                                 "--out", str(tmp_path / "metrics.json")])
@@ -183,6 +186,7 @@ def test_metrics_benchmark_tiny(tmp_path):
     assert (tmp_path / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_single_label_psds_what_psds_eval_returns_and_what_we_return():
     """The grounding protocol has a single event label. psds_eval 0.5.3 called as the reference calls it
     (PSDSEval(cttc_threshold=0), an operating point per threshold, psds(alpha_ct=0, alpha_st=0,

@@ -76,6 +76,7 @@ def source_file(module: torch.nn.Module) -> Path:
     return Path(type(module).forward.__code__.co_filename)
 
 
+@pytest.mark.slow
 def test_the_reference_model_is_the_checkouts_code_and_ours_is_put_back(models_at_tiny_size, reference_checkout):
     reference, ours = models_at_tiny_size
     assert source_file(reference).is_relative_to(reference_checkout)
@@ -129,6 +130,7 @@ def test_the_text_towers_tokenize_alike_and_use_the_same_attention(models_at_tin
     assert type(reference.text_encoder.text_encoder).__name__ == "BertModel"
 
 
+@pytest.mark.slow
 def test_run_benchmark_measures_the_reference_and_the_table_compares(tiny_settings):
     """The option end to end, in process: the reference's report, and our row against it in one table."""
     from benchmarks.benchmark import run_benchmark

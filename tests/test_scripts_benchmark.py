@@ -104,6 +104,7 @@ def test_scripts_benchmark_runs_every_other_script_and_training_tiny(tmp_path, s
         assert "zero_shot_grounding.py" in markdown(report)
 
 
+@pytest.mark.slow
 def test_detection_throughput_benchmark_tiny(tiny_config, synthetic_corpus, tmp_path):
     """benchmarks.detection (the throughput figures of docs/detection.md and docs/search.md) runs on a tiny model
     and the small corpus."""

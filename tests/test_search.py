@@ -11,12 +11,13 @@ import pytest
 
 import search
 from models.factory import model_from_checkpoint
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
+from tests.conftest import write_tiny_checkpoint
 from tests.test_detect import QUICKSTART, needs_quickstart
 from tools.detect.calibration import read_labelled_set
 from tools.detect.index import SearchIndex, best_span
 from tools.detect.scoring import score_search
 from tools.eval.cli import run_script
+from tools.tiny_model import tiny_config_dict
 
 
 @pytest.fixture(scope="module")

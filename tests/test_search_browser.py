@@ -21,10 +21,11 @@ import uvicorn
 
 from models.factory import model_from_checkpoint
 from models.windowing import FRAME_HOP_SECONDS
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
+from tests.conftest import write_tiny_checkpoint
 from tests.random_index import class_query, planted_event_index
 from tools.detect.calibration import read_labelled_set
 from tools.detect.server import create_app
+from tools.tiny_model import tiny_config_dict
 
 CHROMIUM = next((found for name in ("chromium", "chromium-browser", "google-chrome")
                  if (found := shutil.which(name))), None)
@@ -80,6 +81,7 @@ def rendered_results(dom: str) -> list[dict[str, str]]:
     return results
 
 
+@pytest.mark.slow
 def test_page_in_chromium_shows_the_known_file_and_span(served, tmp_path):
     base, labelled = served
     clip_id, (onset, offset, label) = next((clip, events[0]) for clip, events in labelled.ground_truth.items()

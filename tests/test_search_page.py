@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 import search
 from models.windowing import FRAME_HOP_SECONDS
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
+from tests.conftest import write_tiny_checkpoint
 from tests.random_index import unit_rows, write_index
 from tools.detect.index import SearchIndex, model_fingerprint
 from tools.detect.search_results import MAX_PHRASE_CHARS, MAX_PHRASES
@@ -24,6 +24,7 @@ from tools.detect.server import create_app, warn_if_public
 from tools.eval.cli import run_script
 from tools.eval.embedding import embed_texts
 from tools.eval.sed_metrics import median_filter_time
+from tools.tiny_model import tiny_config_dict
 
 PLANTED_QUERY = "a bell rings"
 PLANTED_FILE = 3

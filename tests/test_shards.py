@@ -84,6 +84,7 @@ def file_mode_items(corpus: dict):
     return [item for item in items if item.clip_id != "broken"]
 
 
+@pytest.mark.slow
 def test_manifest_counts_and_lists_unreadable(corpus, shards):
     manifest = read_manifest(str(shards / "manifest.json"))
     assert manifest.json_files == list(corpus["json_files"]) and manifest.blacklist == [corpus["blacklist"]]
@@ -99,6 +100,7 @@ def test_manifest_counts_and_lists_unreadable(corpus, shards):
     assert verify_shards(shards) == []
 
 
+@pytest.mark.slow
 def test_round_trip_gives_file_mode_rows_and_crops(corpus, shards):
     items = file_mode_items(corpus)
     file_mode = CaptionAudioDataset(items, RATE, max_length=10.0)
@@ -130,6 +132,7 @@ def test_shards_follow_the_resampler(corpus, tmp_path):
     assert (crops["soxr shards"] - crops["kaiser files"]).abs().max() > 1e-4
 
 
+@pytest.mark.slow
 def test_the_training_loader_gives_the_same_batches(corpus, shards):
     file_mode = CaptionAudioDataset(file_mode_items(corpus), RATE, max_length=10.0)
     sharded = open_shard_dataset(f"{shards}/shard-{{000000..000003}}.tar", max_length=10.0)
@@ -145,6 +148,7 @@ def test_the_training_loader_gives_the_same_batches(corpus, shards):
         torch.testing.assert_close(got["audio"], expected["audio"], rtol=0, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_rewriting_keeps_finished_shards(corpus, shards, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(shards, copy)
@@ -167,6 +171,7 @@ def test_rewriting_keeps_finished_shards(corpus, shards, tmp_path):
     assert kept.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_parallel_writing_gives_the_same_bytes(corpus, shards, tmp_path):
     items = read_wavcaps_jsons(corpus["json_files"], corpus["audio_root"], corpus["blacklist"])
     resolution = resolve_audio_paths(items, AudioPathResolver(corpus["audio_root"]))
@@ -298,6 +303,7 @@ def test_pretrain_reports_bad_shards_in_one_line(tiny_config, tmp_path, capsys):
     assert error.startswith("error: 4 of 4 shards") and "nowhere-0.tar" in error
 
 
+@pytest.mark.slow
 def test_trainer_resumes_from_shards_with_workers(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
     """Stopped after 2 of 4 steps and resumed from last.pt, training sees the batches (rows) of an
     uninterrupted run, each once; the crops of the resumed batches are drawn anew."""

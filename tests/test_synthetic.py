@@ -178,6 +178,7 @@ def test_synonyms_never_match_another_class_or_the_templates() -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_any_worker_count_and_other_seed_differs(corpus, tmp_path: Path) -> None:
     out_a, _ = corpus
     generate_corpus(tmp_path / "b", seed=0, num_workers=1, **SMALL)
@@ -263,6 +264,7 @@ def test_audio_is_32k_mono_pcm16_of_the_stated_duration(corpus) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_written_ground_truth_matches_audio_energy(corpus) -> None:
     out, _ = corpus
     checks = 0
@@ -277,6 +279,7 @@ def test_written_ground_truth_matches_audio_energy(corpus) -> None:
     assert checks >= 50, "too few clips had event-free time to measure the background"
 
 
+@pytest.mark.slow
 def test_ground_truth_matches_audio_energy_over_many_scenes() -> None:
     types = list(EVENT_TYPES.values())
     checks = 0

@@ -34,6 +34,7 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in trainer.model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tiny_config, synthetic_corpus, tmp_path):
     config = parse_config(training_config(tiny_config, synthetic_corpus))
     straight = Trainer(config, tmp_path / "straight")
@@ -51,6 +52,7 @@ def test_resume_is_exact(tiny_config, synthetic_corpus, tmp_path):
     assert worst <= 1e-6
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
     config = parse_config(training_config(tiny_config, synthetic_corpus))
     trainer = Trainer(config, tmp_path / "exp")
@@ -164,6 +166,7 @@ def test_command_line_overrides_reach_the_config(tmp_path):
         load_config("settings/quickstart.yaml", ["training.epoch=3"])
 
 
+@pytest.mark.slow
 def test_wandb_logs_each_epoch_when_enabled(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
     """wandb is optional (not in requirements): a stand-in module records what pretrain.py sends it."""
     import sys

@@ -96,6 +96,7 @@ def test_adam_and_sgd_defaults(name, expected_class, weight_decay):
 
 
 # ------------------------------------------------------------------------------------ schedule length
+@pytest.mark.slow
 @pytest.mark.parametrize("length", ["reference", "batches"])
 def test_schedule_epoch_length(tiny_config, synthetic_corpus, tmp_path, length):
     config = parse_config({
@@ -160,6 +161,7 @@ def fake_retrieval(scores_by_epoch: dict[int, list[float]], trainer_box: list, s
     return evaluate
 
 
+@pytest.mark.slow
 def test_best_file_per_set_ties_to_later_epoch_snapshots_and_last_before_eval(
         tiny_config, synthetic_corpus, tmp_path, monkeypatch, caplog):
     import tools.eval.retrieval
@@ -224,6 +226,7 @@ def test_training_curves_show_every_set_with_gaps_for_failed_evaluations(tmp_pat
     assert by_label["clotho"][0] == 50.0 and all(value != value for value in by_label["clotho"][1:])
 
 
+@pytest.mark.slow
 def test_best_scores_survive_a_resume(tiny_config, synthetic_corpus, tmp_path, monkeypatch):
     import tools.eval.retrieval
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.warm_python import REPO, run_python, run_ranks
 
+pytestmark = pytest.mark.slow  # each worker's first warm process starts the forkserver: about 5 s
+
 SCRIPT = """import os, signal, sys
 print("out", sys.argv[1:], os.getcwd() == sys.argv[2]); print("err", file=sys.stderr)
 if sys.argv[1] == "kill": os.kill(os.getpid(), signal.SIGKILL)

@@ -29,10 +29,11 @@ from data_handling.eval_sets.classification import ClassificationItem
 from data_handling.text_preprocess import preprocess_caption
 from models.factory import model_from_checkpoint
 from models.windowing import crop_start, encode_audio_windows
-from tests.conftest import tiny_config_dict, write_tiny_checkpoint
+from tests.conftest import write_tiny_checkpoint
 from tools.eval.classification import evaluate_classification
 from tools.eval.embedding import embed_texts
 from tools.eval.retrieval import evaluate_retrieval, reference_padding_spans
+from tools.tiny_model import tiny_config_dict
 
 SR = 32000
 TEN_SECONDS = 10 * SR

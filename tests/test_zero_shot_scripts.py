@@ -165,6 +165,7 @@ def test_classification_class_names(model, synthetic_corpus):
         evaluate_classification(model, items, ["dog", "cat"], "a sound", "cpu")
 
 
+@pytest.mark.slow
 def test_script_runs_from_the_command_line(checkpoint, synthetic_corpus, tmp_path):
     out = tmp_path / "cls.json"
     completed = subprocess.run(
@@ -183,6 +184,7 @@ def esc50_with_one_corrupt_file(synthetic_corpus: Path, tmp_path: Path) -> tuple
     return esc50, corrupt
 
 
+@pytest.mark.slow
 def test_corrupt_file_from_the_command_line_default_and_strict(checkpoint, synthetic_corpus, tmp_path):
     """As a user runs it: by default the score is over the readable files and says so; --strict refuses."""
     esc50, corrupt = esc50_with_one_corrupt_file(synthetic_corpus, tmp_path)
