@@ -11,7 +11,7 @@
 # Give all groups to one call: each call first regenerates the mutants (~1 min here) and runs the selected
 # tests once unmutated (~4 min here). mutmut mutates a copy of the code in mutants/ (git-ignored), records
 # which of the tests listed in pytest_add_cli_args_test_selection reach each function (once, cached in mutants/mutmut-stats.json), then runs
-# only those tests against each mutant, one worker at a time, with "-m 'not slow'".
+# only those tests against each mutant, one worker at a time, in one process ("-n 0").
 # Then:  mutmut results   (survivors)   ·   mutmut show NAME   (the diff)   ·   rm -rf mutants   (start afresh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
