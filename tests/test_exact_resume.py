@@ -135,7 +135,8 @@ def pretrain_rank(rank: int, config: str) -> None:
 
 def test_torchrun_restarts_a_killed_rank_and_ends_with_the_same_weights(tmp_path, tiny_text_dir, data_sources):
     """2 gloo processes x 4 steps per epoch x 2 epochs; rank 1 is killed after step 3, one step after the step
-    checkpoint of step 2: torchrun restarts both processes, which go on from that checkpoint. The uninterrupted
+    checkpoint of step 2: torchrun restarts both processes, which go on from that checkpoint; only rank 0 writes
+    files (the checks of a plain two-process torchrun run, which this one covers). The uninterrupted
     run is the same two ranks started warm (tests/warm_python.py), one thread each as under torchrun."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     straight = write_config(tmp_path / "straight", tiny_text_dir, data_sources["files"], workers=0, batch_size=2)
@@ -145,3 +146,8 @@ def test_torchrun_restarts_a_killed_rank_and_ends_with_the_same_weights(tmp_path
                   "-c", str(restarted), "--resume", "auto"])
     assert "at epoch 1, batch 2, step 2" in result.stderr  # the restart resumed from the step checkpoint
     assert_bit_identical(final_weights(straight), final_weights(restarted))
+    experiment = restarted.parent / "outputs" / "run"  # two processes under torchrun: only rank 0 writes
+    assert sorted(path.name for path in experiment.iterdir()) == ["best.pt", "config.yaml", "last.prev.pt", "last.pt",
+                                                                  "train.log", "training_curves.png"]
+    assert read_checkpoint(experiment / "last.pt")["global_step"] == 8  # 2 epochs x 4 steps of 2 x 2 clips
+    assert "with 2 process(es)" in (experiment / "train.log").read_text()
