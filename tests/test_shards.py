@@ -18,9 +18,10 @@ from data_handling.audio_paths import AudioPathResolver
 from data_handling.caption_dataset import CaptionAudioDataset, collate_captions
 from data_handling.caption_sources import read_wavcaps_jsons
 from data_handling.samplers import DurationBucketBatchSampler
+from data_handling.shards.format import ClipRecord
 from data_handling.shards.manifest import ShardError, expand_shard_urls, read_manifest
 from data_handling.shards.reader import open_shard_dataset
-from data_handling.shards.writer import group_clips, verify_shards, write_shards
+from data_handling.shards.writer import PlannedClip, group_clips, plan_hash, verify_shards, write_shards
 from data_handling.training_items import fill_missing_durations, prepare_training_items, resolve_audio_paths
 from tests.warm_python import run_ranks
 from tools.make_shards import main as shards_main
@@ -169,6 +170,25 @@ def test_rewriting_keeps_finished_shards(corpus, shards, tmp_path):
                         "--out", str(copy), "--clips-per-shard", "3"]) == 2  # no blacklist: another plan
     write_from(corpus, copy)  # the same plan again: every shard kept
     assert kept.stat().st_mtime_ns == stamp
+    assert shards_main(["--json-files", *corpus["json_files"], "--blacklist", corpus["blacklist"], "--audio-root",
+                        corpus["audio_root"], "--out", str(copy), "--clips-per-shard", "3",
+                        "--bits", "16"]) == 2  # 16-bit FLAC (24 is the default): another plan
+
+
+def test_plan_hash_changes_with_every_clip_and_option():
+    """The hash that lets a rerun keep finished shards names everything they hold: a change of any clip's audio
+    path or record, of the grouping into shards, or of an option is another plan."""
+    def clip(index: int, caption: str = "rain", path: str = "a.flac") -> PlannedClip:
+        return PlannedClip(path, ClipRecord(index, f"id{index}", (caption,), 2.0, 0.0, "x.json", path))
+
+    plan = [[clip(0), clip(1)], [clip(2)]]
+    base = plan_hash(plan, 10.0, 16, "kaiser_best")
+    assert plan_hash([[clip(0), clip(1)], [clip(2)]], 10.0, 16, "kaiser_best") == base  # same inputs, same hash
+    changed = [[[clip(0), clip(1, caption="wind")], [clip(2)]], [[clip(0), clip(1, path="b.flac")], [clip(2)]],
+               [[clip(0)], [clip(1), clip(2)]], [[clip(0), clip(1)], [clip(2)], []]]
+    assert all(plan_hash(other, 10.0, 16, "kaiser_best") != base for other in changed)
+    assert plan_hash(plan, 5.0, 16, "kaiser_best") != base and plan_hash(plan, 10.0, 24, "kaiser_best") != base
+    assert plan_hash(plan, 10.0, 16, "soxr_hq") != base
 
 
 @pytest.mark.slow
