@@ -241,6 +241,7 @@ def test_kaiser_best_is_resampys_own_output(tmp_path, rate, frames):
     assert not np.array_equal(got[:len(own)], load_audio(tmp_path / "x.wav", 32000)[:len(own)])  # soxr_hq differs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate, channels", [(44100, 2), (48000, 1), (8000, 1)])
 def test_kaiser_best_window_equals_whole_decoding_cut(tmp_path, rate, channels):
     path = tmp_path / "noise.flac"

@@ -230,6 +230,7 @@ def tiny_checkpoint(config: dict, path: Path, seed: int) -> dict[str, torch.Tens
     return learnable(model.state_dict())
 
 
+@pytest.mark.slow
 def test_interpolation_ends_are_the_inputs_and_the_middle_is_the_mean(tiny_config, tmp_path):
     init = tiny_checkpoint(tiny_config, tmp_path / "init.pt", seed=0)
     finetuned = tiny_checkpoint(tiny_config, tmp_path / "finetuned.pt", seed=1)

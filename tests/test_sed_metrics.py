@@ -102,6 +102,7 @@ def test_random_scores_are_poor():
     assert metrics["segment_f1"] < oracle["segment_f1"] - 0.25
 
 
+@pytest.mark.slow
 def test_metrics_side_by_side_equal_one_process_and_fall_back_on_failure(monkeypatch):
     import tools.eval.sed_metrics as sed_metrics_module
 
@@ -150,6 +151,7 @@ def test_grounding_threshold_is_strict():
     assert GROUNDING_THRESHOLDS[0] == pytest.approx(0.01) and GROUNDING_THRESHOLDS[-1] == pytest.approx(0.99)
 
 
+@pytest.mark.slow
 def test_grounding_median_filter_once_equals_binarise_then_filter_at_every_threshold():
     """grounding_psds filters each curve once, then thresholds it: the regions of the reference's order
     (binarise, median filter, join gaps) at every threshold, ties at the threshold included."""

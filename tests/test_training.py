@@ -104,6 +104,7 @@ def corpus_with_corrupt_file(synthetic_corpus, tmp_path):
     return corpus
 
 
+@pytest.mark.slow
 def test_corrupt_file_is_skipped_and_counted(tiny_config, corpus_with_corrupt_file, tmp_path):
     config = parse_config(training_config(tiny_config, corpus_with_corrupt_file, training={"epochs": 1}))
     trainer = Trainer(config, tmp_path / "exp")
