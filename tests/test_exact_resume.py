@@ -25,7 +25,7 @@ from tests.warm_python import run_python, run_ranks
 from tools.make_shards import main as shards_main
 from tools.tiny_model import tiny_config_dict
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("exact_resume")]  # one worker builds the module fixtures
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 KILLER = REPO / "tests" / "kill_during_training.py"
@@ -110,6 +110,7 @@ def uninterrupted(tmp_path_factory, tiny_text_dir, data_sources) -> dict[str, di
     return weights
 
 
+@pytest.mark.xdist_group("exact_resume")  # one worker runs the four cases and builds `uninterrupted` once
 @pytest.mark.parametrize(("source", "workers", "killed_after_step"),
                          [("files", 0, 2), ("files", 2, 6), ("shards", 0, 6), ("shards", 2, 2)])
 def test_sigkill_after_a_step_checkpoint_then_resume_auto_is_exact(source, workers, killed_after_step, tmp_path,
