@@ -2,9 +2,9 @@
 with the weights of an uninterrupted run, bit for bit, from files or shards, with 0 or 2 loader workers; a
 torchrun with --max-restarts 1 whose rank 1 is killed mid-epoch likewise (gloo, 2 CPU processes).
 
-Every run is a real `pretrain.py` process (tests/kill_during_training.py kills it; tests/warm_python.py starts
-the single-process ones warm): the tiny model, 16
-synthetic clips cropped to 2 s windows (crop offsets drawn), SpecAugment and DropPath on (step draws).
+Every run is a real `pretrain.py` process (tests/kill_during_training.py kills it; all but torchrun's start warm,
+tests/warm_python.py): the tiny model, 16 synthetic clips cropped to 2 s windows (crop offsets drawn),
+SpecAugment and DropPath on (step draws).
 """
 
 from __future__ import annotations
