@@ -4,9 +4,6 @@ rank 0 writes) is tests/test_exact_resume.py's torchrun test."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from models.losses import ContrastiveLoss
-from tests.warm_python import run_ranks
+from tests.warm_python import run_in_own_session, run_ranks
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_SIZE = 2
@@ -71,12 +68,6 @@ def test_a_process_restarted_by_torchrun_joins_the_new_attempt_not_the_dead_one(
     reads the killed rank's old address and gloo fails ("connectFullMesh failed ... Connection refused")."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "--max-restarts", "1", str(REPO / "tests" / "restart_attempt_worker.py")]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:  # the hung workers go with torchrun: kill the whole session
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-    assert process.returncode == 0, stderr[-3000:]
-    assert "attempt 1 rank 0 sum 4" in stdout and "attempt 1 rank 1 sum 4" in stdout
+    result = run_in_own_session(command, timeout=60)  # hung workers go with torchrun's session
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "attempt 1 rank 0 sum 4" in result.stdout and "attempt 1 rank 1 sum 4" in result.stdout

@@ -10,7 +10,6 @@ SpecAugment and DropPath on (step draws).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 
 from data_handling.synthetic.corpus import corpus_paths
 from models.checkpoint import read_checkpoint
-from tests.warm_python import run_python, run_ranks
+from tests.warm_python import run_in_own_session, run_python, run_ranks
 from tools.make_shards import main as shards_main
 from tools.tiny_model import tiny_config_dict
 
@@ -57,17 +56,9 @@ def write_config(folder: Path, tiny_text_dir: Path, source: dict, workers: int, 
 
 
 def run(command: list[str], expected_code: int | None = 0) -> subprocess.CompletedProcess:
-    """Run `command` (torchrun) in a session of its own: past 600 s it is killed with every process it started
-    (torchrun's workers too), and the test fails with its output."""
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        pytest.fail(f"{command} ran past 600 s: {stderr[-3000:]}")
-    return check_code(subprocess.CompletedProcess(command, process.returncode, stdout, stderr), expected_code)
+    """Run `command` (torchrun) cold in a session of its own: past 600 s it is killed with every process it
+    started (torchrun's workers too), and the test fails with its output."""
+    return check_code(run_in_own_session(command, timeout=600), expected_code)
 
 
 def run_script(args: list[str], expected_code: int | None = 0) -> subprocess.CompletedProcess:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import struct
-import subprocess
 import sys
 import types
 import zlib
@@ -18,6 +16,7 @@ import yaml
 
 import pretrain
 from models.checkpoint import read_checkpoint
+from tests.warm_python import run_in_own_session
 from tools.train.trainer import TrainingInterrupted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,24 +65,6 @@ def history_rows(records: list) -> list[dict]:
             for history in records_of(records, "history")]
 
 
-def run_in_own_session(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """Run `command` in a new process group; whatever it leaves behind (wandb's service) is killed after it."""
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"training with wandb did not end within {timeout} s:\n{output[-3000:]}")
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return process.returncode, output
-
-
 def offline_env(tmp_path: Path) -> dict[str, str]:
     """wandb offline and silent, every folder it may write in tmp_path, no API key: no network, no login."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
@@ -113,8 +94,8 @@ def test_offline_run_holds_the_epoch_record(tiny_config, synthetic_corpus, tmp_p
     config_path.write_text(yaml.safe_dump(wandb_config(tiny_config, synthetic_corpus, tmp_path / "outputs")))
     command = [sys.executable, "-c", "import sys, pretrain; sys.exit(pretrain.main(sys.argv[1:]))",
                "-c", str(config_path)]
-    code, output = run_in_own_session(command, offline_env(tmp_path), TRAINING_TIMEOUT_S)
-    assert code == 0, output[-3000:]
+    result = run_in_own_session(command, timeout=TRAINING_TIMEOUT_S, env=offline_env(tmp_path))  # and wandb's service
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
 
     experiment = tmp_path / "outputs" / "wandb_offline"
     run_dirs = sorted((experiment / "wandb").glob("offline-run-*"))

@@ -1,14 +1,18 @@
 """tests/warm_python.py, the warm start of the tests' script processes, behaves as `python` does: exit status,
-stdout and stderr, an uncaught exception, SIGKILL, argv and `-m`; run_ranks names a failed rank."""
+stdout and stderr, an uncaught exception, SIGKILL, argv and `-m`; run_ranks names a failed rank; a cold command
+run in its own session leaves nothing running."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from tests.warm_python import REPO, run_python, run_ranks
+from tests.warm_python import REPO, run_in_own_session, run_python, run_ranks
 
 pytestmark = pytest.mark.slow  # each worker's first warm process starts the forkserver: about 5 s
 
@@ -49,3 +53,32 @@ def failing_on_rank_one(rank: int) -> None:
 def test_run_ranks_names_the_failed_rank_and_its_error():
     with pytest.raises(AssertionError, match=r"(?s)rank 1 of 2 failed.*ValueError: rank one broke"):
         run_ranks(failing_on_rank_one, ())
+
+
+def leaves_a_child_running(pid_file: Path, then: str) -> list[str]:
+    """A cold `python -c` that starts a sleeping child with its own output (as a service does), writes the
+    child's pid to pid_file, then runs `then`."""
+    return [sys.executable, "-c", "import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], "
+            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n{then}"]
+
+
+def gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_cold_command_leaves_nothing_running_and_past_its_time_fails_the_test(tmp_path):
+    ended = run_in_own_session(leaves_a_child_running(tmp_path / "a.pid", "print('done')"), timeout=60)
+    assert (ended.returncode, ended.stdout) == (0, "done\n")
+    assert gone(int((tmp_path / "a.pid").read_text()))
+    with pytest.raises(pytest.fail.Exception, match="did not end within 3 s"):
+        run_in_own_session(leaves_a_child_running(tmp_path / "b.pid", "time.sleep(120)"), timeout=3)
+    assert gone(int((tmp_path / "b.pid").read_text()))

@@ -10,7 +10,10 @@ interpreter's atexit functions run and non-daemon threads are joined. What is no
 imported are not imported again (their import-time settings come from the server's environment), which is why
 torchrun's workers and the benchmarks, which time a cold start, keep real interpreters.
 
-run_ranks starts the ranks of a gloo process group the same way, for tests that run a function on each rank as
+run_in_own_session runs a command cold, where a fresh interpreter is the point (torchrun, wandb's service), in a
+session of its own so that nothing it started outlives it.
+
+run_ranks starts the ranks of a gloo process group the same way as run_python, for tests that run a function on each rank as
 torchrun would: mp.spawn would cold-start each rank (and make its DataLoader workers spawned rather than forked,
 as under torchrun), and forking the test process itself fails once it has run autograd.
 """
@@ -30,6 +33,8 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PRELOAD = ["torch", "timm.models.swin_transformer", "transformers", "tools.train.trainer", "tools.eval.cli"]
@@ -131,6 +136,27 @@ def run_python(args: list[str], *, cwd: Path = REPO, env: dict[str, str] | None 
     if timed_out:
         raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
     return subprocess.CompletedProcess(command, process.exitcode, stdout, stderr)
+
+
+def run_in_own_session(command: list[str], *, timeout: float, env: dict[str, str] | None = None
+                       ) -> subprocess.CompletedProcess:
+    """`command` (cold) from the repository root in a session of its own, stdout and stderr as text. Whatever it
+    leaves running (torchrun's workers, wandb's service) is killed after it ends; past `timeout` s everything is
+    killed and the test fails with the end of its stderr."""
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{command} did not end within {timeout} s:\n{stderr[-3000:]}")
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ from tools.eval.common import (
     check_evaluation_sets,
     long_audio_mode,
     make_prompts,
+    missing_audio,
     require_complete,
     require_embeddings,
     skipped_summary,
@@ -67,9 +68,7 @@ def check_classification_set(path: str | Path) -> dict[str, Any]:
     """Whether a labelled set of eval.classification_sets can be evaluated whole, without embedding anything: it
     must read (else FileNotFoundError / ValueError, as read_custom_classification) and every clip's audio file
     should exist. Returns set (the path), num_files (clips listed), missing (paths of the clips without audio)."""
-    items = read_custom_classification(path).items
-    missing = [str(item.audio_path) for item in items if not Path(item.audio_path).is_file()]
-    return {"set": str(path), "num_files": len(items), "missing": missing}
+    return missing_audio(path, [item.audio_path for item in read_custom_classification(path).items])
 
 
 def check_classification_sets(paths: Sequence[str | Path], strict: bool = False, report: bool = True

@@ -32,6 +32,13 @@ class IncompleteEvaluationError(RuntimeError):
 log = logging.getLogger(__name__)
 
 
+def missing_audio(path: str | Path, audio_paths: Sequence[str | Path]) -> dict[str, Any]:
+    """What `check_evaluation_sets` expects of one set: set (its path), num_files (clips listed), missing (the
+    paths without an audio file)."""
+    missing = [str(audio) for audio in audio_paths if not Path(audio).is_file()]
+    return {"set": str(path), "num_files": len(audio_paths), "missing": missing}
+
+
 def check_evaluation_sets(paths: Sequence[str | Path], check_one: Callable[[str | Path], dict[str, Any]],
                           setting: str, strict: bool = False, report: bool = True) -> list[dict[str, Any]]:
     """`check_one(path)` of each set listed by the config key `setting` (e.g. "eval.retrieval_jsons"), before any

@@ -20,6 +20,7 @@ from models.similarity import clip_text_similarity
 from tools.eval.common import (
     check_evaluation_sets,
     long_audio_mode,
+    missing_audio,
     require_complete,
     require_embeddings,
     skipped_summary,
@@ -115,8 +116,7 @@ def check_retrieval_set(json_path: str | Path, audio_root: str | Path | None = N
         set (the json's path), num_files (clips listed), missing (paths of the clips without an audio file).
     """
     items = read_retrieval_json(json_path, audio_root, check_audio=False, search_roots=search_roots)
-    missing = [str(item.audio_path) for item in items if not Path(item.audio_path).is_file()]
-    return {"set": str(json_path), "num_files": len(items), "missing": missing}
+    return missing_audio(json_path, [item.audio_path for item in items])
 
 
 def check_retrieval_sets(json_paths: Sequence[str | Path], strict: bool = False, report: bool = True

@@ -309,7 +309,7 @@ class Trainer:
         from tools.eval.retrieval import evaluate_retrieval
         from tools.eval.retrieval_metrics import retrieval_score
 
-        results: dict[str, Any] = {"retrieval": {}, "scores": {}}
+        results: dict[str, Any] = {"scores": {}}
 
         def retrieval(json_path: str) -> dict[str, Any]:
             return evaluate_retrieval(self.model, json_path, self.device, self.config.eval.batch_size,
