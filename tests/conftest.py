@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -23,6 +24,14 @@ def pytest_configure(config):
         threads = max(1, len(os.sched_getaffinity(0)) // workers)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
+
+
+def pytest_collection_finish(session):
+    """Collection imported torch, transformers, timm and every test module: some 500,000 objects that live until
+    the end. gc.freeze() leaves them out of every later garbage collection: the full collections during the run
+    and the five that pytest makes at exit (its unraisable-exception check) would each walk them all; objects the
+    tests make are collected as before. Saves about 3 s per worker (tests/test_training.py alone: 18.7 -> 15.0 s)."""
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ rank 0 writes) is tests/test_exact_resume.py's torchrun test."""
 
 from __future__ import annotations
 
-import sys
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from models.losses import ContrastiveLoss
-from tests.warm_python import run_in_own_session, run_ranks
+from tests.warm_python import run_python, run_ranks, warm_stand_ins
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_SIZE = 2
 PER_RANK = 3
+RESTARTED_RANKS = 4
 
 
 def global_batch(kind: str):
@@ -65,9 +66,15 @@ def test_gathered_loss_and_gradients_equal_single_process(kind, tmp_path):
 @pytest.mark.slow
 def test_a_process_restarted_by_torchrun_joins_the_new_attempt_not_the_dead_one():
     """torchrun keeps one store across --max-restarts attempts: without a prefix per attempt the restarted rank 0
-    reads the killed rank's old address and gloo fails ("connectFullMesh failed ... Connection refused")."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "--max-restarts", "1", str(REPO / "tests" / "restart_attempt_worker.py")]
-    result = run_in_own_session(command, timeout=60)  # hung workers go with torchrun's session
+    reads the killed rank's old address and gloo fails ("connectFullMesh failed ... Connection refused") or
+    waits until the time-out (tests/restart_attempt_worker.py)."""
+    with warm_stand_ins(timeout=60) as warm:  # hung workers are killed after 60 s
+        try:
+            result = run_python(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(RESTARTED_RANKS),
+                                 "--max-restarts", "1", *warm, str(REPO / "tests" / "restart_attempt_worker.py")],
+                                timeout=60)
+        except subprocess.TimeoutExpired as error:
+            pytest.fail(f"torchrun hung for 60 s: {error.stderr[-3000:]}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "attempt 1 rank 0 sum 4" in result.stdout and "attempt 1 rank 1 sum 4" in result.stdout
+    total = RESTARTED_RANKS ** 2  # two all-reduces of ones
+    assert all(f"attempt 1 rank {rank} sum {total}" in result.stdout for rank in range(RESTARTED_RANKS)), result.stdout

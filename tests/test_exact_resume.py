@@ -2,8 +2,8 @@
 with the weights of an uninterrupted run, bit for bit, from files or shards, with 0 or 2 loader workers; a
 torchrun with --max-restarts 1 whose rank 1 is killed mid-epoch likewise (gloo, 2 CPU processes).
 
-Every run is a real `pretrain.py` process (tests/kill_during_training.py kills it; all but torchrun's start warm,
-tests/warm_python.py): the tiny model, 16 synthetic clips cropped to 2 s windows (crop offsets drawn),
+Every run is a real `pretrain.py` process (tests/kill_during_training.py kills it), started warm
+(tests/warm_python.py; torchrun's workers through warm stand-ins): the tiny model, 16 synthetic clips cropped to 2 s windows (crop offsets drawn),
 SpecAugment and DropPath on (step draws).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import yaml
 
 from data_handling.synthetic.corpus import corpus_paths
 from models.checkpoint import read_checkpoint
-from tests.warm_python import run_in_own_session, run_python, run_ranks
+from tests.warm_python import run_python, run_ranks, warm_stand_ins
 from tools.make_shards import main as shards_main
 from tools.tiny_model import tiny_config_dict
 
@@ -53,12 +52,6 @@ def write_config(folder: Path, tiny_text_dir: Path, source: dict, workers: int, 
     path = folder / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def run(command: list[str], expected_code: int | None = 0) -> subprocess.CompletedProcess:
-    """Run `command` (torchrun) cold in a session of its own: past 600 s it is killed with every process it
-    started (torchrun's workers too), and the test fails with its output."""
-    return check_code(run_in_own_session(command, timeout=600), expected_code)
 
 
 def run_script(args: list[str], expected_code: int | None = 0) -> subprocess.CompletedProcess:
@@ -130,12 +123,13 @@ def test_torchrun_restarts_a_killed_rank_and_ends_with_the_same_weights(tmp_path
     checkpoint of step 2: torchrun restarts both processes, which go on from that checkpoint; only rank 0 writes
     files (the checks of a plain two-process torchrun run, which this one covers). The uninterrupted
     run is the same two ranks started warm (tests/warm_python.py), one thread each as under torchrun."""
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     straight = write_config(tmp_path / "straight", tiny_text_dir, data_sources["files"], workers=0, batch_size=2)
     run_ranks(pretrain_rank, (str(straight),))
     restarted = write_config(tmp_path / "restarted", tiny_text_dir, data_sources["files"], workers=0, batch_size=2)
-    result = run([*torchrun, "--max-restarts", "1", str(KILLER), "--rank", "1", "--after-step", "3", "--",
-                  "-c", str(restarted), "--resume", "auto"])
+    with warm_stand_ins() as warm:
+        result = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--max-restarts",
+                             "1", *warm, str(KILLER), "--rank", "1", "--after-step", "3", "--",
+                             "-c", str(restarted), "--resume", "auto"])
     assert "at epoch 1, batch 2, step 2" in result.stderr  # the restart resumed from the step checkpoint
     assert_bit_identical(final_weights(straight), final_weights(restarted))
     experiment = restarted.parent / "outputs" / "run"  # two processes under torchrun: only rank 0 writes

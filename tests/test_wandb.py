@@ -16,7 +16,7 @@ import yaml
 
 import pretrain
 from models.checkpoint import read_checkpoint
-from tests.warm_python import run_in_own_session
+from tests.warm_python import run_python
 from tools.train.trainer import TrainingInterrupted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,9 +92,7 @@ def test_offline_run_holds_the_epoch_record(tiny_config, synthetic_corpus, tmp_p
     pytest.importorskip("wandb", reason="wandb is in requirements.txt: pip install -r requirements.txt")
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(wandb_config(tiny_config, synthetic_corpus, tmp_path / "outputs")))
-    command = [sys.executable, "-c", "import sys, pretrain; sys.exit(pretrain.main(sys.argv[1:]))",
-               "-c", str(config_path)]
-    result = run_in_own_session(command, timeout=TRAINING_TIMEOUT_S, env=offline_env(tmp_path))  # and wandb's service
+    result = run_python(["pretrain.py", "-c", str(config_path)], timeout=TRAINING_TIMEOUT_S, env=offline_env(tmp_path))
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
 
     experiment = tmp_path / "outputs" / "wandb_offline"

@@ -21,17 +21,21 @@ as under torchrun), and forking the test process itself fails once it has run au
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import multiprocessing
 import os
 import runpy
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,14 +77,18 @@ def _start_as_python(env: dict[str, str]) -> None:
 
 
 def _run_as_main(args: list[str], cwd: str, env: dict[str, str], stdout_path: str, stderr_path: str) -> None:
-    """In the forked process: become `python *args`; never returns."""
+    """In the forked process: become `python *args` writing to these two files; never returns."""
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    for fd, path in ((1, stdout_path), (2, stderr_path)):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_TRUNC), fd)
+    _become_python(args, cwd, env)
+
+
+def _become_python(args: list[str], cwd: str, env: dict[str, str]) -> None:
+    """In a forked process whose fds 0, 1 and 2 are set: run `python *args` and exit as it would; never returns."""
     os.setsid()  # a process group of its own, as the tests' subprocesses have (start_new_session)
     os.chdir(cwd)
     _start_as_python(env)
-    stdin = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(stdin, 0)
-    for fd, path in ((1, stdout_path), (2, stderr_path)):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_TRUNC), fd)
     sys.stdin = open(0, closefd=False)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
@@ -109,6 +117,11 @@ def _run_as_main(args: list[str], cwd: str, env: dict[str, str], stdout_path: st
     os._exit(code)
 
 
+def _kill_group(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+
+
 def run_python(args: list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None,
                timeout: float = 600) -> subprocess.CompletedProcess:
     """`python *args` (args such as ["pretrain.py", "-c", "x.yaml"], ["-m", "tools.check_data", ...] or ["-c", code])
@@ -125,12 +138,8 @@ def run_python(args: list[str], *, cwd: Path = REPO, env: dict[str, str] | None 
         process.start()
         process.join(timeout)
         timed_out = process.exitcode is None
-        if timed_out:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.join()
+        _kill_group(process.pid)  # on a time-out; else whatever it left running (wandb's service)
+        process.join()
         stdout, stderr = stdout_path.read_text(errors="replace"), stderr_path.read_text(errors="replace")
     command = [sys.executable, *args]
     if timed_out:
@@ -148,15 +157,97 @@ def run_in_own_session(command: list[str], *, timeout: float, env: dict[str, str
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        _kill_group(process.pid)
         stdout, stderr = process.communicate()
         pytest.fail(f"{command} did not end within {timeout} s:\n{stderr[-3000:]}")
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(process.pid)
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+STAND_IN = REPO / "tests" / "warm_stand_in.py"
+
+
+@contextlib.contextmanager
+def warm_stand_ins(timeout: float = 600) -> Iterator[list[str]]:
+    """For a launcher that starts `python SCRIPT ARGS` itself (torchrun): yields the words to put before SCRIPT,
+    [STAND_IN, socket], so that it starts tests/warm_stand_in.py instead, a light process that has SCRIPT run
+    warm (as run_python does) on its own stdin, stdout, stderr and environment, forwards the signals it receives
+    and ends as SCRIPT ended (its exit status, or killed by the same signal). On leaving, any process still
+    running is killed."""
+    with tempfile.TemporaryDirectory() as folder:
+        socket_path = str(Path(folder, "warm.sock"))
+        server = _forkserver().Process(target=_serve_stand_ins, args=(socket_path, timeout))
+        server.start()
+        try:
+            while not os.path.exists(socket_path):
+                if not server.is_alive():
+                    raise RuntimeError(f"the stand-ins' server ended at start with exit status {server.exitcode}")
+                time.sleep(0.01)
+            yield [str(STAND_IN), socket_path]
+        finally:
+            server.terminate()  # its SIGTERM handler kills the processes it started
+            server.join()
+
+
+def _serve_stand_ins(socket_path: str, timeout: float) -> None:
+    """In a process of the forkserver: for each stand-in that connects, fork a process that becomes `python
+    *args` on the stand-in's fds 0, 1, 2 (sent with the request); pass on each signal number the stand-in sends;
+    send back the exit status. A stand-in that hangs up has its process killed with SIGKILL; so has every
+    process at SIGTERM or after `timeout` s."""
+    processes: dict[int, socket.socket] = {}
+
+    def kill_all_and_exit(*_) -> None:
+        for pid in processes:
+            _kill_group(pid)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, kill_all_and_exit)
+    signal.signal(signal.SIGALRM, kill_all_and_exit)
+    signal.alarm(int(timeout))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(socket_path)
+    listener.listen()
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select(timeout=0.02):
+            if key.fileobj is listener:
+                connection, _ = listener.accept()
+                message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+                request = json.loads(message)
+                pid = os.fork()
+                if pid == 0:
+                    for signal_number in (signal.SIGTERM, signal.SIGALRM):
+                        signal.signal(signal_number, signal.SIG_DFL)
+                    signal.alarm(0)
+                    for target, fd in enumerate(fds):
+                        os.dup2(fd, target)
+                    for unused in (listener, connection, *processes.values()):
+                        unused.close()
+                    _become_python(request["args"], request["cwd"], request["env"])
+                for fd in fds:
+                    os.close(fd)
+                processes[pid] = connection
+                selector.register(connection, selectors.EVENT_READ, pid)
+            else:
+                message = key.fileobj.recv(64)
+                if message:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(key.data, int(message))  # as a launcher signals its worker's group
+                else:  # the stand-in is gone
+                    _kill_group(key.data)
+                    selector.unregister(key.fileobj)
+        while processes:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            connection = processes.pop(pid)
+            with contextlib.suppress(OSError):
+                connection.send(str(os.waitstatus_to_exitcode(status)).encode())
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(connection)
+            connection.close()
 
 
 def free_port() -> int:
