@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import yaml
 
 from data_handling.training_items import prepare_training_items
 from tests.test_caption_dataset import WavCapsFixture, make_wavcaps_fixture, wavcaps, write_json, write_noise
+from tests.warm_python import run_python
 from tools.check_data import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,8 +97,7 @@ def test_command_line_with_a_yaml(corpus, tmp_path):
               "data_args": {"audio_root": str(corpus.audio_root), "skip_missing": True}}
     config_path = tmp_path / "train.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "tools.check_data", "-c", str(config_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    result = run_python(["-m", "tools.check_data", "-c", str(config_path)], cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"report: {tmp_path / 'check_data.json'}" in result.stdout
     report = json.loads((tmp_path / "check_data.json").read_text())
@@ -121,9 +119,8 @@ def test_command_line_never_pairs_soundbible_clips_with_freesound_files(tmp_path
         {"id": "2218", "audio": "/mnt/data/FreeSound_flac/2218.wav", "caption": "rain", "duration": 1.0},
         {"id": "2219", "audio": "/mnt/data/FreeSound_flac/2219.flac", "caption": "wind", "duration": 1.0}]))
     out = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "tools.check_data", "--json", str(soundbible),
-                             str(freesound), "--audio-root", str(root), "--out", str(out), "--strict"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    result = run_python(["-m", "tools.check_data", "--json", str(soundbible), str(freesound), "--audio-root",
+                         str(root), "--out", str(out), "--strict"], cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 1, result.stderr  # --strict: files are missing
     assert "error: 1232 audio files missing or unreadable (--strict)" in result.stderr
     rows = {cells[0]: cells for cells in map(str.split, result.stdout.splitlines()) if cells and cells[0].endswith(".json")}

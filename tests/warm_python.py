@@ -8,16 +8,15 @@ operation, so no thread pool is forked), then runs the script as `python` would:
 argv, working directory, environment, stdout and stderr, process group and exit status; at exit the
 interpreter's atexit functions run and non-daemon threads are joined. What is not the same: modules the server
 imported are not imported again (their import-time settings come from the server's environment), which is why
-torchrun's workers and the benchmarks, which time a cold start, keep real interpreters.
+the benchmarks that time a cold start keep real interpreters.
 
-run_in_own_session runs a command cold, where a fresh interpreter is the point (torchrun, wandb's service), in a
-session of its own so that nothing it started outlives it.
+warm_stand_ins does the same for the processes a launcher starts itself (torchrun's workers): the launcher starts
+a light stand-in (tests/warm_stand_in.py), which has the script run warm and ends as it ends.
 
-run_ranks starts the ranks of a gloo process group the same way as run_python, for tests that run a function on each rank as
-torchrun would: mp.spawn would cold-start each rank (and make its DataLoader workers spawned rather than forked,
-as under torchrun), and forking the test process itself fails once it has run autograd.
+run_ranks starts the ranks of a gloo process group the same way as run_python, for tests that run a function on
+each rank as torchrun would: mp.spawn would cold-start each rank (and make its DataLoader workers spawned rather
+than forked, as under torchrun), and forking the test process itself fails once it has run autograd.
 """
-
 from __future__ import annotations
 
 import atexit
@@ -38,10 +37,13 @@ import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
-PRELOAD = ["torch", "timm.models.swin_transformer", "transformers", "tools.train.trainer", "tools.eval.cli"]
+PRELOAD = ["torch", "timm.models.swin_transformer",
+           "transformers.models.auto.modeling_auto", "transformers.models.bert.modeling_bert",  # built lazily else
+           "tools.train.trainer", "tools.eval.cli", "tools.eval.plots", "tools.eval.report_card",
+           "pytest"]  # run_ranks' functions live in test modules
+"""What the server imports once: each process would otherwise import these itself (transformers' BERT classes
+and matplotlib take about 2 s of CPU together)."""
 
 _context = None
 
@@ -145,24 +147,6 @@ def run_python(args: list[str], *, cwd: Path = REPO, env: dict[str, str] | None 
     if timed_out:
         raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
     return subprocess.CompletedProcess(command, process.exitcode, stdout, stderr)
-
-
-def run_in_own_session(command: list[str], *, timeout: float, env: dict[str, str] | None = None
-                       ) -> subprocess.CompletedProcess:
-    """`command` (cold) from the repository root in a session of its own, stdout and stderr as text. Whatever it
-    leaves running (torchrun's workers, wandb's service) is killed after it ends; past `timeout` s everything is
-    killed and the test fails with the end of its stderr."""
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        stdout, stderr = process.communicate()
-        pytest.fail(f"{command} did not end within {timeout} s:\n{stderr[-3000:]}")
-    finally:
-        _kill_group(process.pid)
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 STAND_IN = REPO / "tests" / "warm_stand_in.py"
