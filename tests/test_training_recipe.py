@@ -18,7 +18,7 @@ from tests.warm_python import run_ranks
 from tools.config import OptimArgs, parse_config
 from tools.train.model_files import best_file_names
 from tools.train.optim import CosineWithWarmup, build_optimizer
-from tools.train.trainer import Trainer
+from tools.train.trainer import CURVES_REDRAW_S, Trainer, curves_due
 
 AUDIO_ARGS = {"sr": 32000, "n_fft": 1024, "hop_length": 320, "f_min": 50, "f_max": 14000, "n_mels": 64}
 
@@ -164,6 +164,7 @@ def fake_retrieval(scores_by_epoch: dict[int, list[float]], trainer_box: list, s
 @pytest.mark.slow
 def test_best_file_per_set_ties_to_later_epoch_snapshots_and_last_before_eval(
         tiny_config, synthetic_corpus, tmp_path, monkeypatch, caplog):
+    import tools.eval.plots
     import tools.eval.retrieval
 
     config = parse_config(recipe_config(tiny_config, synthetic_corpus, epochs=3))
@@ -172,6 +173,10 @@ def test_best_file_per_set_ties_to_later_epoch_snapshots_and_last_before_eval(
     # set A: 5, 7, 7 (tie at epoch 3 -> epoch 3); set B: 9, fails, 4 (stays at epoch 1)
     scores = {1: [5.0, 9.0], 2: [7.0, None], 3: [7.0, 4.0]}
     monkeypatch.setattr(tools.eval.retrieval, "evaluate_retrieval", fake_retrieval(scores, trainer_box, seen_last))
+    drawn: list[int] = []  # the epochs each drawing of training_curves.png shows
+    draw = tools.eval.plots.plot_training_curves
+    monkeypatch.setattr(tools.eval.plots, "plot_training_curves",
+                        lambda history, path: drawn.append(len(history)) or draw(history, path))
     trainer = Trainer(config, tmp_path / "exp")
     trainer_box.append(trainer)
     with caplog.at_level(logging.ERROR, logger="tools.train.trainer"):
@@ -198,8 +203,16 @@ def test_best_file_per_set_ties_to_later_epoch_snapshots_and_last_before_eval(
     assert epoch_of("model_2.pt") == 2 and epoch_of("model_3.pt") == 3
     assert [record["lr"] for record in history] == [pytest.approx(trainer.scheduler.lr_at(epoch * trainer.schedule_steps_per_epoch + 1))
                                                      for epoch in range(3)]
-    curves = plt.imread(experiment / "training_curves.png")  # written every epoch, readable
+    curves = plt.imread(experiment / "training_curves.png")  # readable
     assert curves.shape[:2] == (400, 1400)
+    assert drawn == [3]  # three quick epochs: drawn once, after the last
+
+
+def test_curves_are_redrawn_30_s_after_the_last_drawing_and_after_the_last_epoch():
+    assert not curves_due(epoch=1, last_epoch=3, seconds_since_drawn=CURVES_REDRAW_S - 0.1)
+    assert curves_due(epoch=1, last_epoch=3, seconds_since_drawn=CURVES_REDRAW_S)
+    assert curves_due(epoch=3, last_epoch=3, seconds_since_drawn=0.0)
+    assert CURVES_REDRAW_S == 30.0  # docs/training.md
 
 
 def test_training_curves_show_every_set_with_gaps_for_failed_evaluations(tmp_path):

@@ -60,6 +60,17 @@ class TooManyBadSteps(RuntimeError):
     """Several consecutive non-finite losses: the run stopped."""
 
 
+CURVES_REDRAW_S = 30.0
+"""training_curves.png is redrawn after an epoch once this many seconds have passed since its last drawing (or
+the start of training), and always after the last epoch: a drawing takes about 0.3 s of CPU, nothing beside a real epoch but most of a
+tiny one (a 20-epoch run of the tests' tiny model spent 6 s drawing)."""
+
+
+def curves_due(epoch: int, last_epoch: int, seconds_since_drawn: float) -> bool:
+    """Whether to redraw training_curves.png after `epoch` (see CURVES_REDRAW_S)."""
+    return epoch >= last_epoch or seconds_since_drawn >= CURVES_REDRAW_S
+
+
 def autocast_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, whether a GradScaler is needed) for `training.amp` on `device`."""
     if device.type != "cuda" or amp == "off":
@@ -151,6 +162,7 @@ class Trainer:
             self.start_from_weights(self.config.training.init_from)
         last_epoch = min(until_epoch or self.config.training.epochs, self.config.training.epochs)
         previous_handlers = self._install_signal_handlers()
+        self._curves_drawn_at = time.monotonic()  # of the last training_curves.png, or of this call's start
         try:
             while self.epoch < last_epoch:
                 record = self.train_epoch()
@@ -162,7 +174,8 @@ class Trainer:
                 self.history.append(record)
                 self._save_best_files(record)
                 self.save_training_state(self.experiment_dir / LAST)  # with the epoch's scores
-                self._plot_curves()
+                if curves_due(self.epoch, last_epoch, time.monotonic() - self._curves_drawn_at):
+                    self._plot_curves()
                 if self.epoch_callback is not None and self.dist.is_main:
                     self.epoch_callback(record)
         finally:
@@ -492,6 +505,7 @@ class Trainer:
             return
         from tools.eval.plots import plot_training_curves
 
+        self._curves_drawn_at = time.monotonic()
         try:
             plot_training_curves(self.history, self.experiment_dir / "training_curves.png")
         except (OSError, ValueError, RuntimeError) as error:
