@@ -17,6 +17,7 @@ run_ranks starts the ranks of a gloo process group the same way as run_python, f
 each rank as torchrun would: mp.spawn would cold-start each rank (and make its DataLoader workers spawned rather
 than forked, as under torchrun), and forking the test process itself fails once it has run autograd.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -199,6 +200,9 @@ def _serve_stand_ins(socket_path: str, timeout: float) -> None:
             if key.fileobj is listener:
                 connection, _ = listener.accept()
                 message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+                if not message or len(fds) != 3:  # a stand-in that ended before it asked
+                    connection.close()
+                    continue
                 request = json.loads(message)
                 pid = os.fork()
                 if pid == 0:
@@ -207,6 +211,9 @@ def _serve_stand_ins(socket_path: str, timeout: float) -> None:
                     signal.alarm(0)
                     for target, fd in enumerate(fds):
                         os.dup2(fd, target)
+                    for fd in fds:
+                        if fd > 2:
+                            os.close(fd)
                     for unused in (listener, connection, *processes.values()):
                         unused.close()
                     _become_python(request["args"], request["cwd"], request["env"])
