@@ -76,12 +76,15 @@ def test_the_reference_comparison_needs_the_esc50_task_and_a_checkout(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tasks", ["sed,grounding", "retrieval,train"])  # two halves: two workers run them at once
-def test_scripts_benchmark_runs_every_other_script_and_training_tiny(tmp_path, synthetic_corpus, tasks,
-                                                                     warm_processes):
+def test_scripts_benchmark_runs_every_other_script_and_training_tiny(tmp_path, synthetic_corpus, tiny_text_dir,
+                                                                     tasks, warm_processes):
     """benchmarks.scripts on tiny data sets shaped as AudioSet-strong, AudioGrounding and Clotho (ESC-50:
-    the test above) and two short training runs: every script succeeds, its in-process split gives the script's
-    numbers, and the stages add up."""
-    corpus = [f"synthetic.root={synthetic_corpus}", "synthetic.num_train=16", "synthetic.num_test=6"]
+    the test above) and two short training runs (the quickstart on the tests' corpus with the tiny text tower,
+    batches of 4): every script succeeds, its in-process split gives the script's numbers, and the stages add
+    up."""
+    corpus = [f"synthetic.root={synthetic_corpus}", "synthetic.num_train=16", "synthetic.num_test=6",
+              f"text_encoder_args.type={tiny_text_dir}", "text_encoder_args.pretrained=false",
+              "data_args.batch_size=4"]
     report = main(["--preset", "tiny", "--tasks", tasks, "--clips", "sed=4,grounding=3,retrieval=3",
                    "--model-repeats", "1", "--train-steps", "1,3",
                    *[item for override in corpus for item in ("--train-set", override)],

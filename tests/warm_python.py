@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -77,6 +78,7 @@ def _start_as_python(env: dict[str, str]) -> None:
         torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the forkserver reset it to SIG_DFL
     multiprocessing.set_start_method("fork", force=True)  # `python`'s default here (DataLoader workers)
+    gc.freeze()  # what the server imported lives until the end: later collections leave it alone
 
 
 def _run_as_main(args: list[str], cwd: str, env: dict[str, str], stdout_path: str, stderr_path: str) -> None:
