@@ -4,7 +4,7 @@ joins 3 s after rank 0, so that rank 0 reads the store before they have written 
 
 Whether gloo then fails depends on each pair's connecting side, which it picks by comparing the two addresses
 (ports the system draws): with 2 ranks a stale address went unnoticed in 1 run of 4, so the test runs 4 ranks,
-where rank 0 meets three stale addresses (without the per-attempt prefix it failed 8 runs of 8)."""
+where rank 0 meets three stale addresses (without the per-attempt prefix it failed 9 runs of 9)."""
 
 from __future__ import annotations
 

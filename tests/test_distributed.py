@@ -70,9 +70,9 @@ def test_a_process_restarted_by_torchrun_joins_the_new_attempt_not_the_dead_one(
     waits until the time-out (tests/restart_attempt_worker.py)."""
     with warm_stand_ins(timeout=60) as warm:  # hung workers are killed after 60 s
         try:
-            result = run_python(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(RESTARTED_RANKS),
-                                 "--max-restarts", "1", *warm, str(REPO / "tests" / "restart_attempt_worker.py")],
-                                timeout=60)
+            result = run_python(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                 str(RESTARTED_RANKS), "--max-restarts", "1", *warm,
+                                 str(REPO / "tests" / "restart_attempt_worker.py")], timeout=60)
         except subprocess.TimeoutExpired as error:
             pytest.fail(f"torchrun hung for 60 s: {error.stderr[-3000:]}")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,8 +3,8 @@ with the weights of an uninterrupted run, bit for bit, from files or shards, wit
 torchrun with --max-restarts 1 whose rank 1 is killed mid-epoch likewise (gloo, 2 CPU processes).
 
 Every run is a real `pretrain.py` process (tests/kill_during_training.py kills it), started warm
-(tests/warm_python.py; torchrun's workers through warm stand-ins): the tiny model, 16 synthetic clips cropped to 2 s windows (crop offsets drawn),
-SpecAugment and DropPath on (step draws).
+(tests/warm_python.py; torchrun's workers through warm stand-ins): the tiny model, 16 synthetic clips cropped to
+2 s windows (crop offsets drawn), SpecAugment and DropPath on (step draws).
 """
 
 from __future__ import annotations

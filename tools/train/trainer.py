@@ -62,8 +62,8 @@ class TooManyBadSteps(RuntimeError):
 
 CURVES_REDRAW_S = 30.0
 """training_curves.png is redrawn after an epoch once this many seconds have passed since its last drawing (or
-the start of training), and always after the last epoch: a drawing takes about 0.3 s of CPU, nothing beside a real epoch but most of a
-tiny one (a 20-epoch run of the tests' tiny model spent 6 s drawing)."""
+the start of training), and always after the last epoch: a drawing takes about 0.3 s of CPU, nothing beside a
+real epoch but most of a tiny one (a 20-epoch run of the tests' tiny model spent 6 s drawing)."""
 
 
 def curves_due(epoch: int, last_epoch: int, seconds_since_drawn: float) -> bool:
