@@ -61,10 +61,6 @@ def run_script(args: list[str], expected_code: int | None = 0) -> subprocess.Com
         result = run_python(args, timeout=600)
     except subprocess.TimeoutExpired as error:
         pytest.fail(f"{args} ran past 600 s: {error.stderr[-3000:]}")
-    return check_code(result, expected_code)
-
-
-def check_code(result: subprocess.CompletedProcess, expected_code: int | None) -> subprocess.CompletedProcess:
     if expected_code is not None:
         assert result.returncode == expected_code, result.stderr[-3000:]
     return result
